@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/hostkey/hostkey-mcp/invapi"
+	"github.com/hostkey/hostkey-mcp/invapi/sim"
+	"github.com/hostkey/hostkey-mcp/tools"
+)
+
+// splitLocalFlags pulls the subcommand's own flags (e.g. --json) out of args, leaving the
+// shared configuration flags for parseConfig.
+func splitLocalFlags(args []string, bools map[string]*bool, strs map[string]*string) ([]string, error) {
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		name := strings.TrimLeft(args[i], "-")
+		val, hasVal := "", false
+		if k, v, ok := strings.Cut(name, "="); ok {
+			name, val, hasVal = k, v, true
+		}
+		if !strings.HasPrefix(args[i], "-") {
+			rest = append(rest, args[i])
+			continue
+		}
+		if p, ok := bools[name]; ok {
+			*p = !hasVal || val == "true"
+			continue
+		}
+		if p, ok := strs[name]; ok {
+			if !hasVal {
+				if i+1 >= len(args) {
+					return nil, fmt.Errorf("--%s needs a value", name)
+				}
+				i++
+				val = args[i]
+			}
+			*p = val
+			continue
+		}
+		rest = append(rest, args[i])
+	}
+	return rest, nil
+}
+
+// flagsFirst moves configuration flags (and their values) before the positional
+// arguments, so `call eq_show id=1 --toolsets all` works like `call --toolsets all eq_show id=1`.
+func flagsFirst(args []string) []string {
+	takesValue := map[string]bool{}
+	for _, o := range options {
+		takesValue[o.Name] = o.Default != "true" && o.Default != "false"
+	}
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") {
+			rest = append(rest, a)
+			continue
+		}
+		flags = append(flags, a)
+		if takesValue[name] && !hasValue && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return append(flags, rest...)
+}
+
+// inProcessClient connects an MCP client to the app's server in this process: the CLI
+// takes exactly the path an assistant's call takes (schema validation, policy, handler).
+func (a *app) inProcessClient(ctx context.Context, confirm client.ElicitationHandler) (*client.Client, error) {
+	opts := []client.ClientOption{}
+	if confirm != nil {
+		opts = append(opts, client.WithElicitationHandler(confirm))
+	}
+	c, err := client.NewInProcessClientWithOptions(a.srv.MCP(), opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
+	init := mcp.InitializeRequest{}
+	// 2025-11-25 lets the server ask the person at the terminal directly (elicitation/create),
+	// also from workflows, which cannot use multi-round-trip retries.
+	init.Params.ProtocolVersion = mcp.ProtocolVersion20251125
+	init.Params.ClientInfo = mcp.Implementation{Name: "hostkey-mcp-cli", Version: "1"}
+	if confirm != nil {
+		init.Params.Capabilities.Elicitation = &mcp.ElicitationCapability{}
+	}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	asJSON, sizes := false, false
+	args, err := splitLocalFlags(args, map[string]*bool{"json": &asJSON, "sizes": &sizes}, nil)
+	if err != nil {
+		return err
+	}
+	cfg, rest, err := parseConfig("hostkey-mcp tools", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("unexpected argument %q", rest[0])
+	}
+	a, err := newApp(ctx, cfg, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if sizes {
+		return toolSizes(ctx, a, stdout)
+	}
+	if err := a.buildServer(ctx); err != nil {
+		return err
+	}
+	c, err := a.inProcessClient(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list.Tools)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOOL\tTOOLSET\tCLASS\tPIN\tDESCRIPTION")
+	sort.Slice(list.Tools, func(i, j int) bool { return list.Tools[i].Name < list.Tools[j].Name })
+	for _, t := range list.Tools {
+		toolset, class, pin := "-", classOf(t), ""
+		if act, ok := a.cat.Tool(t.Name); ok {
+			toolset, class = act.Toolset, string(act.Class)
+			if act.PIN {
+				pin = "yes"
+			}
+		}
+		desc := t.Description
+		if i := strings.Index(desc, ". "); i > 0 {
+			desc = desc[:i+1]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, toolset, class, pin, desc)
+	}
+	raw, _ := json.Marshal(list.Tools)
+	fmt.Fprintf(tw, "\n%d tools; tools/list is %d bytes (~%d tokens)\n", len(list.Tools), len(raw), len(raw)/4)
+	return tw.Flush()
+}
+
+// toolSizes measures tools/list — what every turn of the model pays for — for the
+// default selection, each toolset and everything, through a real in-process client.
+func toolSizes(ctx context.Context, a *app, w io.Writer) error {
+	sets := [][]string{tools.DefaultToolsets}
+	for _, ts := range a.cat.Toolsets() {
+		sets = append(sets, []string{ts})
+	}
+	sets = append(sets, []string{"all"})
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "toolsets\ttools\tbytes\t~tokens\t")
+	for _, set := range sets {
+		srv, err := tools.New(tools.Options{Catalog: a.cat, Client: a.client, Selection: tools.Selection{Toolsets: set}, Version: invapi.Version})
+		if err != nil {
+			return err
+		}
+		c, err := client.NewInProcessClient(srv.MCP())
+		if err != nil {
+			return err
+		}
+		if err := c.Start(ctx); err != nil {
+			return err
+		}
+		init := mcp.InitializeRequest{}
+		init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+		init.Params.ClientInfo = mcp.Implementation{Name: "sizes", Version: "1"}
+		if _, err := c.Initialize(ctx, init); err != nil {
+			return err
+		}
+		list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+		c.Close()
+		if err != nil {
+			return err
+		}
+		raw, _ := json.Marshal(list.Tools)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", strings.Join(set, ","), len(list.Tools), len(raw), len(raw)/4)
+	}
+	return tw.Flush()
+}
+
+func classOf(t mcp.Tool) string {
+	switch {
+	case t.Annotations.ReadOnlyHint != nil && *t.Annotations.ReadOnlyHint:
+		return "read"
+	case t.Annotations.DestructiveHint != nil && *t.Annotations.DestructiveHint:
+		return "destructive"
+	}
+	return "write"
+}
+
+func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+	argsJSON := ""
+	args, err := splitLocalFlags(args, nil, map[string]*string{"args": &argsJSON})
+	if err != nil {
+		return err
+	}
+	args = flagsFirst(args)
+	cfg, rest, err := parseConfig("hostkey-mcp call", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) == 0 {
+		return errors.New("usage: hostkey-mcp call <tool> [key=value ...] [--args JSON]")
+	}
+	tool, kvs := rest[0], rest[1:]
+	arguments := map[string]any{}
+	if argsJSON != "" {
+		if err := json.Unmarshal([]byte(argsJSON), &arguments); err != nil {
+			return fmt.Errorf("--args: not a JSON object: %v", err)
+		}
+	}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("argument %q: want key=value", kv)
+		}
+		setArg(arguments, k, parseScalar(v))
+	}
+	a, err := newApp(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.buildServer(ctx); err != nil {
+		return err
+	}
+	c, err := a.inProcessClient(ctx, &terminalConfirm{in: bufio.NewReader(orEmpty(stdin)), out: stderr})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	// Long workflows report stage progress: show it to the person at the terminal.
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		switch n.Method {
+		case "notifications/progress":
+			f := n.Params.AdditionalFields
+			fmt.Fprintf(stderr, "progress %v/%v: %v\n", f["progress"], f["total"], f["message"])
+		case "notifications/message":
+			fmt.Fprintf(stderr, "notice: %v\n", n.Params.AdditionalFields["data"])
+		}
+	})
+	req := mcp.CallToolRequest{}
+	req.Params.Name = tool
+	req.Params.Arguments = arguments
+	req.Params.Meta = &mcp.Meta{ProgressToken: "cli"}
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"isError": res.IsError, "content": res.Content}
+	if res.StructuredContent != nil {
+		out["structuredContent"] = res.StructuredContent
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	if res.IsError {
+		return errors.New("the tool reported an error (see isError above)")
+	}
+	return nil
+}
+
+// setArg sets a dotted key (params.location=NL) in the argument map.
+func setArg(m map[string]any, key string, v any) {
+	parts := strings.Split(key, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[p] = next
+		}
+		m = next
+	}
+	m[parts[len(parts)-1]] = v
+}
+
+// parseScalar reads numbers, booleans and JSON arrays/objects; anything else is a string.
+// A number with a leading zero stays a string (a password or PIN like 0123).
+func parseScalar(v string) any {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && (v == "0" || !strings.HasPrefix(strings.TrimPrefix(v, "-"), "0")) {
+		return float64(n)
+	}
+	if b, err := strconv.ParseBool(v); err == nil {
+		return b
+	}
+	if strings.HasPrefix(v, "[") || strings.HasPrefix(v, "{") {
+		var x any
+		if json.Unmarshal([]byte(v), &x) == nil {
+			return x
+		}
+	}
+	return v
+}
+
+// terminalConfirm answers form elicitations by asking the person at the terminal. One
+// buffered reader serves every question, so a later answer is not swallowed.
+type terminalConfirm struct {
+	in  *bufio.Reader
+	out io.Writer
+}
+
+func orEmpty(r io.Reader) io.Reader {
+	if r == nil {
+		return strings.NewReader("")
+	}
+	return r
+}
+
+func (t *terminalConfirm) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	fmt.Fprintf(t.out, "\n%s\nConfirm? [y/N] ", req.Params.Message)
+	line, _ := t.in.ReadString('\n')
+	res := &mcp.ElicitationResult{}
+	if strings.EqualFold(strings.TrimSpace(line), "y") || strings.EqualFold(strings.TrimSpace(line), "yes") {
+		res.Action = mcp.ElicitationResponseActionAccept
+		res.Content = map[string]any{"confirm": true}
+	} else {
+		res.Action = mcp.ElicitationResponseActionDecline
+	}
+	return res, nil
+}
+
+func sandboxAPICmd(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hostkey-mcp sandbox-api", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8090", "address to serve the invapi simulator on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s, err := sim.New(sim.Options{StageDuration: sim.SandboxStageDuration})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", *listen, err)
+	}
+	key, _ := s.Keys()
+	fmt.Fprintf(stderr, "invapi simulator on http://%s/\nuse it with: HOSTKEY_BASE_URL=http://%s/ HOSTKEY_API_KEY=%s hostkey-mcp\n", ln.Addr(), ln.Addr(), key)
+	return s.Serve(ctx, ln, 1)
+}

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of hostkey-mcp. Each one can come from a flag, an environment
+// variable or the config file (in that order of precedence); the option table below is
+// the single definition that --help and the README's configuration reference are made
+// from.
+type Config struct {
+	APIKey     string
+	APIKeyFile string
+	BaseURL    string
+	Sandbox    bool
+	ConfigFile string
+
+	HTTP           string
+	HTTPToken      string // HOSTKEY_HTTP_TOKEN or --http-token-file: a secret, never a flag
+	HTTPTokenFile  string
+	AllowedOrigins string
+
+	Toolsets     string
+	Tools        string
+	ExcludeTools string
+	ReadOnly     bool
+	Dynamic      bool
+
+	Servers    string
+	ServerTags string
+
+	Confirm           string
+	ConfirmWrites     bool
+	ApprovalListen    string
+	ApproverTokenFile string
+	ApproverToken     string
+	PIN               string // HOSTKEY_PIN: environment or config file only
+	PINFile           string
+	PolicyFile        string
+	DryRun            bool
+	AuditLog          string
+
+	RateGlobal      string
+	RateDestructive string
+	RateServer      string
+	RateSession     string
+
+	WebhookListen  string
+	PublicURL      string
+	DataDir        string
+	TrustedProxies string
+	CheckSourceIP  bool
+
+	LogFormat string
+	LogLevel  string
+	Timeout   time.Duration
+}
+
+// option is one setting: its flag, its environment variable and its help text.
+type option struct {
+	Name, Env, Default, Help string
+	Group                    string
+	bind                     func(fs *flag.FlagSet, c *Config, o option)
+}
+
+func str(field func(*Config) *string) func(*flag.FlagSet, *Config, option) {
+	return func(fs *flag.FlagSet, c *Config, o option) { fs.StringVar(field(c), o.Name, o.Default, o.Help) }
+}
+
+func boolean(field func(*Config) *bool) func(*flag.FlagSet, *Config, option) {
+	return func(fs *flag.FlagSet, c *Config, o option) {
+		def, _ := strconv.ParseBool(o.Default)
+		fs.BoolVar(field(c), o.Name, def, o.Help)
+	}
+}
+
+func duration(field func(*Config) *time.Duration) func(*flag.FlagSet, *Config, option) {
+	return func(fs *flag.FlagSet, c *Config, o option) {
+		def, _ := time.ParseDuration(o.Default)
+		fs.DurationVar(field(c), o.Name, def, o.Help)
+	}
+}
+
+// options is the configuration reference. Keep help texts to one line each.
+var options = []option{
+	{Group: "invapi", Name: "api-key-file", Env: "HOSTKEY_API_KEY_FILE", Help: "file holding the invapi API key (the key itself is read only from HOSTKEY_API_KEY or this file, never a flag)", bind: str(func(c *Config) *string { return &c.APIKeyFile })},
+	{Group: "invapi", Name: "base-url", Env: "HOSTKEY_BASE_URL", Default: "https://invapi.hostkey.com/", Help: "invapi endpoint (other brands and regions have their own)", bind: str(func(c *Config) *string { return &c.BaseURL })},
+	{Group: "invapi", Name: "sandbox", Env: "HOSTKEY_SANDBOX", Default: "false", Help: "serve against the built-in invapi simulator (the default when no API key is set)", bind: boolean(func(c *Config) *bool { return &c.Sandbox })},
+	{Group: "invapi", Name: "timeout", Env: "HOSTKEY_TIMEOUT", Default: "60s", Help: "timeout of one invapi request", bind: duration(func(c *Config) *time.Duration { return &c.Timeout })},
+	{Group: "general", Name: "config", Env: "HOSTKEY_CONFIG", Help: "optional config file of KEY=value lines using the environment variable names", bind: str(func(c *Config) *string { return &c.ConfigFile })},
+
+	{Group: "transport", Name: "http", Env: "HOSTKEY_HTTP", Help: "serve streamable HTTP on this address (e.g. 127.0.0.1:8080) instead of stdio", bind: str(func(c *Config) *string { return &c.HTTP })},
+	{Group: "transport", Name: "http-token-file", Env: "HOSTKEY_HTTP_TOKEN_FILE", Help: "file with the bearer token HTTP clients must send (or set HOSTKEY_HTTP_TOKEN); required when --http is not loopback", bind: str(func(c *Config) *string { return &c.HTTPTokenFile })},
+	{Group: "transport", Name: "allowed-origins", Env: "HOSTKEY_ALLOWED_ORIGINS", Help: "comma-separated browser origins allowed to call --http (loopback origins always are)", bind: str(func(c *Config) *string { return &c.AllowedOrigins })},
+
+	{Group: "scope", Name: "toolsets", Env: "HOSTKEY_TOOLSETS", Default: "servers,power,ip", Help: "toolsets or modules to expose, comma-separated; 'all' for everything", bind: str(func(c *Config) *string { return &c.Toolsets })},
+	{Group: "scope", Name: "tools", Env: "HOSTKEY_TOOLS", Help: "extra tools to expose by name, whatever their toolset", bind: str(func(c *Config) *string { return &c.Tools })},
+	{Group: "scope", Name: "exclude-tools", Env: "HOSTKEY_EXCLUDE_TOOLS", Help: "tools never to expose, comma-separated", bind: str(func(c *Config) *string { return &c.ExcludeTools })},
+	{Group: "scope", Name: "read-only", Env: "HOSTKEY_READ_ONLY", Default: "false", Help: "expose and run read tools only", bind: boolean(func(c *Config) *bool { return &c.ReadOnly })},
+	{Group: "scope", Name: "dynamic-toolsets", Env: "HOSTKEY_DYNAMIC_TOOLSETS", Default: "false", Help: "add tools_search and toolsets_enable so the model loads toolsets on demand", bind: boolean(func(c *Config) *bool { return &c.Dynamic })},
+	{Group: "scope", Name: "servers", Env: "HOSTKEY_SERVERS", Help: "server IDs the assistant may touch, comma-separated (empty: all of the token's)", bind: str(func(c *Config) *string { return &c.Servers })},
+	{Group: "scope", Name: "server-tags", Env: "HOSTKEY_SERVER_TAGS", Help: "also allow servers carrying one of these invapi tags", bind: str(func(c *Config) *string { return &c.ServerTags })},
+
+	{Group: "policy", Name: "confirm", Env: "HOSTKEY_CONFIRM", Default: "elicit", Help: "how a human confirms destructive calls: elicit, token (chat-ops bots) or off (loudly logged)", bind: str(func(c *Config) *string { return &c.Confirm })},
+	{Group: "policy", Name: "confirm-writes", Env: "HOSTKEY_CONFIRM_WRITES", Default: "false", Help: "also confirm write (non-destructive) calls", bind: boolean(func(c *Config) *bool { return &c.ConfirmWrites })},
+	{Group: "policy", Name: "approval-listen", Env: "HOSTKEY_APPROVAL_LISTEN", Default: "127.0.0.1:0", Help: "loopback address of the one-time approval and PIN pages (port 0: any free port)", bind: str(func(c *Config) *string { return &c.ApprovalListen })},
+	{Group: "policy", Name: "approver-token-file", Env: "HOSTKEY_APPROVER_TOKEN_FILE", Help: "file with the bearer credential chat-ops bots use to approve calls (--confirm token); or set HOSTKEY_APPROVER_TOKEN", bind: str(func(c *Config) *string { return &c.ApproverTokenFile })},
+	{Group: "policy", Name: "pin-file", Env: "HOSTKEY_PIN_FILE", Help: "file (mode 0600) holding the account PIN; or set HOSTKEY_PIN; else the PIN is asked on a local page", bind: str(func(c *Config) *string { return &c.PINFile })},
+	{Group: "policy", Name: "policy-file", Env: "HOSTKEY_POLICY_FILE", Help: "JSON file reclassifying tools, e.g. {\"classes\":{\"eq_reboot\":\"write\"}}", bind: str(func(c *Config) *string { return &c.PolicyFile })},
+	{Group: "policy", Name: "dry-run", Env: "HOSTKEY_DRY_RUN", Default: "false", Help: "answer write and destructive calls with the request that would be sent; send nothing", bind: boolean(func(c *Config) *bool { return &c.DryRun })},
+	{Group: "policy", Name: "audit-log", Env: "HOSTKEY_AUDIT_LOG", Help: "append-only, hash-chained JSON Lines audit file", bind: str(func(c *Config) *string { return &c.AuditLog })},
+	{Group: "policy", Name: "rate-global", Env: "HOSTKEY_RATE_GLOBAL", Default: "5:10", Help: "requests per second:burst toward invapi", bind: str(func(c *Config) *string { return &c.RateGlobal })},
+	{Group: "policy", Name: "rate-destructive", Env: "HOSTKEY_RATE_DESTRUCTIVE", Default: "0.1:3", Help: "destructive calls per second:burst", bind: str(func(c *Config) *string { return &c.RateDestructive })},
+	{Group: "policy", Name: "rate-server", Env: "HOSTKEY_RATE_SERVER", Default: "0.0167:1", Help: "destructive calls per server per second:burst (one a minute)", bind: str(func(c *Config) *string { return &c.RateServer })},
+	{Group: "policy", Name: "rate-session", Env: "HOSTKEY_RATE_SESSION", Default: "2:20", Help: "calls per MCP session per second:burst", bind: str(func(c *Config) *string { return &c.RateSession })},
+
+	{Group: "webhook", Name: "webhook-listen", Env: "HOSTKEY_WEBHOOK_LISTEN", Help: "serve install callbacks and login alerts on this address (e.g. 127.0.0.1:8787)", bind: str(func(c *Config) *string { return &c.WebhookListen })},
+	{Group: "webhook", Name: "public-url", Env: "HOSTKEY_PUBLIC_URL", Help: "URL at which invapi and fresh servers reach the webhook listener", bind: str(func(c *Config) *string { return &c.PublicURL })},
+	{Group: "webhook", Name: "data-dir", Env: "HOSTKEY_DATA_DIR", Help: "directory of the durable event store (default: the user's state directory)", bind: str(func(c *Config) *string { return &c.DataDir })},
+	{Group: "webhook", Name: "trusted-proxies", Env: "HOSTKEY_TRUSTED_PROXIES", Help: "CIDRs of reverse proxies whose X-Forwarded-For is believed", bind: str(func(c *Config) *string { return &c.TrustedProxies })},
+	{Group: "webhook", Name: "check-source-ip", Env: "HOSTKEY_CHECK_SOURCE_IP", Default: "false", Help: "accept an install callback only from one of the server's own IPs", bind: boolean(func(c *Config) *bool { return &c.CheckSourceIP })},
+
+	{Group: "general", Name: "log-format", Env: "HOSTKEY_LOG_FORMAT", Default: "console", Help: "log format on stderr: console or json", bind: str(func(c *Config) *string { return &c.LogFormat })},
+	{Group: "general", Name: "log-level", Env: "HOSTKEY_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error", bind: str(func(c *Config) *string { return &c.LogLevel })},
+}
+
+// parseConfig reads flags, then fills every flag not given on the command line from its
+// environment variable, then from the config file. It returns the remaining arguments.
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (*Config, []string, error) {
+	c := &Config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, o := range options {
+		o.bind(fs, c, o)
+	}
+	fs.Usage = func() { usage(stderr) }
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	file := map[string]string{}
+	path := c.ConfigFile
+	if path == "" {
+		path = getenv("HOSTKEY_CONFIG")
+	}
+	if path != "" {
+		var err error
+		if file, err = readConfigFile(path); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, o := range options {
+		if given[o.Name] {
+			continue
+		}
+		v, ok := lookupEnv(getenv, o.Env)
+		if !ok {
+			v, ok = file[o.Env]
+		}
+		if ok {
+			if err := fs.Set(o.Name, v); err != nil {
+				return nil, nil, fmt.Errorf("%s=%q: %v", o.Env, v, err)
+			}
+		}
+	}
+	// Secrets come from the environment, their own files or the config file, never from
+	// flags (they would show in ps), with the same precedence as every other setting.
+	secrets := []struct {
+		env, path, what string
+		into            *string
+	}{
+		{"HOSTKEY_API_KEY", c.APIKeyFile, "--api-key-file", &c.APIKey},
+		{"HOSTKEY_PIN", "", "", &c.PIN},
+		{"HOSTKEY_APPROVER_TOKEN", c.ApproverTokenFile, "--approver-token-file", &c.ApproverToken},
+		{"HOSTKEY_HTTP_TOKEN", c.HTTPTokenFile, "--http-token-file", &c.HTTPToken},
+	}
+	for _, sec := range secrets {
+		switch {
+		case getenv(sec.env) != "":
+			*sec.into = getenv(sec.env)
+		case sec.path != "":
+			b, err := os.ReadFile(sec.path)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %v", sec.what, err)
+			}
+			*sec.into = strings.TrimSpace(string(b))
+		default:
+			*sec.into = file[sec.env]
+		}
+	}
+	return c, fs.Args(), c.validate()
+}
+
+func lookupEnv(getenv func(string) string, key string) (string, bool) {
+	v := getenv(key)
+	return v, v != ""
+}
+
+func (c *Config) validate() error {
+	switch c.Confirm {
+	case "elicit", "token", "off":
+	default:
+		return fmt.Errorf("--confirm %q: want elicit, token or off", c.Confirm)
+	}
+	switch c.LogFormat {
+	case "console", "json":
+	default:
+		return fmt.Errorf("--log-format %q: want console or json", c.LogFormat)
+	}
+	if c.PublicURL != "" && c.WebhookListen == "" && c.HTTP == "" {
+		return errors.New("--public-url needs --webhook-listen (or --http) to receive the callbacks")
+	}
+	return nil
+}
+
+// readConfigFile reads KEY=value lines (# comments allowed).
+func readConfigFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %v", err)
+	}
+	defer f.Close()
+	known := map[string]bool{"HOSTKEY_API_KEY": true, "HOSTKEY_PIN": true, "HOSTKEY_APPROVER_TOKEN": true, "HOSTKEY_HTTP_TOKEN": true}
+	for _, o := range options {
+		known[o.Env] = true
+	}
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"'`)
+		if !ok || !known[k] {
+			return nil, fmt.Errorf("%s:%d: want KEY=value with a HOSTKEY_* name from --help", path, n)
+		}
+		out[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"HOSTKEY_API_KEY", "HOSTKEY_PIN", "HOSTKEY_APPROVER_TOKEN", "HOSTKEY_HTTP_TOKEN"} {
+		if _, ok := out[k]; !ok {
+			continue
+		}
+		if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("%s holds %s but others can read it (mode %o): chmod 600 %s", path, k, st.Mode().Perm(), path)
+		}
+	}
+	return out, nil
+}
+
+func splitCSV(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+const usageHead = `hostkey-mcp: operate Hostkey servers from AI assistants, safely.
+
+Usage:
+  hostkey-mcp [flags]                     serve MCP over stdio (or --http)
+  hostkey-mcp tools [--json] [flags]      list the tools the flags select
+  hostkey-mcp call <tool> [k=v ...] [--args JSON] [flags]
+                                          call one tool like an assistant would; prints JSON
+  hostkey-mcp sandbox-api --listen ADDR   run the invapi simulator alone
+  hostkey-mcp doctor [flags]              check configuration and connectivity
+  hostkey-mcp login-alerts [KEY_ID]       point an API key's login notifications at --public-url
+  hostkey-mcp audit-verify FILE           verify an audit log's hash chain
+  hostkey-mcp version
+
+Without HOSTKEY_API_KEY it serves the built-in sandbox. Secrets (HOSTKEY_API_KEY,
+HOSTKEY_PIN, HOSTKEY_APPROVER_TOKEN, HOSTKEY_HTTP_TOKEN) are read from the environment,
+the files named below or a mode-0600 config file, never from flags.
+
+Flags (environment variable in brackets):
+`
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, usageHead)
+	group := ""
+	for _, o := range options {
+		if o.Group != group {
+			group = o.Group
+			fmt.Fprintf(w, "\n %s:\n", group)
+		}
+		def := ""
+		if o.Default != "" {
+			def = fmt.Sprintf(" (default %s)", o.Default)
+		}
+		fmt.Fprintf(w, "  --%s [%s]\n      %s%s\n", o.Name, o.Env, o.Help, def)
+	}
+}
+
+// markdownReference renders the options as the README's configuration table.
+func markdownReference() string {
+	var b strings.Builder
+	b.WriteString("| flag | environment | default | what it does |\n|---|---|---|---|\n")
+	b.WriteString("| | `HOSTKEY_API_KEY` | | invapi API key (secret: environment or file only) |\n")
+	b.WriteString("| | `HOSTKEY_PIN` | | account PIN (secret: environment or `--pin-file` only) |\n")
+	b.WriteString("| | `HOSTKEY_APPROVER_TOKEN` | | chat-ops bots' approval credential (secret: environment or `--approver-token-file`) |\n")
+	b.WriteString("| | `HOSTKEY_HTTP_TOKEN` | | bearer token of the HTTP transport (secret: environment or `--http-token-file`) |\n")
+	for _, o := range options {
+		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s |\n", o.Name, o.Env, codeOrEmpty(o.Default), strings.ReplaceAll(o.Help, "|", `\|`))
+	}
+	return b.String()
+}
+
+func codeOrEmpty(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "`" + s + "`"
+}

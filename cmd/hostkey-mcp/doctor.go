@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/transport"
+)
+
+// report collects doctor's findings: every failed check comes with its remedy.
+type report struct {
+	w      io.Writer
+	failed int
+}
+
+func (r *report) ok(format string, args ...any) { fmt.Fprintf(r.w, "  ok    "+format+"\n", args...) }
+func (r *report) info(format string, args ...any) {
+	fmt.Fprintf(r.w, "  info  "+format+"\n", args...)
+}
+func (r *report) fail(remedy, format string, args ...any) {
+	r.failed++
+	fmt.Fprintf(r.w, "  FAIL  "+format+"\n        → %s\n", append(args, remedy)...)
+}
+
+// doctorCmd checks configuration and connectivity and prints remedies; ok=false → exit 1.
+func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (bool, error) {
+	healthz := false
+	args, err := splitLocalFlags(args, map[string]*bool{"healthz": &healthz}, nil)
+	if err != nil {
+		return false, err
+	}
+	cfg, _, err := parseConfig("hostkey-mcp doctor", args, getenv, stderr)
+	if err != nil {
+		fmt.Fprintf(stdout, "  FAIL  configuration: %v\n        → fix the flag or variable named above (hostkey-mcp --help)\n", err)
+		return false, nil
+	}
+	if healthz {
+		return healthCheck(ctx, cfg, stdout), nil
+	}
+	r := &report{w: stdout}
+	fmt.Fprintln(stdout, "hostkey-mcp doctor")
+
+	fmt.Fprintln(stdout, "configuration")
+	r.ok("flags and environment parse")
+	if cfg.HTTP != "" && !transport.IsLoopbackAddr(cfg.HTTP) && cfg.HTTPToken == "" {
+		r.fail("set HOSTKEY_HTTP_TOKEN (or --http-token-file) or bind --http to 127.0.0.1", "--http %s is reachable from other machines without a bearer token", cfg.HTTP)
+	}
+	if cfg.Confirm == "off" {
+		r.fail("use --confirm elicit (default) or token; off lets the model run destructive calls unconfirmed", "--confirm off")
+	} else {
+		r.ok("confirmation mode: %s", cfg.Confirm)
+	}
+
+	a, err := newApp(ctx, cfg, io.Discard)
+	if err != nil {
+		r.fail("check HOSTKEY_BASE_URL and the flags above", "start: %v", err)
+		return false, nil
+	}
+	defer a.Close()
+
+	fmt.Fprintln(stdout, "invapi")
+	if a.sandbox != nil {
+		r.info("SANDBOX: the built-in simulator (set HOSTKEY_API_KEY to use your account)")
+	} else {
+		r.ok("endpoint %s", cfg.BaseURL)
+	}
+	lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	sess, err := a.client.Session(lctx)
+	if err != nil {
+		r.fail("check HOSTKEY_API_KEY, the key's IP allowlist (api_keys_view) and that invapi is reachable", "login: %v", err)
+		return r.failed == 0, nil
+	}
+	r.ok("logged in: role %q, %d servers, session valid until %s", sess.Role, len(sess.Servers), sess.Expires.Format(time.RFC3339))
+	if len(sess.Permissions) > 0 {
+		r.ok("token permissions: %d actions", len(sess.Permissions))
+	} else {
+		r.info("the login reply lists no permissions: every selected tool is shown")
+	}
+
+	fmt.Fprintln(stdout, "PIN")
+	switch {
+	case cfg.PIN != "" || cfg.PINFile != "":
+		if _, err := policy.LoadPIN(cfg.PIN, cfg.PINFile); err != nil {
+			r.fail("fix HOSTKEY_PIN or --pin-file (a file readable only by you: chmod 600)", "%v", err)
+		} else if cfg.PINFile != "" {
+			r.ok("PIN from %s (mode 0600)", cfg.PINFile)
+		} else {
+			r.ok("PIN from HOSTKEY_PIN (environment or config file)")
+		}
+	case a.sandbox != nil:
+		r.ok("the sandbox supplies its own PIN")
+	default:
+		r.info("no PIN configured: a human enters it on a one-time local page when a PIN action is confirmed")
+	}
+	if r.failed > 0 {
+		fmt.Fprintf(stdout, "%d check(s) failed\n", r.failed)
+		return false, nil
+	}
+
+	fmt.Fprintln(stdout, "toolsets")
+	if err := a.buildServer(ctx); err != nil {
+		r.fail("fix the flag or file named in the message", "%v", err)
+		return false, nil
+	}
+	if err := a.srv.RefreshPermissions(lctx); err != nil {
+		r.fail("see the login check", "permissions: %v", err)
+	}
+	for _, ts := range tools.Toolsets(a.cat, a.selection()) {
+		usable := 0
+		for _, name := range ts.Tools {
+			act, _ := a.cat.Tool(name)
+			if a.srv.Permitted(act.Module, act.Action) {
+				usable++
+			}
+		}
+		state := "available"
+		if ts.Enabled {
+			state = "ENABLED"
+		}
+		r.info("%-10s %-9s %2d/%2d tools usable with this token", ts.Name, state, usable, len(ts.Tools))
+	}
+
+	fmt.Fprintln(stdout, "webhooks")
+	if cfg.PublicURL == "" {
+		r.info("no --public-url: install progress is followed by polling (set --public-url and --webhook-listen for callbacks)")
+	} else {
+		hc := &http.Client{Timeout: 10 * time.Second}
+		u := strings.TrimRight(cfg.PublicURL, "/") + "/healthz"
+		resp, err := hc.Get(u)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			r.fail("make sure hostkey-mcp is serving --webhook-listen and the proxy/tunnel forwards to it", "public URL %s does not answer /healthz (%v)", cfg.PublicURL, errOrStatus(err, resp))
+		} else {
+			r.ok("public URL %s answers", cfg.PublicURL)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+	}
+
+	if r.failed == 0 {
+		fmt.Fprintln(stdout, "all checks passed")
+	} else {
+		fmt.Fprintf(stdout, "%d check(s) failed\n", r.failed)
+	}
+	return r.failed == 0, nil
+}
+
+func errOrStatus(err error, resp *http.Response) string {
+	if err != nil {
+		return err.Error()
+	}
+	return resp.Status
+}
+
+// healthCheck is the Docker HEALTHCHECK: in HTTP mode the endpoint must answer; stdio
+// mode has nothing to probe from outside.
+func healthCheck(ctx context.Context, cfg *Config, w io.Writer) bool {
+	if cfg.HTTP == "" {
+		fmt.Fprintln(w, "stdio mode: nothing to probe")
+		return true
+	}
+	addr := cfg.HTTP
+	if strings.HasPrefix(addr, ":") || strings.HasPrefix(addr, "0.0.0.0:") {
+		addr = "127.0.0.1:" + addr[strings.LastIndex(addr, ":")+1:]
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	resp, err := (&http.Client{Timeout: 3 * time.Second}).Do(req)
+	if err != nil {
+		fmt.Fprintln(w, "unhealthy:", err)
+		return false
+	}
+	resp.Body.Close()
+	fmt.Fprintln(w, "healthz:", resp.Status)
+	return resp.StatusCode == http.StatusOK
+}

@@ -1,0 +1,91 @@
+// Command coldstart measures how long `hostkey-mcp --sandbox` takes from spawn to
+// answering tools/list over stdio, and its resident memory at that point. `make bench`
+// runs it; the README quotes it.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"time"
+)
+
+const requests = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"coldstart","version":"1"}}}
+{"jsonrpc":"2.0","method":"notifications/initialized"}
+{"jsonrpc":"2.0","id":2,"method":"tools/list"}
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: coldstart BINARY [runs]")
+		os.Exit(2)
+	}
+	runs := 10
+	if len(os.Args) > 2 {
+		fmt.Sscan(os.Args[2], &runs)
+	}
+	var times []time.Duration
+	var rss []int
+	for i := 0; i < runs; i++ {
+		d, kb, err := once(os.Args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "coldstart:", err)
+			os.Exit(1)
+		}
+		times = append(times, d)
+		rss = append(rss, kb)
+	}
+	sort.Slice(times, func(a, b int) bool { return times[a] < times[b] })
+	sort.Ints(rss)
+	fmt.Printf("cold start to tools/list (%d runs): median %s, min %s, max %s; resident memory median %.1f MiB\n",
+		runs, times[runs/2].Round(time.Millisecond), times[0].Round(time.Millisecond), times[runs-1].Round(time.Millisecond), float64(rss[runs/2])/1024)
+}
+
+func once(bin string) (time.Duration, int, error) {
+	dir, err := os.MkdirTemp("", "coldstart")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.Command(bin, "--sandbox", "--log-level", "error")
+	cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if _, err := io.WriteString(stdin, requests); err != nil {
+		return 0, 0, err
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 0, 1<<20), 16<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `"id":2`) {
+			d := time.Since(start)
+			return d, rssKB(cmd.Process.Pid), nil
+		}
+	}
+	return 0, 0, fmt.Errorf("no tools/list answer: %v", sc.Err())
+}
+
+// rssKB reads VmRSS from /proc (Linux); 0 elsewhere.
+func rssKB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			var kb int
+			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), &kb)
+			return kb
+		}
+	}
+	return 0
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+	"go.uber.org/zap"
+
+	"github.com/hostkey/hostkey-mcp/tools/transport"
+)
+
+func serveCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg, rest, err := parseConfig("hostkey-mcp", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("unexpected argument %q (flags go before it; see --help)", rest[0])
+	}
+	if cfg.HTTP != "" && !transport.IsLoopbackAddr(cfg.HTTP) && cfg.HTTPToken == "" {
+		return fmt.Errorf("--http %s is reachable from other machines: set HOSTKEY_HTTP_TOKEN (or --http-token-file) or bind to 127.0.0.1", cfg.HTTP)
+	}
+	a, err := newApp(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.buildServer(ctx); err != nil {
+		return err
+	}
+	a.serveWebhooks(ctx)
+	a.refreshPermissions(ctx)
+	a.log.Info("serving", zap.String("transport", map[bool]string{true: "http " + cfg.HTTP, false: "stdio"}[cfg.HTTP != ""]),
+		zap.Int("tools", len(a.srv.ToolNames())), zap.Strings("toolsets", a.selection().Toolsets), zap.Bool("read_only", cfg.ReadOnly))
+	if cfg.HTTP != "" {
+		return a.serveHTTP(ctx)
+	}
+	return a.serveStdio(ctx, stdin, stdout)
+}
+
+// refreshPermissions logs in early so the first tools/list already shows only what the
+// token may call. A failure is not fatal: invapi may be briefly down, and every tool call
+// reports its own error.
+func (a *app) refreshPermissions(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := a.srv.RefreshPermissions(lctx); err != nil {
+		a.log.Warn("could not read the token's permissions; showing every selected tool", zap.Error(err))
+	}
+}
+
+func (a *app) serveStdio(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
+	s := server.NewStdioServer(a.srv.MCP())
+	s.SetErrorLogger(zap.NewStdLog(a.log.Named("stdio")))
+	err := s.Listen(ctx, stdin, stdout)
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// httpHandler is the streamable HTTP endpoint behind the Origin and bearer checks.
+func (a *app) httpHandler() http.Handler {
+	mcpHTTP := server.NewStreamableHTTPServer(a.srv.MCP(),
+		server.WithEndpointPath("/mcp"),
+		server.WithSessionIdleTTL(30*time.Minute),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", transport.Guard(mcpHTTP, transport.GuardOptions{
+		Token:          a.cfg.HTTPToken,
+		AllowedOrigins: splitCSV(a.cfg.AllowedOrigins),
+	}))
+	// The webhook routes share the listener: callbacks are authenticated by their own
+	// secrets, never by the MCP bearer token.
+	if a.receiver != nil {
+		for _, p := range []string{"/cb/", "/alerts/", "/metrics"} {
+			mux.Handle(p, a.receiver.Handler())
+		}
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+func (a *app) serveHTTP(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("--http %s: %w", a.cfg.HTTP, err)
+	}
+	hs := &http.Server{
+		Handler:           a.httpHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	a.log.Info("streamable HTTP listening", zap.String("url", "http://"+ln.Addr().String()+"/mcp"))
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(sctx); err != nil {
+			// Open SSE streams never go idle: after the grace period close them; a
+			// requested stop is still a clean exit.
+			a.log.Warn("closing HTTP connections still open after 10 s", zap.Error(err))
+			_ = hs.Close()
+		}
+		return nil
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}

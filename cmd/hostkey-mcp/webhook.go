@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hostkey/hostkey-mcp/tools/workflows"
+	"github.com/hostkey/hostkey-mcp/webhook"
+	"github.com/hostkey/hostkey-mcp/webhook/store"
+)
+
+// dataDir is where the durable event store lives: --data-dir, else the user's state
+// directory. The sandbox keeps its own, so simulated events never mix with real ones.
+func (a *app) dataDir() (string, error) {
+	dir := a.cfg.DataDir
+	if dir == "" {
+		base := os.Getenv("XDG_STATE_HOME")
+		if base == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", fmt.Errorf("no --data-dir and no home directory: %w", err)
+			}
+			base = filepath.Join(home, ".local", "state")
+		}
+		dir = filepath.Join(base, "hostkey-mcp")
+	}
+	if a.sandbox != nil {
+		dir = filepath.Join(dir, "sandbox")
+	}
+	return dir, os.MkdirAll(dir, 0o700)
+}
+
+// openStore opens the durable event store. When another hostkey-mcp process holds it
+// (two clients started the server), this one keeps events in memory and says so: the
+// process that owns the file still records the webhooks it receives.
+func (a *app) openStore() store.Store {
+	dir, err := a.dataDir()
+	if err == nil {
+		var st *store.Bolt
+		if st, err = store.OpenBolt(filepath.Join(dir, "events.db"), &store.BoltOptions{Timeout: time.Second}); err == nil {
+			return st
+		}
+	}
+	a.log.Warn("event store not available; keeping events in memory for this process only", zap.Error(err))
+	return store.NewMemory()
+}
+
+// buildReceiver creates the webhook receiver (install callbacks, login alerts, events).
+func (a *app) buildReceiver(ctx context.Context) (*webhook.Receiver, error) {
+	proxies, err := webhook.ParseCIDRs(a.cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	st := a.openStore()
+	rcv, err := webhook.New(ctx, webhook.Config{
+		PublicURL:      a.cfg.PublicURL,
+		Store:          st,
+		Logger:         a.log.Named("webhook"),
+		TrustedProxies: proxies,
+		CheckSourceIP:  a.cfg.CheckSourceIP,
+		ServerIPs:      webhook.EqShowIPs(a.client),
+		Catalog:        a.cat,
+	})
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	a.closers = append(a.closers, func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = rcv.Close(cctx)
+		_ = st.Close()
+	})
+	return rcv, nil
+}
+
+// serveWebhooks starts --webhook-listen; it stops with ctx (before the receiver closes).
+func (a *app) serveWebhooks(ctx context.Context) {
+	if a.cfg.WebhookListen == "" {
+		return
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := webhook.ListenAndServe(wctx, a.cfg.WebhookListen, a.receiver.Handler()); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("webhook listener stopped", zap.Error(err))
+		}
+	}()
+	a.log.Info("webhooks listening", zap.String("addr", a.cfg.WebhookListen), zap.String("public_url", a.cfg.PublicURL))
+	a.closers = append(a.closers, func() { cancel(); <-done })
+}
+
+// jobEvents records workflow progress in the receiver's durable store, one event per
+// state/stage change (replays of the same change are one event).
+type jobEvents struct{ r *webhook.Receiver }
+
+func (j jobEvents) RecordJob(ctx context.Context, info workflows.JobInfo) {
+	data := map[string]any{"state": info.State, "stage": info.Stage, "stages": info.Stages, "message": info.Message}
+	if info.Error != "" {
+		data["error"] = info.Error
+	}
+	if len(info.Result) > 0 {
+		data["result"] = info.Result
+	}
+	key := fmt.Sprintf("%s/%s/%d", info.ID, info.State, info.Stage)
+	_, _, _ = j.r.Record(ctx, webhook.Event{Kind: "workflow", ServerID: info.ServerID, JobID: info.ID, Action: info.Tool, Session: info.Session, Data: data}, key)
+}
+
+// wakeJobs passes events to the MCP notifier and wakes the workflow watching a server
+// whose install callback arrived (invapi then confirms the completion).
+type wakeJobs struct {
+	next webhook.Notifier
+	wf   *workflows.Workflows
+}
+
+func (w wakeJobs) Notify(ctx context.Context, ev webhook.Event) {
+	w.next.Notify(ctx, ev)
+	if ev.Kind == store.KindInstallDone && ev.ServerID != 0 {
+		w.wf.Wake(ev.ServerID)
+	}
+}

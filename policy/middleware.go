@@ -1,0 +1,601 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/hostkey/hostkey-mcp/invapi"
+	"github.com/hostkey/hostkey-mcp/policy/audit"
+	"github.com/hostkey/hostkey-mcp/schemas"
+)
+
+// Input request ids in the elicitation round trips.
+const (
+	inputConfirm = "confirm"
+	inputPage    = "page"
+)
+
+// confirmSchema is the yes/no form. It asks for nothing secret.
+var confirmSchema = map[string]any{
+	"type": "object",
+	"properties": map[string]any{
+		"confirm": map[string]any{
+			"type":        "boolean",
+			"title":       "Yes, do it",
+			"description": "Tick to let hostkey-mcp send this action to Hostkey now.",
+		},
+	},
+	"required": []string{"confirm"},
+}
+
+// turn is one governed tools/call as the policy sees it.
+type turn struct {
+	call     *Call
+	class    schemas.Class
+	session  string
+	client   string
+	form     bool // the client declared form elicitation
+	url      bool // the client declared URL elicitation
+	argsHash string
+	key      string // session + tool + arguments: what approvals are bound to
+	start    time.Time
+
+	wouldConfirm bool // the class (or the PIN) calls for a human
+	needConfirm  bool // wouldConfirm, unless --confirm off
+	needPINEntry bool // the call needs the PIN and none is configured
+}
+
+func (t *turn) needsHuman() bool { return t.needConfirm || t.needPINEntry }
+
+// clientView reads who the client is and which elicitation modes it declared: from the
+// request's _meta on 2026-07-28 requests, from the initialize handshake otherwise.
+func clientView(ctx context.Context) (session, client string, form, url bool) {
+	sess := server.ClientSessionFromContext(ctx)
+	if sess != nil {
+		session = sess.SessionID()
+	}
+	var caps *mcp.ClientCapabilities
+	if info := server.RequestProtocolInfoFromContext(ctx); info != nil && info.Modern {
+		caps = info.ClientCapabilities
+		if info.ClientInfo != nil {
+			client = info.ClientInfo.Name
+		}
+	} else if s, ok := sess.(server.SessionWithClientInfo); ok {
+		c := s.GetClientCapabilities()
+		caps = &c
+		client = s.GetClientInfo().Name
+		// Older clients are asked with elicitation/create, through the session.
+		if _, ok := sess.(server.SessionWithElicitation); !ok {
+			caps = nil
+		}
+	}
+	if caps == nil || caps.Elicitation == nil {
+		return session, client, false, false
+	}
+	el := caps.Elicitation
+	if el.Form == nil && el.URL == nil {
+		return session, client, true, false // "elicitation": {} means form only
+	}
+	return session, client, el.Form != nil, el.URL != nil
+}
+
+// ArgsHash is the canonical hash of a call's arguments (JSON with sorted keys).
+func ArgsHash(tool string, args map[string]any) string {
+	b, err := json.Marshal(args)
+	if err != nil {
+		b = []byte(fmt.Sprintf("%v", args))
+	}
+	h := sha256.New()
+	h.Write([]byte(tool))
+	h.Write([]byte{0})
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (e *Engine) newTurn(ctx context.Context, call *Call) *turn {
+	t := &turn{call: call, class: e.ClassOf(call), start: e.now()}
+	t.session, t.client, t.form, t.url = clientView(ctx)
+	t.argsHash = ArgsHash(call.Tool, call.Args)
+	t.key = t.session + "\x00" + call.Tool + "\x00" + t.argsHash
+	t.wouldConfirm = t.class == schemas.Destructive ||
+		(t.class == schemas.Write && e.o.ConfirmWrites) ||
+		(call.NeedsPIN && t.class != schemas.Read)
+	t.needConfirm = t.wouldConfirm && e.o.Confirm != ConfirmOff
+	t.needPINEntry = call.NeedsPIN && e.o.PIN == nil
+	return t
+}
+
+// Middleware is the mcp-go tool-handler middleware that governs every tool the
+// Describer knows.
+func (e *Engine) Middleware(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		call, err := e.o.Describe(ctx, req)
+		if err != nil {
+			t := &turn{call: &Call{Tool: req.Params.Name, Args: req.GetArguments()}, start: e.now()}
+			t.session, t.client, _, _ = clientView(ctx)
+			return e.refuse(t, DecisionInvalid, err.Error(), nil), nil
+		}
+		if call == nil {
+			return next(ctx, req)
+		}
+		t := e.newTurn(ctx, call)
+		if req.Params.RequestState != "" || len(req.Params.InputResponses) > 0 {
+			return e.resume(ctx, t, req, next)
+		}
+		return e.begin(ctx, t, req, next)
+	}
+}
+
+// begin handles a fresh call: scope → dry run → cool-down → approvals → rate → confirm.
+func (e *Engine) begin(ctx context.Context, t *turn, req mcp.CallToolRequest, next server.ToolHandlerFunc) (*mcp.CallToolResult, error) {
+	if msg := e.checkScope(ctx, t.call, t.class); msg != "" {
+		return e.refuse(t, DecisionDeniedScope, msg, nil), nil
+	}
+	if e.o.DryRun && t.class != schemas.Read {
+		return e.dryRun(t), nil
+	}
+	if res := e.checkCooldown(t); res != nil {
+		return res, nil
+	}
+	if t.needsHuman() {
+		// The repeat of a call approved outside the model (two-step flow). It was rate
+		// limited when the approval was asked for.
+		if v, pin, ok := e.store.twoStep(e.now(), t.key); ok {
+			switch v.State {
+			case stateApproved:
+				return e.execute(ctx, t, req, next, pin, DecisionConfirmed, "approval-"+v.Via)
+			case stateDeclined:
+				return e.refuse(t, DecisionDeclined, fmt.Sprintf("A human declined approval %s. Nothing was sent. Do not repeat this call unless the user asks again.", v.ID), map[string]any{"declined": true, "approval_id": v.ID}), nil
+			default:
+				return e.waitingResult(t, v), nil
+			}
+		}
+	}
+	if ref := e.limits.take(e.now(), t.session, t.class == schemas.Destructive, t.call.ServerIDs); ref != nil {
+		return e.refuse(t, DecisionRateLimited, ref.text(), map[string]any{
+			"rate_limited": true, "limit": ref.Scope, "retry_after_seconds": ref.retrySeconds(),
+		}), nil
+	}
+	if !t.needsHuman() {
+		return e.execute(ctx, t, req, next, "", DecisionAllowed, e.unconfirmedHow(t))
+	}
+	return e.ask(ctx, t), nil
+}
+
+func (e *Engine) unconfirmedHow(t *turn) string {
+	if t.wouldConfirm && e.o.Confirm == ConfirmOff {
+		return "off"
+	}
+	return ""
+}
+
+func (e *Engine) checkCooldown(t *turn) *mcp.CallToolResult {
+	if !t.call.NeedsPIN {
+		return nil
+	}
+	if left := e.pinCooldownLeft(); left > 0 {
+		return e.refuse(t, DecisionDenied, cooldownText(left), map[string]any{
+			"pin_cooldown": true, "retry_after_seconds": int(left.Round(time.Second).Seconds()),
+		})
+	}
+	return nil
+}
+
+// ask starts the confirmation the client can take part in.
+func (e *Engine) ask(ctx context.Context, t *turn) *mcp.CallToolResult {
+	if e.o.Confirm == ConfirmElicit {
+		switch {
+		case t.needConfirm && t.form:
+			return e.askForm(ctx, t)
+		case t.url && e.o.PINPageBaseURL != "":
+			// The page shows the summary, takes the PIN if needed, and is the approval.
+			return e.askPage(ctx, t, false)
+		}
+	}
+	return e.askTwoStep(ctx, t, false)
+}
+
+func (e *Engine) askForm(ctx context.Context, t *turn) *mcp.CallToolResult {
+	id, err := e.store.putHandle(e.now(), &handle{
+		session: t.session, tool: t.call.Tool, argsHash: t.argsHash, stage: stageConfirm,
+		expires: e.now().Add(e.o.ConfirmTTL),
+	})
+	if err != nil {
+		return e.refuse(t, DecisionDenied, "Too many confirmations are waiting for an answer; nothing was sent. Try again later.", nil)
+	}
+	sum := e.summarize(ctx, t.call, t.class, "")
+	e.record(t, DecisionPending, "asked the human to confirm (form)", "elicit-form", "", 0)
+	return server.NewInputRequestBuilder(id).Elicit(inputConfirm, mcp.ElicitationParams{
+		Message:         sum.Text(),
+		RequestedSchema: confirmSchema,
+	}).ToolResult()
+}
+
+func (e *Engine) askPage(ctx context.Context, t *turn, confirmed bool) *mcp.CallToolResult {
+	sum := e.summarize(ctx, t.call, t.class, "")
+	a := &approval{
+		Kind: kindPage, Key: t.key, Tool: t.call.Tool, Text: sum.Text(),
+		NeedsPIN: t.needPINEntry, Confirmed: confirmed,
+		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL),
+	}
+	if err := e.store.addApproval(e.now(), a); err != nil {
+		return e.refuse(t, DecisionDenied, "Too many confirmations are waiting for an answer; nothing was sent. Try again later.", nil)
+	}
+	id, err := e.store.putHandle(e.now(), &handle{
+		session: t.session, tool: t.call.Tool, argsHash: t.argsHash, stage: stagePage,
+		approvalID: a.ID, expires: a.Expires.Add(time.Minute),
+	})
+	if err != nil {
+		e.store.cancel(a.ID)
+		return e.refuse(t, DecisionDenied, "Too many confirmations are waiting for an answer; nothing was sent. Try again later.", nil)
+	}
+	msg := "Review and approve this action on the local hostkey-mcp page"
+	if t.needPINEntry {
+		msg += ", where you also enter the account PIN (it is never shown to the assistant)"
+	}
+	if confirmed {
+		msg = "You confirmed the action. Enter the account PIN on the local hostkey-mcp page (it is never shown to the assistant)"
+	}
+	msg += fmt.Sprintf(". The page works once and expires in %s. %s", e.o.ApprovalTTL, sum.Text())
+	e.record(t, DecisionPending, "sent the human to the local page (URL mode)", "elicit-url", "", 0)
+	return server.NewInputRequestBuilder(id).Elicit(inputPage, mcp.ElicitationParams{
+		Mode:          mcp.ElicitationModeURL,
+		Message:       msg,
+		ElicitationID: a.ID,
+		URL:           e.pageURL(a.ID),
+	}).ToolResult()
+}
+
+func (e *Engine) pageURL(id string) string { return e.o.PINPageBaseURL + "/approve/" + id }
+
+// askTwoStep answers "confirmation required": a human approves outside the model, then
+// the model repeats the exact call.
+func (e *Engine) askTwoStep(ctx context.Context, t *turn, confirmed bool) *mcp.CallToolResult {
+	if e.o.PINPageBaseURL == "" && e.o.ApproverToken == "" {
+		why := "this MCP client cannot ask the user (it does not support elicitation)"
+		if e.o.Confirm == ConfirmToken {
+			why = "--confirm token is set"
+		} else if t.form && t.needPINEntry {
+			why = "the account PIN is needed, no PIN is configured and this client cannot open the local PIN page"
+		}
+		return e.refuse(t, DecisionDenied, fmt.Sprintf(
+			"This call needs a human's approval, but %s and neither an approval page (serve --http) nor an approval bot (approver token) is configured. Nothing was sent.", why), nil)
+	}
+	sum := e.summarize(ctx, t.call, t.class, "")
+	a := &approval{
+		Kind: kindTwoStep, Key: t.key, Tool: t.call.Tool, Text: sum.Text(),
+		NeedsPIN: t.needPINEntry, Confirmed: confirmed,
+		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL),
+	}
+	if err := e.store.addApproval(e.now(), a); err != nil {
+		return e.refuse(t, DecisionDenied, "Too many approvals are waiting; nothing was sent. Try again later.", nil)
+	}
+	var how []string
+	structured := map[string]any{
+		"confirmation_required": true,
+		"approval_id":           a.ID,
+		"expires_at":            a.Expires.UTC().Format(time.RFC3339),
+		"summary":               a.Text,
+		"needs_pin":             a.NeedsPIN,
+	}
+	if e.o.PINPageBaseURL != "" {
+		how = append(how, "the user opens "+e.pageURL(a.ID)+" in a browser and approves it there")
+		structured["approve_url"] = e.pageURL(a.ID)
+	}
+	if e.o.ApproverToken != "" {
+		how = append(how, "the operator approves it in the chat-ops bot")
+	}
+	text := fmt.Sprintf("Confirmation required; nothing was sent yet. %s\nApproval %s must be given by a human outside this conversation: %s. Then repeat exactly the same call (same tool, same arguments) within %s. Never ask the user for the PIN.",
+		a.Text, a.ID, strings.Join(how, ", or "), e.o.ApprovalTTL)
+	e.record(t, DecisionPending, "approval required (two-step)", "two-step", "", 0)
+	res := mcp.NewToolResultStructured(structured, text)
+	res.IsError = true
+	return res
+}
+
+func (e *Engine) waitingResult(t *turn, v view) *mcp.CallToolResult {
+	left := v.Expires.Sub(e.now()).Round(time.Second)
+	text := fmt.Sprintf("Still waiting for a human to approve %s (expires in %s); nothing was sent. Repeat the same call after the approval.", v.ID, left)
+	res := mcp.NewToolResultStructured(map[string]any{
+		"confirmation_required": true, "approval_id": v.ID, "state": "pending",
+		"expires_at": v.Expires.UTC().Format(time.RFC3339),
+	}, text)
+	res.IsError = true
+	return res
+}
+
+// resume continues a call after the client answered an elicitation (the retry of a
+// multi-round-trip request, or mcp-go's bridge for elicitation/create clients).
+func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, next server.ToolHandlerFunc) (*mcp.CallToolResult, error) {
+	h := e.store.takeHandle(e.now(), req.Params.RequestState)
+	if h == nil || h.session != t.session || h.tool != t.call.Tool || h.argsHash != t.argsHash {
+		if h != nil && h.approvalID != "" {
+			e.store.cancel(h.approvalID)
+		}
+		return e.refuse(t, DecisionDenied, "The confirmation state of this call is unknown, expired, already used or belongs to another call. Nothing was sent. Call the tool again to ask for a new confirmation.", nil), nil
+	}
+	fail := func(res *mcp.CallToolResult) (*mcp.CallToolResult, error) {
+		if h.approvalID != "" {
+			e.store.cancel(h.approvalID)
+		}
+		return res, nil
+	}
+	if msg := e.checkScope(ctx, t.call, t.class); msg != "" {
+		return fail(e.refuse(t, DecisionDeniedScope, msg, nil))
+	}
+	if res := e.checkCooldown(t); res != nil {
+		return fail(res)
+	}
+	switch h.stage {
+	case stageConfirm:
+		r := server.ElicitationResponse(req.Params.InputResponses, inputConfirm)
+		if res := e.declined(t, r, "elicit-form"); res != nil {
+			return res, nil
+		}
+		if !ticked(r.Content) {
+			return e.refuse(t, DecisionDeclined, "The confirmation was submitted without ticking \"Yes, do it\". Nothing was sent.", map[string]any{"declined": true}), nil
+		}
+		if t.needPINEntry {
+			if t.url && e.o.PINPageBaseURL != "" {
+				return e.askPage(ctx, t, true), nil
+			}
+			return e.askTwoStep(ctx, t, true), nil
+		}
+		return e.execute(ctx, t, req, next, "", DecisionConfirmed, "elicit-form")
+	case stagePage:
+		r := server.ElicitationResponse(req.Params.InputResponses, inputPage)
+		if res := e.declined(t, r, "elicit-url"); res != nil {
+			return fail(res)
+		}
+		// Accept in URL mode means "the human went to the page": wait for the page.
+		v, pin, err := e.store.wait(ctx, e.now, h.approvalID)
+		switch {
+		case errors.Is(err, errNoAnswer):
+			return e.refuse(t, DecisionDenied, "The local page was not submitted in time. Nothing was sent. Call the tool again to start over.", nil), nil
+		case err != nil:
+			return e.refuse(t, DecisionDenied, "The local page for this call is unknown or expired. Nothing was sent. Call the tool again to start over.", nil), nil
+		case v.State == stateDeclined:
+			return e.refuse(t, DecisionDeclined, "The action was declined on the local page. Nothing was sent.", map[string]any{"declined": true}), nil
+		}
+		e.notifyComplete(ctx, v.ID)
+		return e.execute(ctx, t, req, next, pin, DecisionConfirmed, "elicit-url-"+v.Via)
+	}
+	return e.refuse(t, DecisionDenied, "Unknown confirmation stage. Nothing was sent.", nil), nil
+}
+
+// declined returns the result for an elicitation answer other than accept (nil on accept).
+func (e *Engine) declined(t *turn, r *mcp.ElicitationResult, how string) *mcp.CallToolResult {
+	if r == nil {
+		return e.refuse(t, DecisionDenied, "The client retried without answering the confirmation. Nothing was sent.", nil)
+	}
+	switch r.Action {
+	case mcp.ElicitationResponseActionAccept:
+		return nil
+	case mcp.ElicitationResponseActionDecline:
+		return e.refuseHow(t, DecisionDeclined, "The user declined. Nothing was sent. Do not repeat this call unless the user asks again.", how, map[string]any{"declined": true, "action": "decline"})
+	default:
+		return e.refuseHow(t, DecisionDeclined, "The user cancelled the confirmation. Nothing was sent.", how, map[string]any{"declined": true, "action": "cancel"})
+	}
+}
+
+// ticked reads the form's answer: {"confirm": true}.
+func ticked(content any) bool {
+	m, ok := content.(map[string]any)
+	if !ok {
+		return false
+	}
+	b, ok := m["confirm"].(bool)
+	return ok && b
+}
+
+// notifyComplete tells an elicitation/create client that the URL elicitation finished.
+func (e *Engine) notifyComplete(ctx context.Context, id string) {
+	if server.IsModernRequest(ctx) {
+		return
+	}
+	srv, sess := server.ServerFromContext(ctx), server.ClientSessionFromContext(ctx)
+	if srv == nil || sess == nil {
+		return
+	}
+	_ = srv.SendElicitationComplete(ctx, sess, id)
+}
+
+// execute sends the call, with the PIN when it needs one, and audits the outcome.
+func (e *Engine) execute(ctx context.Context, t *turn, req mcp.CallToolRequest, next server.ToolHandlerFunc, pin, decision, how string) (*mcp.CallToolResult, error) {
+	if t.call.NeedsPIN {
+		if pin == "" && e.o.PIN != nil {
+			p, err := e.o.PIN.PIN(ctx)
+			if err != nil {
+				return e.refuse(t, DecisionDenied, "The configured PIN could not be read. Nothing was sent.", nil), nil
+			}
+			pin = p
+		}
+		if pin == "" {
+			return e.refuse(t, DecisionDenied, "This call needs the account PIN and none is available (set HOSTKEY_PIN or --pin-file, or approve it on the local page). Nothing was sent.", nil), nil
+		}
+		if res := e.checkCooldown(t); res != nil {
+			return res, nil
+		}
+	} else {
+		pin = ""
+	}
+	if how == "off" {
+		e.log.Warn("confirmation is off: sending without a human's confirmation",
+			zap.String("tool", t.call.Tool), zap.Int64s("servers", t.call.ServerIDs))
+	}
+	rec := &record{call: t.call}
+	ctx = withRecord(ctx, rec)
+	if pin != "" {
+		ctx = WithPIN(ctx, pin)
+	}
+	res, err := next(ctx, req)
+	sent, upstream := rec.close()
+	if pin != "" {
+		res, err = scrubResult(res, pin), scrubErr(err, pin)
+	}
+	dec, reason := decision, ""
+	switch {
+	case err != nil:
+		dec, reason = DecisionFailed, "handler error"
+	case res == nil:
+		dec, reason = DecisionFailed, "no result"
+	case res.IsError:
+		dec, reason = DecisionFailed, "the tool returned an error"
+	}
+	if sent == 0 && dec != DecisionFailed && !e.guarded.Load() {
+		e.warnOnce.Do(func() {
+			e.log.Error("policy.Guard does not wrap the invapi client: the PIN cool-down and the request checks are off")
+		})
+	}
+	e.record(t, dec, reason, how, upstream, sent)
+	return res, err
+}
+
+func (e *Engine) dryRun(t *turn) *mcp.CallToolResult {
+	secrets := e.secretFields(t.call)
+	shown := map[string]any{}
+	text := "DRY RUN: nothing was sent to invapi."
+	if r := t.call.Request; r != nil {
+		method := r.Method
+		if method == "" {
+			method = "POST"
+		}
+		endpoint := r.Endpoint
+		if endpoint == "" {
+			endpoint = r.Module + ".php"
+		}
+		params := invapi.RedactParams(r.Params, secrets...)
+		if params == nil {
+			params = map[string]any{}
+		}
+		shown = map[string]any{
+			"module": r.Module, "action": r.Action, "endpoint": endpoint, "method": method,
+			"params": params, "no_auth": r.NoAuth,
+		}
+		if t.call.NeedsPIN {
+			shown["pin"] = "added by hostkey-mcp after a human confirms; never shown"
+		}
+		pj, _ := json.Marshal(params)
+		text += fmt.Sprintf(" hostkey-mcp would send %s %s with action=%s and params %s", method, endpoint, r.Action, pj)
+		if t.call.NeedsPIN {
+			text += " plus the account PIN"
+		}
+		text += "."
+	}
+	if t.wouldConfirm {
+		text += " In a real run a human would first have to confirm it."
+	}
+	e.record(t, DecisionDryRun, "", "", "", 0)
+	return mcp.NewToolResultStructured(map[string]any{
+		"dry_run": true, "would_confirm": t.wouldConfirm, "request": shown,
+	}, text)
+}
+
+// refuse answers without sending anything and audits the decision.
+func (e *Engine) refuse(t *turn, decision, text string, structured map[string]any) *mcp.CallToolResult {
+	return e.refuseHow(t, decision, text, "", structured)
+}
+
+func (e *Engine) refuseHow(t *turn, decision, text, how string, structured map[string]any) *mcp.CallToolResult {
+	e.record(t, decision, text, how, "", 0)
+	if structured == nil {
+		structured = map[string]any{}
+	}
+	structured["refused"] = true
+	structured["decision"] = decision
+	res := mcp.NewToolResultStructured(structured, text)
+	res.IsError = true
+	return res
+}
+
+// record writes one audit entry and one log line.
+func (e *Engine) record(t *turn, decision, reason, how, upstream string, sent int) {
+	c := t.call
+	entry := audit.Entry{
+		Time: e.now(), Session: t.session, Client: t.client,
+		Tool: c.Tool, Module: c.Module, Action: c.Action, Class: string(t.class),
+		ServerIDs: c.ServerIDs, Args: e.redactedArgs(c),
+		Decision: decision, Reason: reason, Confirm: how, Upstream: upstream, Requests: sent,
+		Duration: float64(e.now().Sub(t.start).Microseconds()) / 1000,
+	}
+	hash := ""
+	if e.o.Audit != nil {
+		h, err := e.o.Audit.Append(entry)
+		if err != nil {
+			e.log.Error("audit log write failed", zap.Error(err), zap.String("tool", c.Tool), zap.String("decision", decision))
+		}
+		hash = h
+	}
+	level := zapcore.InfoLevel
+	switch decision {
+	case DecisionDenied, DecisionDeniedScope, DecisionRateLimited, DecisionDeclined, DecisionFailed, DecisionInvalid:
+		level = zapcore.WarnLevel
+	}
+	if how == "off" {
+		level = zapcore.WarnLevel
+	}
+	e.log.Log(level, "policy decision",
+		zap.String("decision", decision),
+		zap.String("tool", c.Tool),
+		zap.String("class", string(t.class)),
+		zap.Int64s("servers", c.ServerIDs),
+		zap.Any("args", entry.Args),
+		zap.String("session", t.session),
+		zap.String("client", t.client),
+		zap.String("confirm", how),
+		zap.String("upstream", upstream),
+		zap.Int("requests", sent),
+		zap.String("reason", reason),
+		zap.Float64("duration_ms", entry.Duration),
+		zap.String("audit_hash", hash),
+	)
+}
+
+// scrubResult removes the PIN from a result, should invapi ever echo it: in text as a
+// standalone token, and anywhere in structured content.
+func scrubResult(res *mcp.CallToolResult, pin string) *mcp.CallToolResult {
+	if res == nil || pin == "" {
+		return res
+	}
+	re := pinPattern(pin)
+	for i, c := range res.Content {
+		if tc, ok := c.(mcp.TextContent); ok && re.MatchString(tc.Text) {
+			tc.Text = re.ReplaceAllString(tc.Text, "${1}"+invapi.Redacted+"${2}")
+			res.Content[i] = tc
+		}
+	}
+	if res.StructuredContent != nil {
+		if b, err := json.Marshal(res.StructuredContent); err == nil && re.Match(b) {
+			var v any
+			if json.Unmarshal(re.ReplaceAll(b, []byte("${1}"+invapi.Redacted+"${2}")), &v) == nil {
+				res.StructuredContent = v
+			} else {
+				res.StructuredContent = map[string]any{"redacted": true}
+			}
+		}
+	}
+	return res
+}
+
+func scrubErr(err error, pin string) error {
+	if err == nil || pin == "" || !pinPattern(pin).MatchString(err.Error()) {
+		return err
+	}
+	return errors.New(pinPattern(pin).ReplaceAllString(err.Error(), "${1}"+invapi.Redacted+"${2}"))
+}
+
+func pinPattern(pin string) *regexp.Regexp {
+	return regexp.MustCompile(`(^|[^0-9A-Za-z])` + regexp.QuoteMeta(pin) + `([^0-9A-Za-z]|$)`)
+}

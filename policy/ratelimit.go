@@ -1,0 +1,230 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Limit is one token bucket: Rate events per second, bursts of Burst. The zero value,
+// and Rate == rate.Inf, mean no limit.
+type Limit struct {
+	Rate  rate.Limit
+	Burst int
+}
+
+func (l Limit) unlimited() bool { return l.Rate == rate.Inf || (l.Rate == 0 && l.Burst == 0) }
+
+// Limits are the policy's rate limits.
+type Limits struct {
+	Global      Limit // every governed call that would reach invapi
+	Destructive Limit // destructive calls, all together
+	Server      Limit // destructive calls, per server ID
+	Session     Limit // every governed call, per MCP session
+}
+
+// ParseRate parses "rps:burst" (e.g. "5:10", "0.0167:1"). "", "off" and "none" mean
+// no limit and return (rate.Inf, 0).
+func ParseRate(s string) (rate.Limit, int, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "", "off", "none", "inf", "unlimited":
+		return rate.Inf, 0, nil
+	}
+	rs, bs, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, 0, fmt.Errorf("rate %q: want rps:burst, e.g. 5:10 or 0.0167:1 (or off)", s)
+	}
+	r, err := strconv.ParseFloat(strings.TrimSpace(rs), 64)
+	if err != nil || math.IsNaN(r) || math.IsInf(r, 0) || r <= 0 {
+		return 0, 0, fmt.Errorf("rate %q: requests per second must be a number above 0 (use off to disable)", s)
+	}
+	b, err := strconv.Atoi(strings.TrimSpace(bs))
+	if err != nil || b < 1 {
+		return 0, 0, fmt.Errorf("rate %q: burst must be a whole number of at least 1", s)
+	}
+	return rate.Limit(r), b, nil
+}
+
+// ParseLimit is ParseRate returning a Limit.
+func ParseLimit(s string) (Limit, error) {
+	r, b, err := ParseRate(s)
+	return Limit{Rate: r, Burst: b}, err
+}
+
+// limiters holds the buckets. One mutex makes "check every bucket, then take from all"
+// atomic, so a refused call consumes nothing.
+type limiters struct {
+	cfg Limits
+
+	mu          sync.Mutex
+	global      *rate.Limiter
+	destructive *rate.Limiter
+	server      map[int64]*bucket
+	session     map[string]*bucket
+	lastPrune   time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	used time.Time
+}
+
+func newLimiters(cfg Limits) (*limiters, error) {
+	for name, l := range map[string]Limit{"global": cfg.Global, "destructive": cfg.Destructive, "server": cfg.Server, "session": cfg.Session} {
+		if !l.unlimited() && (l.Rate <= 0 || l.Burst < 1) {
+			return nil, fmt.Errorf("policy: %s rate limit %v:%d: want a rate above 0 and a burst of at least 1", name, float64(l.Rate), l.Burst)
+		}
+	}
+	l := &limiters{cfg: cfg, server: map[int64]*bucket{}, session: map[string]*bucket{}}
+	if !cfg.Global.unlimited() {
+		l.global = rate.NewLimiter(cfg.Global.Rate, cfg.Global.Burst)
+	}
+	if !cfg.Destructive.unlimited() {
+		l.destructive = rate.NewLimiter(cfg.Destructive.Rate, cfg.Destructive.Burst)
+	}
+	return l, nil
+}
+
+// rateRefusal explains which bucket refused a call and when to retry.
+type rateRefusal struct {
+	Scope      string // global, destructive, server, session
+	ServerID   int64
+	Limit      Limit
+	RetryAfter time.Duration
+}
+
+func (r *rateRefusal) text() string {
+	what := map[string]string{
+		"global":      "calls to invapi from this server",
+		"destructive": "destructive calls",
+		"session":     "calls in this MCP session",
+	}[r.Scope]
+	if r.Scope == "server" {
+		what = fmt.Sprintf("destructive calls on server %d", r.ServerID)
+	}
+	secs := int(math.Ceil(r.RetryAfter.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	return fmt.Sprintf("Rate limited: %s are limited to %s (bursts of %d). Nothing was sent. Retry after %d s.",
+		what, describeRate(r.Limit.Rate), r.Limit.Burst, secs)
+}
+
+func (r *rateRefusal) retrySeconds() int {
+	secs := int(math.Ceil(r.RetryAfter.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	return secs
+}
+
+func describeRate(r rate.Limit) string {
+	if r >= 1 {
+		return strconv.FormatFloat(float64(r), 'g', 4, 64) + " per second"
+	}
+	every := time.Duration(float64(time.Second) / float64(r)).Round(time.Second)
+	return "1 per " + every.String()
+}
+
+// take checks every bucket the call falls in and, only when all have a token, takes
+// one from each. Otherwise it takes nothing and returns the refusal with the longest
+// wait.
+func (l *limiters) take(now time.Time, session string, destructive bool, servers []int64) *rateRefusal {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.prune(now)
+
+	type want struct {
+		lim *rate.Limiter
+		ref rateRefusal
+	}
+	var wants []want
+	if l.global != nil {
+		wants = append(wants, want{l.global, rateRefusal{Scope: "global", Limit: l.cfg.Global}})
+	}
+	if !l.cfg.Session.unlimited() {
+		b := l.session[session]
+		if b == nil {
+			b = &bucket{lim: rate.NewLimiter(l.cfg.Session.Rate, l.cfg.Session.Burst)}
+			l.session[session] = b
+		}
+		b.used = now
+		wants = append(wants, want{b.lim, rateRefusal{Scope: "session", Limit: l.cfg.Session}})
+	}
+	if destructive {
+		if l.destructive != nil {
+			wants = append(wants, want{l.destructive, rateRefusal{Scope: "destructive", Limit: l.cfg.Destructive}})
+		}
+		if !l.cfg.Server.unlimited() {
+			seen := map[int64]bool{}
+			for _, id := range servers {
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+				b := l.server[id]
+				if b == nil {
+					b = &bucket{lim: rate.NewLimiter(l.cfg.Server.Rate, l.cfg.Server.Burst)}
+					l.server[id] = b
+				}
+				b.used = now
+				wants = append(wants, want{b.lim, rateRefusal{Scope: "server", ServerID: id, Limit: l.cfg.Server}})
+			}
+		}
+	}
+	var worst *rateRefusal
+	for i := range wants {
+		w := &wants[i]
+		tokens := w.lim.TokensAt(now)
+		if tokens >= 1 {
+			continue
+		}
+		wait := time.Duration((1 - tokens) / float64(w.lim.Limit()) * float64(time.Second))
+		if worst == nil || wait > worst.RetryAfter {
+			w.ref.RetryAfter = wait
+			worst = &w.ref
+		}
+	}
+	if worst != nil {
+		return worst
+	}
+	for _, w := range wants {
+		w.lim.AllowN(now, 1)
+	}
+	return nil
+}
+
+// prune drops per-session and per-server buckets that have been idle long enough to be
+// full again, so the maps do not grow with every session ever seen.
+func (l *limiters) prune(now time.Time) {
+	if now.Sub(l.lastPrune) < time.Minute {
+		return
+	}
+	l.lastPrune = now
+	idle := func(lim Limit) time.Duration {
+		if lim.unlimited() {
+			return 0
+		}
+		return time.Duration(float64(lim.Burst)/float64(lim.Rate)*float64(time.Second)) + time.Minute
+	}
+	if d := idle(l.cfg.Session); d > 0 {
+		for k, b := range l.session {
+			if now.Sub(b.used) > d {
+				delete(l.session, k)
+			}
+		}
+	}
+	if d := idle(l.cfg.Server); d > 0 {
+		for k, b := range l.server {
+			if now.Sub(b.used) > d {
+				delete(l.server, k)
+			}
+		}
+	}
+}

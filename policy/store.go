@@ -1,0 +1,283 @@
+package policy
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"sync"
+	"time"
+)
+
+// The store keeps every confirmation in progress on the server side. What leaves the
+// server is only an unguessable id: the MRTR requestState (a handle) or an approval id.
+
+const (
+	stageConfirm = "confirm" // a yes/no form was asked
+	stagePage    = "page"    // the human was sent to the local page (URL mode)
+
+	kindTwoStep = "two-step" // approved outside the model, then the call is repeated
+	kindPage    = "page"     // URL-mode elicitation: the call waits for the page
+
+	maxHandles   = 1024
+	maxApprovals = 256
+)
+
+// handle is the server-side state behind one requestState.
+type handle struct {
+	id         string
+	session    string
+	tool       string
+	argsHash   string
+	stage      string
+	approvalID string // stagePage
+	expires    time.Time
+}
+
+type approvalState int
+
+const (
+	statePending approvalState = iota
+	stateApproved
+	stateDeclined
+)
+
+func (s approvalState) String() string {
+	switch s {
+	case stateApproved:
+		return "approved"
+	case stateDeclined:
+		return "declined"
+	}
+	return "pending"
+}
+
+// approval is one call waiting for a human (or a bot) outside the model.
+type approval struct {
+	ID        string
+	Kind      string
+	Key       string // session + tool + arguments hash
+	Tool      string
+	Text      string // the summary shown to the human
+	NeedsPIN  bool   // the page must collect the PIN
+	Confirmed bool   // the human already confirmed in a form; the page only takes the PIN
+	Created   time.Time
+	Expires   time.Time
+
+	state approvalState
+	via   string // page or bot
+	pin   string
+	csrf  string
+	done  chan struct{}
+}
+
+var (
+	errUnknown  = errors.New("unknown or expired")
+	errDecided  = errors.New("already decided")
+	errTooMany  = errors.New("too many confirmations waiting")
+	errNoAnswer = errors.New("not answered in time")
+)
+
+type store struct {
+	mu        sync.Mutex
+	handles   map[string]*handle
+	approvals map[string]*approval
+	byKey     map[string]*approval // two-step approvals
+}
+
+func newStore() *store {
+	return &store{handles: map[string]*handle{}, approvals: map[string]*approval{}, byKey: map[string]*approval{}}
+}
+
+// newID returns 128 random bits as 26 base32 characters.
+func newID() string { return rand.Text() }
+
+func (s *store) prune(now time.Time) {
+	for id, h := range s.handles {
+		if now.After(h.expires) {
+			delete(s.handles, id)
+		}
+	}
+	for id, a := range s.approvals {
+		if now.After(a.Expires) {
+			s.drop(a)
+			delete(s.approvals, id)
+		}
+	}
+}
+
+// drop forgets a (s.mu held): its PIN is wiped and waiters are released.
+func (s *store) drop(a *approval) {
+	delete(s.approvals, a.ID)
+	if s.byKey[a.Key] == a {
+		delete(s.byKey, a.Key)
+	}
+	a.pin = ""
+	select {
+	case <-a.done:
+	default:
+		close(a.done)
+	}
+}
+
+func (s *store) putHandle(now time.Time, h *handle) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune(now)
+	if len(s.handles) >= maxHandles {
+		return "", errTooMany
+	}
+	h.id = newID() + newID() // 256 bits: it travels through the client
+	s.handles[h.id] = h
+	return h.id, nil
+}
+
+// takeHandle removes and returns the handle: every handle is used once.
+func (s *store) takeHandle(now time.Time, id string) *handle {
+	if id == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.handles[id]
+	delete(s.handles, id)
+	if h == nil || now.After(h.expires) {
+		return nil
+	}
+	return h
+}
+
+func (s *store) addApproval(now time.Time, a *approval) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune(now)
+	if len(s.approvals) >= maxApprovals {
+		return errTooMany
+	}
+	a.ID = newID()
+	a.csrf = newID()
+	a.done = make(chan struct{})
+	a.state = statePending
+	s.approvals[a.ID] = a
+	if a.Kind == kindTwoStep {
+		if old := s.byKey[a.Key]; old != nil {
+			s.drop(old)
+		}
+		s.byKey[a.Key] = a
+	}
+	return nil
+}
+
+// view is a copy of an approval's public fields, safe to use without the lock.
+type view struct {
+	ID, Kind, Tool, Text string
+	NeedsPIN, Confirmed  bool
+	Expires              time.Time
+	State                approvalState
+	Via                  string
+	csrf                 string
+}
+
+func (a *approval) view() view {
+	return view{ID: a.ID, Kind: a.Kind, Tool: a.Tool, Text: a.Text, NeedsPIN: a.NeedsPIN, Confirmed: a.Confirmed,
+		Expires: a.Expires, State: a.state, Via: a.via, csrf: a.csrf}
+}
+
+func (s *store) get(now time.Time, id string) (view, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune(now)
+	a := s.approvals[id]
+	if a == nil {
+		return view{}, false
+	}
+	return a.view(), true
+}
+
+func (s *store) list(now time.Time) []view {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune(now)
+	out := make([]view, 0, len(s.approvals))
+	for _, a := range s.approvals {
+		out = append(out, a.view())
+	}
+	return out
+}
+
+// decide records the human's (or bot's) answer. A pending approval is decided once.
+func (s *store) decide(now time.Time, id string, approve bool, pin, via string) (view, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune(now)
+	a := s.approvals[id]
+	if a == nil {
+		return view{}, errUnknown
+	}
+	if a.state != statePending {
+		return a.view(), errDecided
+	}
+	if approve {
+		a.state, a.pin = stateApproved, pin
+	} else {
+		a.state = stateDeclined
+	}
+	a.via = via
+	close(a.done)
+	return a.view(), nil
+}
+
+// twoStep finds the two-step approval for key; an approved or declined one is removed
+// (single use) and returned with its PIN.
+func (s *store) twoStep(now time.Time, key string) (v view, pin string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune(now)
+	a := s.byKey[key]
+	if a == nil {
+		return view{}, "", false
+	}
+	v, pin = a.view(), a.pin
+	if a.state != statePending {
+		s.drop(a)
+	}
+	return v, pin, true
+}
+
+// cancel forgets an approval (the client declined the URL elicitation).
+func (s *store) cancel(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.approvals[id]; a != nil {
+		s.drop(a)
+	}
+}
+
+// wait blocks until the approval is decided, it expires, or ctx ends; it removes the
+// approval and returns its outcome and PIN.
+func (s *store) wait(ctx context.Context, now func() time.Time, id string) (view, string, error) {
+	s.mu.Lock()
+	a := s.approvals[id]
+	s.mu.Unlock()
+	if a == nil {
+		return view{}, "", errUnknown
+	}
+	left := a.Expires.Sub(now())
+	if left < 0 {
+		left = 0
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-a.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, pin := a.view(), a.pin
+	s.drop(a)
+	if v.State == statePending {
+		return v, "", errNoAnswer
+	}
+	return v, pin, nil
+}

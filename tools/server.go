@@ -1,0 +1,276 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"go.uber.org/zap"
+
+	"github.com/hostkey/hostkey-mcp/invapi"
+	"github.com/hostkey/hostkey-mcp/schemas"
+)
+
+// SessionSource gives the token's session (role, servers, permissions). The invapi client
+// implements it; permissions decide which tools a token can see.
+type SessionSource interface {
+	Session(ctx context.Context) (*invapi.Session, error)
+}
+
+// Options configure the MCP server.
+type Options struct {
+	Name         string
+	Version      string
+	Instructions string
+	Catalog      *schemas.Catalog
+	Client       Caller
+	Sessions     SessionSource // optional: enables permission filtering and the resources
+	Selection    Selection
+	Dynamic      bool // expose tools_search / toolsets_enable and start with the selection only
+	PIN          PINSource
+	Middleware   []server.ToolHandlerMiddleware // the policy, outermost first
+	ExtraTools   []server.ServerTool            // workflows, events: always exposed unless excluded
+	ExtraOptions []server.ServerOption
+	// ServerAllowed, when set, is asked before a server's resource is read: resources do
+	// not pass the tool middleware, and the allowlist must hold for them too.
+	ServerAllowed func(ctx context.Context, id int64) error
+	Hooks         *server.Hooks
+	Logger        *zap.Logger
+}
+
+// Server is the hostkey MCP server: the catalog tools, discovery, resources and prompts.
+type Server struct {
+	opts Options
+	mcp  *server.MCPServer
+	subs *Subscriptions
+	log  *zap.Logger
+
+	mu      sync.Mutex
+	sel     Selection
+	perms   map[string]bool // module/action → allowed; nil = unknown, show all
+	modules map[string]bool // modules the permission list speaks about
+}
+
+// New builds the server and registers everything the options select.
+func New(opts Options) (*Server, error) {
+	if opts.Catalog == nil {
+		opts.Catalog = schemas.Load()
+	}
+	if opts.Client == nil {
+		return nil, errors.New("tools: no invapi client")
+	}
+	var extraNames []string
+	for _, t := range opts.ExtraTools {
+		extraNames = append(extraNames, t.Tool.Name)
+	}
+	if err := opts.Selection.Resolve(opts.Catalog, extraNames...); err != nil {
+		return nil, err
+	}
+	if opts.Name == "" {
+		opts.Name = "hostkey-mcp"
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	s := &Server{opts: opts, sel: opts.Selection, log: opts.Logger, subs: NewSubscriptions()}
+	hooks := opts.Hooks
+	if hooks == nil {
+		hooks = &server.Hooks{}
+	}
+	s.subs.Attach(hooks)
+	sopts := []server.ServerOption{
+		server.WithToolCapabilities(true),
+		server.WithResourceCapabilities(true, true),
+		server.WithPromptCapabilities(false),
+		server.WithLogging(),
+		server.WithRecovery(),
+		server.WithInputSchemaValidation(),
+		server.WithHooks(hooks),
+		server.WithToolFilter(s.permissionFilter),
+		server.WithCompletions(),
+		server.WithPromptCompletionProvider(completer{s}),
+		server.WithResourceCompletionProvider(completer{s}),
+	}
+	if opts.Instructions != "" {
+		sopts = append(sopts, server.WithInstructions(opts.Instructions))
+	}
+	for _, mw := range opts.Middleware {
+		sopts = append(sopts, server.WithToolHandlerMiddleware(mw))
+	}
+	sopts = append(sopts, opts.ExtraOptions...)
+	s.mcp = server.NewMCPServer(opts.Name, opts.Version, sopts...)
+
+	s.mcp.AddTools(s.selectedTools()...)
+	for _, t := range opts.ExtraTools {
+		if !s.excluded(t.Tool.Name) && (!s.sel.ReadOnly || isReadOnlyTool(t.Tool)) {
+			s.mcp.AddTool(t.Tool, t.Handler)
+		}
+	}
+	if opts.Dynamic {
+		s.mcp.AddTools(s.discoveryTools()...)
+	}
+	if opts.Sessions != nil {
+		s.addResources()
+	}
+	s.addPrompts()
+	return s, nil
+}
+
+// MCP returns the underlying mcp-go server, for transports.
+func (s *Server) MCP() *server.MCPServer { return s.mcp }
+
+// Subscriptions returns the resource subscription tracker, for notifiers.
+func (s *Server) Subscriptions() *Subscriptions { return s.subs }
+
+// Selection returns the current selection (it grows when toolsets are enabled).
+func (s *Server) Selection() Selection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sel
+}
+
+func (s *Server) excluded(name string) bool {
+	for _, n := range s.sel.Exclude {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func isReadOnlyTool(t mcp.Tool) bool {
+	return t.Annotations.ReadOnlyHint != nil && *t.Annotations.ReadOnlyHint
+}
+
+// selectedTools returns the catalog tools (and the generic tool) the selection exposes.
+func (s *Server) selectedTools() []server.ServerTool {
+	s.mu.Lock()
+	sel := s.sel
+	s.mu.Unlock()
+	var out []server.ServerTool
+	for _, a := range s.opts.Catalog.Actions {
+		if sel.Allows(a) {
+			out = append(out, server.ServerTool{Tool: Definition(a), Handler: handler(a, s.opts.Client, s.opts.PIN)})
+		}
+	}
+	if sel.AllowsGeneric() {
+		out = append(out, GenericTool(s.opts.Catalog, s.opts.Client))
+	}
+	return out
+}
+
+// EnableToolsets adds toolsets at run time (tools_search → toolsets_enable) and returns the
+// tools that became visible; mcp-go then tells clients the list changed.
+func (s *Server) EnableToolsets(names ...string) ([]string, error) {
+	probe := Selection{Toolsets: names}
+	if err := probe.Resolve(s.opts.Catalog); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	before := map[string]bool{}
+	for _, a := range s.opts.Catalog.Actions {
+		if s.sel.Allows(a) {
+			before[a.Tool] = true
+		}
+	}
+	s.sel.Toolsets = append(s.sel.Toolsets, names...)
+	s.mu.Unlock()
+	var added []server.ServerTool
+	var names2 []string
+	for _, t := range s.selectedTools() {
+		if !before[t.Tool.Name] && t.Tool.Name != GenericToolName {
+			added = append(added, t)
+			names2 = append(names2, t.Tool.Name)
+		}
+	}
+	if len(added) > 0 {
+		s.mcp.AddTools(added...)
+	}
+	return names2, nil
+}
+
+// permissionFilter hides tools the token's role cannot call, so the model is not offered
+// tools that would only fail. Modules the permission list never mentions, and actions
+// that need no token, stay visible: the list says nothing about them.
+func (s *Server) permissionFilter(_ context.Context, tools []mcp.Tool) []mcp.Tool {
+	s.mu.Lock()
+	perms, modules := s.perms, s.modules
+	s.mu.Unlock()
+	if perms == nil {
+		return tools
+	}
+	out := tools[:0:0]
+	for _, t := range tools {
+		a, ok := s.opts.Catalog.Tool(t.Name)
+		if !ok || a.NoAuth || !modules[a.Module] || perms[a.Module+"/"+a.Action] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Permitted reports whether the token may call module/action as far as its permission
+// list tells (true when unknown).
+func (s *Server) Permitted(module, action string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perms == nil || !s.modules[module] || s.perms[module+"/"+action]
+}
+
+// RefreshPermissions reads the token's permissions and, when they changed, tells every
+// client to re-list its tools.
+func (s *Server) RefreshPermissions(ctx context.Context) error {
+	if s.opts.Sessions == nil {
+		return nil
+	}
+	sess, err := s.opts.Sessions.Session(ctx)
+	if err != nil {
+		return fmt.Errorf("read token permissions: %w", err)
+	}
+	if len(sess.Permissions) == 0 {
+		return nil // nothing to filter on
+	}
+	perms := map[string]bool{}
+	modules := map[string]bool{}
+	for _, p := range sess.Permissions {
+		perms[p] = true
+		if m, _, ok := strings.Cut(p, "/"); ok {
+			modules[m] = true
+		}
+	}
+	s.mu.Lock()
+	changed := !sameSet(s.perms, perms)
+	s.perms, s.modules = perms, modules
+	s.mu.Unlock()
+	if changed {
+		s.mcp.SendNotificationToAllClients(mcp.MethodNotificationToolsListChanged, nil)
+	}
+	return nil
+}
+
+func sameSet(a, b map[string]bool) bool {
+	if len(a) != len(b) || (a == nil) != (b == nil) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// ToolNames returns the names of the tools currently registered, sorted.
+func (s *Server) ToolNames() []string {
+	var names []string
+	for name := range s.mcp.ListTools() {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,191 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/schemas"
+)
+
+// Tool names.
+const (
+	OrderTool        = "server_order"
+	ReinstallTool    = "server_reinstall"
+	ReinstallPXETool = "server_reinstall_pxe"
+	WatchTool        = "server_job_watch"
+	CancelTool       = "server_job_cancel"
+)
+
+// Tools returns the workflow tools. Their inputs are composed from the catalog's own
+// parameter schemas (eq/order_instance, eq/create_pxe), so a catalog fix reaches them.
+func (w *Workflows) Tools() []server.ServerTool {
+	wait := map[string]any{"type": "integer", "minimum": 0, "maximum": 3600,
+		"description": "seconds to wait before returning a job handle (default 50); the job goes on"}
+	jobID := map[string]any{"type": "string", "pattern": "^job-[0-9a-f]{16}$", "description": "job_id from a workflow tool"}
+	destructive := func(title string) mcp.ToolAnnotation {
+		return mcp.ToolAnnotation{Title: title, ReadOnlyHint: mcp.ToBoolPtr(false), DestructiveHint: mcp.ToBoolPtr(true),
+			IdempotentHint: mcp.ToBoolPtr(false), OpenWorldHint: mcp.ToBoolPtr(true)}
+	}
+	task := &mcp.ToolExecution{TaskSupport: mcp.TaskSupportOptional}
+	out := []server.ServerTool{
+		{Tool: mcp.Tool{
+			Name: OrderTool, Title: "Order an instant server",
+			Description: "Order an instant server: checks location, preset, OS, software and traffic plan against the live lists (explaining incompatibilities) before ordering, then follows the deploy. One human confirmation; the PIN is supplied by the server.",
+			RawInputSchema: w.compose("eq_order_instance", []string{"location_name", "preset", "os_id", "traffic_plan", "deploy_period", "root_pass"},
+				[]string{"location_name", "preset", "os_id", "own_os", "soft_id", "traffic_plan", "deploy_period", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size"},
+				map[string]any{"wait_seconds": wait}),
+			Annotations: destructive("Order an instant server"), Execution: task,
+		}, Handler: w.handleOrder},
+		{Tool: mcp.Tool{
+			Name: ReinstallTool, Title: "Reinstall a server",
+			Description: "Reinstall a server's OS through order_instance (location filled in from eq/show), refusing while another install runs, then follows the 5 install stages. Wipes the disks. One human confirmation; the PIN is supplied by the server.",
+			RawInputSchema: w.compose("eq_order_instance", []string{"id", "os_id", "root_pass"},
+				[]string{"id", "os_id", "own_os", "soft_id", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size"},
+				map[string]any{"wait_seconds": wait}),
+			Annotations: destructive("Reinstall a server"), Execution: task,
+		}, Handler: w.handleReinstall},
+		{Tool: mcp.Tool{
+			Name: ReinstallPXETool, Title: "PXE reinstall",
+			Description: "Full PXE reinstall: eq/reinstall, create_pxe, boot from PXE, reboot, follow the 5 stages, then always boot from disk and clear the PXE config (even on failure); abort_reinstall on cancel. Wipes the disks. One human confirmation.",
+			RawInputSchema: w.compose("eq_create_pxe", []string{"id", "os_id", "root_pass"},
+				[]string{"id", "os_id", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size", "uefi", "jenkins_task"},
+				map[string]any{"wait_seconds": wait}),
+			Annotations: destructive("PXE reinstall"), Execution: task,
+		}, Handler: w.handleReinstallPXE},
+		{Tool: mcp.Tool{
+			Name: WatchTool, Title: "Watch a workflow job",
+			Description: "Follow a running workflow job (from a timed-out call or an earlier session) until it ends or the wait passes; without job_id lists recent jobs, optionally of one server.",
+			RawInputSchema: mustJSON(map[string]any{"type": "object", "additionalProperties": false, "properties": map[string]any{
+				"job_id": jobID, "server_id": map[string]any{"type": "integer", "description": "list the jobs of this server"}, "wait_seconds": wait}}),
+			Annotations: mcp.ToolAnnotation{Title: "Watch a workflow job", ReadOnlyHint: mcp.ToBoolPtr(true), DestructiveHint: mcp.ToBoolPtr(false),
+				IdempotentHint: mcp.ToBoolPtr(true), OpenWorldHint: mcp.ToBoolPtr(false)},
+		}, Handler: w.handleWatch},
+		{Tool: mcp.Tool{
+			Name: CancelTool, Title: "Cancel a workflow job",
+			Description: "Stop a running workflow job: stops watching, aborts the reinstall where invapi allows (eq/abort_reinstall) and runs the PXE clean-up.",
+			RawInputSchema: mustJSON(map[string]any{"type": "object", "additionalProperties": false, "required": []string{"job_id"},
+				"properties": map[string]any{"job_id": jobID}}),
+			Annotations: mcp.ToolAnnotation{Title: "Cancel a workflow job", ReadOnlyHint: mcp.ToBoolPtr(false), DestructiveHint: mcp.ToBoolPtr(false),
+				IdempotentHint: mcp.ToBoolPtr(true), OpenWorldHint: mcp.ToBoolPtr(true)},
+		}, Handler: w.handleCancel},
+	}
+	for i := range out {
+		out[i].Handler = w.entry(out[i].Tool.RawInputSchema, out[i].Handler)
+	}
+	return out
+}
+
+// compose builds a tool schema from a catalog tool's properties.
+func (w *Workflows) compose(tool string, required, props []string, extra map[string]any) json.RawMessage {
+	a, ok := w.o.Catalog.Tool(tool)
+	if !ok {
+		panic("workflows: catalog has no " + tool)
+	}
+	var src struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	if err := json.Unmarshal(a.InputSchema, &src); err != nil {
+		panic(err)
+	}
+	out := map[string]any{}
+	for _, p := range props {
+		s, ok := src.Properties[p]
+		if !ok {
+			panic(fmt.Sprintf("workflows: %s has no %s", tool, p))
+		}
+		out[p] = s
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return mustJSON(map[string]any{"type": "object", "additionalProperties": false, "required": required, "properties": out})
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// pick copies the named arguments that are present.
+func pick(args map[string]any, names ...string) map[string]any {
+	out := map[string]any{}
+	for _, n := range names {
+		if v, ok := args[n]; ok && v != nil {
+			out[n] = v
+		}
+	}
+	return out
+}
+
+func intArg(args map[string]any, name string) int64 {
+	switch v := args[name].(type) {
+	case float64:
+		return int64(v)
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	}
+	return 0
+}
+
+func (w *Workflows) handleWatch(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	args := req.GetArguments()
+	id, _ := args["job_id"].(string)
+	if id == "" {
+		jobs := w.jobs.list(intArg(args, "server_id"))
+		var b strings.Builder
+		if len(jobs) == 0 {
+			b.WriteString("No workflow jobs in this process. events_list (kind workflow) shows jobs of earlier runs.")
+		}
+		for _, j := range jobs {
+			fmt.Fprintf(&b, "%s %s server %d: %s (stage %d/%d, %s)\n", j.ID, j.Tool, j.ServerID, j.State, j.Stage, j.Stages, j.Message)
+		}
+		return mcp.NewToolResultStructured(map[string]any{"jobs": jobs}, strings.TrimSpace(b.String())), nil
+	}
+	j := w.jobs.get(id)
+	if j == nil {
+		return mcp.NewToolResultError(fmt.Sprintf("No job %s in this process (it may belong to an earlier run: events_list shows recorded progress). server_job_watch without job_id lists the jobs.", id)), nil
+	}
+	// A watcher going away only stops watching: the job goes on.
+	return w.follow(ctx, req, j, req.Params.Task != nil, false, waitFor(req, w.o.DefaultWait))
+}
+
+func (w *Workflows) handleCancel(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	id, _ := req.GetArguments()["job_id"].(string)
+	j := w.jobs.get(id)
+	if j == nil {
+		return mcp.NewToolResultError(fmt.Sprintf("No job %s in this process; server_job_watch lists the jobs.", id)), nil
+	}
+	if info := j.snapshot(); info.State != Running {
+		return mcp.NewToolResultStructured(info, fmt.Sprintf("Job %s already ended: %s.", id, info.State)), nil
+	}
+	j.cancel()
+	select {
+	case <-j.done:
+	case <-time.After(2 * time.Minute):
+	case <-ctx.Done():
+	}
+	return finalResult(j.snapshot()), nil
+}
+
+// policyCall is the policy's view of a workflow: one destructive call on one server
+// (none for a new order), needing the PIN, described by its first request.
+func (w *Workflows) policyCall(tool string, serverID int64, args map[string]any, first string) *policy.Call {
+	a, _ := w.o.Catalog.Tool(first)
+	var ids []int64
+	if serverID != 0 {
+		ids = []int64{serverID}
+	}
+	return &policy.Call{Tool: tool, Module: a.Module, Action: a.Action, Class: schemas.Destructive, NeedsPIN: true, ServerIDs: ids, Args: args}
+}

@@ -1,0 +1,247 @@
+// Command loadtest measures the webhook receiver on loopback: it starts a receiver with
+// the real bbolt store (fsync on every commit) on 127.0.0.1, creates N install jobs, sends
+// their callbacks over C keep-alive connections, and reports accepted/s, latency
+// percentiles and how many events were lost (stored events and completed jobs are
+// counted from the store afterwards). It exits non-zero if anything was lost, any
+// request failed, or the run exceeded -timeout.
+//
+//	go run ./webhook/cmd/loadtest -n 20000 -c 64 -timeout 2m
+//
+// It never sends anywhere but the loopback listener it starts itself.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/hostkey/hostkey-mcp/webhook"
+	"github.com/hostkey/hostkey-mcp/webhook/store"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	n := fs.Int("n", 20000, "callbacks to send (one job each)")
+	conns := fs.Int("c", 64, "concurrent connections")
+	replay := fs.Float64("replay", 0.05, "fraction of callbacks sent a second time (must be deduplicated)")
+	timeout := fs.Duration("timeout", 2*time.Minute, "the whole run must finish within this")
+	kind := fs.String("store", "bolt", "bolt (durable, fsync) or memory")
+	dir := fs.String("dir", "", "directory for the bolt file (default: a temporary directory, removed afterwards)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n <= 0 || *n > 1_000_000 || *conns <= 0 || *conns > 1024 || *replay < 0 || *replay > 1 {
+		return errors.New("want 0 < n ≤ 1e6, 0 < c ≤ 1024, 0 ≤ replay ≤ 1")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+
+	var st store.Store
+	where := "memory"
+	switch *kind {
+	case "bolt":
+		d := *dir
+		if d == "" {
+			tmp, err := os.MkdirTemp("", "hostkey-webhook-load-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			d = tmp
+		}
+		path := filepath.Join(d, "events.db")
+		b, err := store.OpenBolt(path, nil)
+		if err != nil {
+			return err
+		}
+		st, where = b, "bolt (fsync per commit) at "+path
+	case "memory":
+		st = store.NewMemory()
+	default:
+		return fmt.Errorf("-store %q: bolt or memory", *kind)
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	public := "http://" + ln.Addr().String()
+	rcv, err := webhook.New(ctx, webhook.Config{Store: st, PublicURL: public, RateLimit: rate.Inf, NotifyQueue: *n + 16})
+	if err != nil {
+		return err
+	}
+	var notified atomic.Int64
+	rcv.SetNotifier(webhook.NotifierFunc(func(context.Context, webhook.Event) { notified.Add(1) }))
+	sctx, stopServer := context.WithCancel(context.Background())
+	defer stopServer()
+	served := make(chan error, 1)
+	go func() { served <- webhook.Serve(sctx, ln, rcv.Handler(), webhook.Timeouts{}) }()
+
+	fmt.Fprintf(out, "webhook load test: %d callbacks (+%.0f%% replays) over %d connections to %s, store %s, %d CPUs, %s/%s\n",
+		*n, *replay*100, *conns, public, where, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+
+	// Setup: the jobs, created concurrently (as many tool calls would).
+	start := time.Now()
+	urls := make([]string, *n)
+	if err := parallel(ctx, *conns, *n, func(i int) error {
+		u, err := rcv.NewInstallJob(ctx, int64(100000+i), "eq_order_instance", "load", nil)
+		urls[i] = u
+		return err
+	}); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	fmt.Fprintf(out, "setup: %d jobs in %v\n", *n, time.Since(start).Round(time.Millisecond))
+
+	// The callbacks: job i once, and every 1/replay-th job twice.
+	every := 0
+	if *replay > 0 {
+		every = int(1 / *replay)
+	}
+	var plan []int
+	for i := range *n {
+		plan = append(plan, i)
+		if every > 0 && i%every == 0 {
+			plan = append(plan, i)
+		}
+	}
+	tr := &http.Transport{MaxIdleConns: *conns, MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns, IdleConnTimeout: time.Minute}
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	lat := make([]time.Duration, len(plan))
+	var non200, failed atomic.Int64
+	start = time.Now()
+	err = parallel(ctx, *conns, len(plan), func(k int) error {
+		i := plan[k]
+		var req *http.Request
+		if k%2 == 0 {
+			req, _ = http.NewRequestWithContext(ctx, http.MethodGet, urls[i]+"?status=done", nil)
+		} else {
+			req, _ = http.NewRequestWithContext(ctx, http.MethodPost, urls[i], strings.NewReader(fmt.Sprintf(`{"hostname":"load-%d","status":"done"}`, i)))
+			req.Header.Set("Content-Type", "application/json")
+		}
+		t0 := time.Now()
+		res, err := hc.Do(req)
+		if err != nil {
+			failed.Add(1)
+			return nil
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		lat[k] = time.Since(t0)
+		if res.StatusCode != http.StatusOK {
+			non200.Add(1)
+		}
+		return nil
+	})
+	elapsed := time.Since(start)
+	if err != nil {
+		return fmt.Errorf("sending: %w (after %v)", err, elapsed)
+	}
+
+	stopServer()
+	if err := <-served; err != nil {
+		return err
+	}
+	cctx, cc := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cc()
+	if err := rcv.Close(cctx); err != nil {
+		return err
+	}
+
+	// Count what the store holds.
+	page, err := st.Since(context.Background(), 0, *n*2+10, store.Filter{})
+	if err != nil {
+		return err
+	}
+	jobs := map[string]bool{}
+	for _, ev := range page.Events {
+		jobs[ev.JobID] = true
+	}
+	done := 0
+	for _, u := range urls {
+		j, err := st.JobBySecretHash(context.Background(), hashOf(u))
+		if err == nil && j.State == store.JobDone {
+			done++
+		}
+	}
+	lost := *n - len(jobs)
+	m := rcv.Metrics()
+
+	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+	pct := func(p float64) time.Duration {
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
+	}
+	fmt.Fprintf(out, "sent %d requests in %v: %.0f requests/s, %.0f accepted events/s\n",
+		len(plan), elapsed.Round(time.Millisecond), float64(len(plan))/elapsed.Seconds(), float64(m.Accepted[store.KindInstallDone])/elapsed.Seconds())
+	fmt.Fprintf(out, "latency p50 %v  p90 %v  p99 %v  max %v\n", pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1].Round(10*time.Microsecond))
+	fmt.Fprintf(out, "store: %d events, %d jobs done; accepted %d, duplicates %d, non-200 %d, transport errors %d, notified %d, notify dropped %d\n",
+		len(page.Events), done, m.Accepted[store.KindInstallDone], m.Duplicates, non200.Load(), failed.Load(), notified.Load(), m.NotifyDropped)
+	fmt.Fprintf(out, "lost = %d\n", lost)
+	switch {
+	case lost != 0 || done != *n || len(page.Events) != *n:
+		return fmt.Errorf("lost %d events (%d stored, %d jobs done, want %d)", lost, len(page.Events), done, *n)
+	case non200.Load() != 0 || failed.Load() != 0:
+		return fmt.Errorf("%d non-200 answers, %d transport errors", non200.Load(), failed.Load())
+	case int(m.Duplicates) != len(plan)-*n:
+		return fmt.Errorf("%d duplicates counted, want %d", m.Duplicates, len(plan)-*n)
+	}
+	return nil
+}
+
+// parallel runs fn(0..count-1) on workers goroutines; it stops at the first error or
+// when ctx ends.
+func parallel(ctx context.Context, workers, count int, fn func(int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= count {
+					return
+				}
+				if ctx.Err() != nil {
+					once.Do(func() { first = ctx.Err() })
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+func hashOf(callbackURL string) []byte {
+	h := sha256.Sum256([]byte(callbackURL[strings.LastIndexByte(callbackURL, '/')+1:]))
+	return h[:]
+}

@@ -1,0 +1,622 @@
+// Package webhook receives the callbacks hostkey-mcp asks invapi and fresh servers to
+// make — post_install_callback when an install finishes, login notifications of API
+// keys — records each one durably, and turns it into MCP notifications.
+//
+// Flow of an install callback:
+//
+//  1. A reinstall/order/create_pxe tool call passes through InjectCallback, which creates
+//     a job with a 256-bit secret and adds post_install_callback=<public-url>/cb/install/<secret>.
+//  2. The fresh server (or the simulator) calls that URL with GET or POST.
+//  3. The receiver finds the job by SHA-256(secret), optionally checks the caller's IP
+//     against the server's, writes the event and the job's completion in one fsynced
+//     commit, and only then answers 200.
+//  4. The event is handed to the Notifier: a log message to the sessions, a
+//     notifications/resources/updated for hostkey://servers/{id} (and hostkey://events)
+//     to their subscribers, and progress on the originating tool call if it is still open.
+//
+// Events stay readable through the events_list tool and the hostkey://events resource.
+// A client that was not connected, or that reconnects, passes the last cursor it saw
+// (events_list since=<cursor>, or hostkey://events?cursor=<cursor>) and gets exactly
+// what it missed; cursors are strictly increasing and never reused.
+package webhook
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/mark3labs/mcp-go/mcp"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/hostkey/hostkey-mcp/schemas"
+	"github.com/hostkey/hostkey-mcp/webhook/store"
+)
+
+// Event and Job are the store's types.
+type (
+	Event = store.Event
+	Job   = store.Job
+)
+
+// Notifier turns a stored event into MCP notifications. It is called once per new event
+// (never for duplicates), from one goroutine, in cursor order, after the event is durable
+// and the sender has been answered. OriginFromContext(ctx) tells whether the tool call
+// that started the job is still open.
+type Notifier interface {
+	Notify(ctx context.Context, ev Event)
+}
+
+// NotifierFunc adapts a function to Notifier.
+type NotifierFunc func(ctx context.Context, ev Event)
+
+// Notify implements Notifier.
+func (f NotifierFunc) Notify(ctx context.Context, ev Event) { f(ctx, ev) }
+
+// ServerIPLookup returns a server's IP addresses (from eq/show), for the source check.
+type ServerIPLookup func(ctx context.Context, serverID int64) ([]string, error)
+
+// Config configures a Receiver.
+type Config struct {
+	// PublicURL is where invapi and fresh servers reach this receiver (--public-url),
+	// e.g. https://hooks.example.com/hostkey. Without it no callback is injected; the
+	// receiver still serves login alerts and the events.
+	PublicURL string
+	Store     store.Store // required
+	Notifier  Notifier    // may be set later with SetNotifier
+	Logger    *zap.Logger
+
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed (--trusted-proxies).
+	TrustedProxies []netip.Prefix
+	// CheckSourceIP accepts an install callback only from one of the server's own IPs
+	// (--check-source-ip). Jobs whose server IPs are unknown (a new order) are accepted
+	// and their event says source_verified=false.
+	CheckSourceIP bool
+	// ServerIPs looks up a server's IPs when a job is created without them (optional).
+	ServerIPs ServerIPLookup
+
+	MaxBodyBytes int64      // default 64 KiB
+	RateLimit    rate.Limit // requests per second per source IP (IPv6: per /64); default 10, rate.Inf disables
+	RateBurst    int        // default 40
+	NotifyQueue  int        // events waiting for the Notifier, default 1024; beyond, pushes are dropped (counted)
+	Catalog      *schemas.Catalog
+	Now          func() time.Time
+}
+
+// Receiver is the webhook endpoint plus its MCP surface (middleware, tool, resource).
+type Receiver struct {
+	cfg     Config
+	store   store.Store
+	log     *zap.Logger
+	metrics *metrics
+	limiter *limiter
+	handler http.Handler
+	public  string // PublicURL without trailing slash, "" when unset
+	now     func() time.Time
+
+	notifier   atomic.Pointer[notifierBox]
+	loginHash  atomic.Pointer[[sha256.Size]byte]
+	cbTools    map[string]bool
+	queue      chan queued
+	queueMu    sync.RWMutex
+	closed     bool
+	workerDone chan struct{}
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{} // job ID → WaitJob callers
+	open    map[string]Origin          // job ID → tool call still running
+}
+
+type notifierBox struct{ n Notifier }
+
+type queued struct {
+	ev       Event
+	origin   *Origin
+	accepted time.Time // wall+monotonic instant the event was stored (not the test clock)
+}
+
+// Origin is the tool call that started a job, while it is still running.
+type Origin struct {
+	Session       string
+	ProgressToken mcp.ProgressToken
+}
+
+type originKey struct{}
+
+type acceptedKey struct{}
+
+// AcceptedFromContext returns the instant (time.Now, monotonic) the notified event was
+// stored. A notifier uses it to leave out sessions that connected later: they read the
+// event through events_list instead of getting a live notification for the past.
+func AcceptedFromContext(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(acceptedKey{}).(time.Time)
+	return t, ok
+}
+
+// OriginFromContext returns the open tool call a notified event belongs to, if any.
+func OriginFromContext(ctx context.Context) (Origin, bool) {
+	o, ok := ctx.Value(originKey{}).(Origin)
+	return o, ok
+}
+
+const loginSecretName = "login_alert_token"
+
+// New builds a receiver. It creates the login-alert token on first start and persists it.
+func New(ctx context.Context, cfg Config) (*Receiver, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("webhook: no store")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBody
+	}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = 10
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = 40
+	}
+	if cfg.NotifyQueue <= 0 {
+		cfg.NotifyQueue = 1024
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = schemas.Load()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &Receiver{
+		cfg: cfg, store: cfg.Store, log: cfg.Logger, metrics: newMetrics(), now: cfg.Now,
+		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst),
+		queue:   make(chan queued, cfg.NotifyQueue), workerDone: make(chan struct{}),
+		waiters: map[string][]chan struct{}{}, open: map[string]Origin{},
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("webhook: --public-url %q: want an absolute http(s) URL without query", cfg.PublicURL)
+		}
+		if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+			r.log.Warn("public URL is plain http: callback secrets travel unencrypted; prefer https behind a reverse proxy")
+		}
+		r.public = strings.TrimRight(u.String(), "/")
+	}
+	r.cbTools = callbackTools(cfg.Catalog)
+	tok, err := r.store.Secret(ctx, loginSecretName, func() (string, error) { return newSecret() })
+	if err != nil {
+		return nil, fmt.Errorf("webhook: login alert token: %w", err)
+	}
+	h := sha256.Sum256([]byte(tok))
+	r.loginHash.Store(&h)
+	if cfg.Notifier != nil {
+		r.SetNotifier(cfg.Notifier)
+	}
+	r.handler = r.buildHandler()
+	go r.notifyWorker()
+	return r, nil
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
+}
+
+// SetNotifier sets (or replaces) the Notifier; cmd calls it once the MCP server exists.
+func (r *Receiver) SetNotifier(n Notifier) { r.notifier.Store(&notifierBox{n: n}) }
+
+// Metrics returns a snapshot of the counters.
+func (r *Receiver) Metrics() Snapshot { return r.metrics.snapshot() }
+
+// Store returns the receiver's store.
+func (r *Receiver) Store() store.Store { return r.store }
+
+// Close stops the notification worker after it has delivered what is queued (or ctx
+// ends). Call it after the HTTP servers serving Handler have shut down; closing the
+// store is the caller's job, after Close.
+func (r *Receiver) Close(ctx context.Context) error {
+	r.queueMu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.queue)
+	}
+	r.queueMu.Unlock()
+	select {
+	case <-r.workerDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Receiver) enqueue(q queued) {
+	r.queueMu.RLock()
+	defer r.queueMu.RUnlock()
+	if r.closed {
+		r.metrics.notifyDropped.Add(1)
+		return
+	}
+	select {
+	case r.queue <- q:
+	default:
+		r.metrics.notifyDropped.Add(1)
+		r.log.Warn("notification queue full; event stays readable through events_list", zap.String("event", q.ev.ID))
+	}
+}
+
+func (r *Receiver) notifyWorker() {
+	defer close(r.workerDone)
+	for q := range r.queue {
+		box := r.notifier.Load()
+		if box == nil || box.n == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if q.origin != nil {
+			ctx = context.WithValue(ctx, originKey{}, *q.origin)
+		}
+		if !q.accepted.IsZero() {
+			ctx = context.WithValue(ctx, acceptedKey{}, q.accepted)
+		}
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					r.log.Error("notifier panicked", zap.Any("panic", p), zap.String("event", q.ev.ID))
+				}
+			}()
+			box.n.Notify(ctx, q.ev)
+		}()
+		cancel()
+	}
+}
+
+// Handler serves the webhook routes:
+//
+//	GET|POST /cb/install/{secret}   install callbacks
+//	GET|POST /alerts/login/{token}  API-key login notifications
+//	GET /healthz                    store reachable → 200 "ok"
+//	GET /metrics                    Prometheus text format
+//
+// The callback routes are also served under the path of --public-url (for proxies that
+// do not strip it). Anything else, and every bad secret, is a bare 404.
+func (r *Receiver) Handler() http.Handler { return r.handler }
+
+func (r *Receiver) buildHandler() http.Handler {
+	rt := mux.NewRouter()
+	rt.NotFoundHandler = http.HandlerFunc(r.notFound)
+	rt.MethodNotAllowedHandler = http.HandlerFunc(r.notFound)
+	prefixes := []string{""}
+	if r.public != "" {
+		if u, err := url.Parse(r.public); err == nil && strings.Trim(u.Path, "/") != "" {
+			prefixes = append(prefixes, "/"+strings.Trim(u.Path, "/"))
+		}
+	}
+	for _, p := range prefixes {
+		rt.HandleFunc(p+"/cb/install/{secret}", r.handleInstall).Methods(http.MethodGet, http.MethodPost)
+		rt.HandleFunc(p+"/alerts/login/{token}", r.handleLogin).Methods(http.MethodGet, http.MethodPost)
+	}
+	rt.HandleFunc("/healthz", r.handleHealth).Methods(http.MethodGet, http.MethodHead)
+	rt.HandleFunc("/metrics", r.metrics.handler).Methods(http.MethodGet)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				r.log.Error("webhook handler panicked", zap.Any("panic", p))
+				http.Error(w, "internal error", http.StatusInternalServerError)
+			}
+		}()
+		if req.URL.Path != "/healthz" && req.URL.Path != "/metrics" {
+			if !r.limiter.allow(ClientIP(req, r.cfg.TrustedProxies), r.now()) {
+				r.metrics.reject(ReasonRateLimited)
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "too many requests", http.StatusTooManyRequests)
+				return
+			}
+		}
+		r.metrics.inflight.Add(1)
+		defer r.metrics.inflight.Add(-1)
+		req.Body = http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes)
+		rt.ServeHTTP(w, req)
+	})
+}
+
+func (r *Receiver) notFound(w http.ResponseWriter, _ *http.Request) {
+	r.metrics.reject(ReasonNotFound)
+	http.NotFound(w, nil)
+}
+
+// reject404 answers exactly like an unknown route: no hint that the path exists.
+func (r *Receiver) reject404(w http.ResponseWriter, reason string) {
+	r.metrics.reject(reason)
+	http.NotFound(w, nil)
+}
+
+func (r *Receiver) handleHealth(w http.ResponseWriter, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+	defer cancel()
+	if err := r.store.Ping(ctx); err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// secretPrefix is a short hash of a secret for logs: enough to correlate lines, useless
+// to an attacker.
+func secretPrefix(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:4])
+}
+
+// validSecretShape rejects what newSecret can never produce before any store lookup.
+func validSecretShape(s string) bool {
+	if len(s) < 22 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// newSecret returns 256 random bits, base64url without padding (43 characters).
+func newSecret() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+func (r *Receiver) parse(w http.ResponseWriter, req *http.Request) (*Callback, bool) {
+	cb, err := ParseCallback(req, r.cfg.MaxBodyBytes)
+	switch {
+	case errors.Is(err, ErrBodyTooLarge):
+		r.metrics.reject(ReasonTooLarge)
+		w.Header().Set("Connection", "close")
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		return nil, false
+	case err != nil:
+		r.metrics.reject(ReasonBadRequest)
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return nil, false
+	}
+	return cb, true
+}
+
+func (r *Receiver) handleInstall(w http.ResponseWriter, req *http.Request) {
+	secret := mux.Vars(req)["secret"]
+	if !validSecretShape(secret) {
+		r.reject404(w, ReasonBadSecret)
+		return
+	}
+	hash := sha256.Sum256([]byte(secret))
+	log := r.log.With(zap.String("secret_sha256_prefix", hex.EncodeToString(hash[:4])))
+	// The store write must finish even if the sender hangs up: the sender may still have
+	// seen nothing, but what was accepted is never half-written.
+	ctx := context.WithoutCancel(req.Context())
+	job, err := r.store.JobBySecretHash(ctx, hash[:])
+	if errors.Is(err, store.ErrNotFound) || (err == nil && subtle.ConstantTimeCompare(job.SecretHash, hash[:]) != 1) {
+		log.Info("install callback with unknown secret", zap.String("source", ClientIP(req, r.cfg.TrustedProxies).String()))
+		r.reject404(w, ReasonBadSecret)
+		return
+	}
+	if err != nil {
+		log.Error("job lookup failed", zap.Error(err))
+		r.metrics.reject(ReasonStoreError)
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	cb, ok := r.parse(w, req)
+	if !ok {
+		return
+	}
+	src := ClientIP(req, r.cfg.TrustedProxies)
+	verified, known := r.checkSource(ctx, &job, src)
+	if r.cfg.CheckSourceIP && known && !verified {
+		log.Warn("install callback from an address that is not the server's", zap.String("job", job.ID),
+			zap.Int64("server", job.ServerID), zap.String("source", src.String()))
+		r.metrics.reject(ReasonSourceIP)
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	now := r.now().UTC()
+	data := cb.Data()
+	data["source_ip"] = src.String()
+	if r.cfg.CheckSourceIP {
+		data["source_verified"] = verified
+	}
+	data["started_at"] = job.Created.UTC().Format(time.RFC3339)
+	if !job.Created.IsZero() {
+		data["duration_seconds"] = int64(now.Sub(job.Created).Seconds())
+	}
+	ev := Event{Kind: store.KindInstallDone, ServerID: job.ServerID, JobID: job.ID, Action: job.Action,
+		Session: job.Session, Time: now, Data: data}
+	start := time.Now()
+	stored, dup, err := r.complete(ctx, job.ID, ev)
+	r.metrics.observeStore(time.Since(start))
+	if err != nil {
+		log.Error("could not store install event; not acknowledged", zap.String("job", job.ID), zap.Error(err))
+		r.metrics.reject(ReasonStoreError)
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if dup {
+		r.metrics.duplicates.Add(1)
+		log.Info("replayed install callback", zap.String("job", job.ID), zap.String("event", stored.ID))
+		_, _ = io.WriteString(w, "ok\n")
+		return
+	}
+	r.metrics.accept(stored.Kind)
+	_, _ = io.WriteString(w, "ok\n")
+	log.Info("install callback accepted", zap.String("job", job.ID), zap.Int64("server", job.ServerID),
+		zap.String("event", stored.ID), zap.Uint64("cursor", stored.Cursor), zap.String("source", src.String()))
+	r.delivered(stored)
+}
+
+// complete stores the event and marks the job done, atomically when the store can.
+func (r *Receiver) complete(ctx context.Context, jobID string, ev Event) (Event, bool, error) {
+	key := "install:" + jobID
+	if c, ok := r.store.(store.JobCompleter); ok {
+		stored, _, dup, err := c.CompleteJob(ctx, jobID, ev, key)
+		return stored, dup, err
+	}
+	stored, dup, err := r.store.Append(ctx, ev, key)
+	if err != nil {
+		return Event{}, false, err
+	}
+	// On a replay this repairs a crash between the two writes; MarkDone is idempotent.
+	if _, err := r.store.MarkDone(ctx, jobID, stored.Time, stored.ID); err != nil {
+		return Event{}, false, err
+	}
+	return stored, dup, nil
+}
+
+// checkSource reports whether src is one of the job's server IPs, and whether those IPs
+// are known at all.
+func (r *Receiver) checkSource(ctx context.Context, job *Job, src netip.Addr) (verified, known bool) {
+	ips := job.ServerIPs
+	if len(ips) == 0 && r.cfg.CheckSourceIP && r.cfg.ServerIPs != nil && job.ServerID != 0 {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		got, err := r.cfg.ServerIPs(lctx, job.ServerID)
+		cancel()
+		if err != nil {
+			r.log.Warn("could not look up the server's IPs for the source check", zap.Int64("server", job.ServerID), zap.Error(err))
+		}
+		ips = got
+	}
+	for _, s := range ips {
+		if a, ok := parseHostAddr(s); ok {
+			known = true
+			if a == src {
+				return true, true
+			}
+		}
+	}
+	return false, known
+}
+
+// delivered wakes WaitJob callers and queues the notification.
+func (r *Receiver) delivered(ev Event) {
+	var origin *Origin
+	if ev.JobID != "" {
+		r.mu.Lock()
+		for _, ch := range r.waiters[ev.JobID] {
+			close(ch)
+		}
+		delete(r.waiters, ev.JobID)
+		if o, ok := r.open[ev.JobID]; ok {
+			origin = &o
+		}
+		r.mu.Unlock()
+	}
+	r.enqueue(queued{ev: ev, origin: origin, accepted: time.Now()})
+}
+
+func (r *Receiver) handleLogin(w http.ResponseWriter, req *http.Request) {
+	tok := mux.Vars(req)["token"]
+	h := sha256.Sum256([]byte(tok))
+	want := r.loginHash.Load()
+	if !validSecretShape(tok) || subtle.ConstantTimeCompare(h[:], want[:]) != 1 {
+		r.reject404(w, ReasonBadToken)
+		return
+	}
+	cb, ok := r.parse(w, req)
+	if !ok {
+		return
+	}
+	ctx := context.WithoutCancel(req.Context())
+	src := ClientIP(req, r.cfg.TrustedProxies)
+	now := r.now().UTC()
+	data := cb.Data()
+	data["source_ip"] = src.String()
+	ev := Event{Kind: store.KindLoginAlert, Time: now, Data: data, ServerID: serverIDOf(cb)}
+	start := time.Now()
+	stored, dup, err := r.store.Append(ctx, ev, loginDedupeKey(req, cb, now))
+	r.metrics.observeStore(time.Since(start))
+	if err != nil {
+		r.log.Error("could not store login alert; not acknowledged", zap.Error(err))
+		r.metrics.reject(ReasonStoreError)
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
+	if dup {
+		r.metrics.duplicates.Add(1)
+		return
+	}
+	r.metrics.accept(stored.Kind)
+	r.log.Warn("API key login alert", zap.String("event", stored.ID), zap.String("source", src.String()))
+	r.delivered(stored)
+}
+
+// loginDedupeKey: a delivery id header when the sender gives one; otherwise the content
+// and the minute, so a redelivery of the same alert is one event while two logins
+// (whose payloads differ, or that come minutes apart) are two.
+func loginDedupeKey(req *http.Request, cb *Callback, now time.Time) string {
+	for _, hdr := range []string{"Webhook-Id", "X-Request-Id", "X-Delivery-Id", "X-Webhook-Id"} {
+		if v := strings.TrimSpace(req.Header.Get(hdr)); v != "" {
+			return "login:id:" + truncate(v, 200)
+		}
+	}
+	b, _ := json.Marshal(map[string]any{"q": cb.Query, "b": cb.Body})
+	h := sha256.Sum256(b)
+	return "login:" + hex.EncodeToString(h[:16]) + ":" + strconv.FormatInt(now.Unix()/60, 10)
+}
+
+func serverIDOf(cb *Callback) int64 {
+	for _, m := range []map[string]any{cb.Body, cb.Query} {
+		for _, k := range []string{"server_id", "serverId"} {
+			if n, ok := toInt64(m[k]); ok && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+func toInt64(v any) (int64, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		n, err := x.Int64()
+		return n, err == nil
+	case float64:
+		return int64(x), x == float64(int64(x))
+	case int64:
+		return x, true
+	case int:
+		return int64(x), true
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
