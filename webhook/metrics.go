@@ -35,6 +35,8 @@ type metrics struct {
 	rejected      sync.Map // reason → *atomic.Uint64
 	duplicates    atomic.Uint64
 	notifyDropped atomic.Uint64
+	prunedEvents  atomic.Uint64
+	prunedJobs    atomic.Uint64
 	inflight      atomic.Int64
 
 	histMu    sync.Mutex
@@ -79,6 +81,8 @@ type Snapshot struct {
 	Duplicates    uint64
 	NotifyDropped uint64
 	StoreWrites   uint64
+	PrunedEvents  uint64
+	PrunedJobs    uint64
 }
 
 func (m *metrics) snapshot() Snapshot {
@@ -87,6 +91,7 @@ func (m *metrics) snapshot() Snapshot {
 	m.rejected.Range(func(k, v any) bool { s.Rejected[k.(string)] = v.(*atomic.Uint64).Load(); return true })
 	s.Duplicates = m.duplicates.Load()
 	s.NotifyDropped = m.notifyDropped.Load()
+	s.PrunedEvents, s.PrunedJobs = m.prunedEvents.Load(), m.prunedJobs.Load()
 	m.histMu.Lock()
 	s.StoreWrites = m.histN
 	m.histMu.Unlock()
@@ -117,6 +122,10 @@ func (m *metrics) write(w io.Writer) {
 	fmt.Fprintln(w, "# HELP hostkey_webhook_notify_dropped_total Events not pushed to MCP clients because the queue was full (still readable from the store).")
 	fmt.Fprintln(w, "# TYPE hostkey_webhook_notify_dropped_total counter")
 	fmt.Fprintf(w, "hostkey_webhook_notify_dropped_total %d\n", m.notifyDropped.Load())
+	fmt.Fprintln(w, "# HELP hostkey_webhook_pruned_total Events and jobs removed by the retention (--events-retention).")
+	fmt.Fprintln(w, "# TYPE hostkey_webhook_pruned_total counter")
+	fmt.Fprintf(w, "hostkey_webhook_pruned_total{what=\"events\"} %d\n", m.prunedEvents.Load())
+	fmt.Fprintf(w, "hostkey_webhook_pruned_total{what=\"jobs\"} %d\n", m.prunedJobs.Load())
 	fmt.Fprintln(w, "# HELP hostkey_webhook_inflight_requests Webhook requests being handled.")
 	fmt.Fprintln(w, "# TYPE hostkey_webhook_inflight_requests gauge")
 	fmt.Fprintf(w, "hostkey_webhook_inflight_requests %d\n", m.inflight.Load())

@@ -97,6 +97,12 @@ type Config struct {
 	NotifyQueue  int        // events waiting for the Notifier, default 1024; beyond, pushes are dropped (counted)
 	Catalog      *schemas.Catalog
 	Now          func() time.Time
+
+	// Retention is how long events and finished jobs are kept (--events-retention);
+	// 0 keeps them forever. Pruning runs at start and then every PruneEvery (default 1h),
+	// when the store implements store.Pruner.
+	Retention  time.Duration
+	PruneEvery time.Duration
 }
 
 // Receiver is the webhook endpoint plus its MCP surface (middleware, tool, resource).
@@ -117,6 +123,8 @@ type Receiver struct {
 	queueMu    sync.RWMutex
 	closed     bool
 	workerDone chan struct{}
+	stopPrune  chan struct{}
+	pruneDone  chan struct{}
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // job ID → WaitJob callers
@@ -211,6 +219,16 @@ func New(ctx context.Context, cfg Config) (*Receiver, error) {
 	}
 	r.handler = r.buildHandler()
 	go r.notifyWorker()
+	r.stopPrune, r.pruneDone = make(chan struct{}), make(chan struct{})
+	if p, ok := r.store.(store.Pruner); ok && cfg.Retention > 0 {
+		every := cfg.PruneEvery
+		if every <= 0 {
+			every = time.Hour
+		}
+		go r.pruneLoop(p, every)
+	} else {
+		close(r.pruneDone)
+	}
 	return r, nil
 }
 
@@ -239,8 +257,14 @@ func (r *Receiver) Close(ctx context.Context) error {
 	if !r.closed {
 		r.closed = true
 		close(r.queue)
+		close(r.stopPrune)
 	}
 	r.queueMu.Unlock()
+	select {
+	case <-r.pruneDone:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	select {
 	case <-r.workerDone:
 		return nil
@@ -287,6 +311,38 @@ func (r *Receiver) notifyWorker() {
 			box.n.Notify(ctx, q.ev)
 		}()
 		cancel()
+	}
+}
+
+// pruneLoop applies the retention at start and then every interval until Close.
+func (r *Receiver) pruneLoop(p store.Pruner, every time.Duration) {
+	defer close(r.pruneDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		r.Prune(context.Background(), p)
+		select {
+		case <-r.stopPrune:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Prune removes what is older than the retention now; the loop calls it, tests too.
+func (r *Receiver) Prune(ctx context.Context, p store.Pruner) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	res, err := p.Prune(ctx, r.now().Add(-r.cfg.Retention))
+	if err != nil {
+		r.log.Warn("event retention: prune failed; will retry", zap.Error(err))
+		return
+	}
+	r.metrics.prunedEvents.Add(uint64(res.Events))
+	r.metrics.prunedJobs.Add(uint64(res.Jobs))
+	if res.Events > 0 || res.Jobs > 0 {
+		r.log.Info("event retention: pruned", zap.Int("events", res.Events), zap.Int("jobs", res.Jobs),
+			zap.Duration("retention", r.cfg.Retention))
 	}
 }
 

@@ -56,6 +56,7 @@ type Config struct {
 	WebhookListen  string
 	PublicURL      string
 	DataDir        string
+	Retention      time.Duration
 	TrustedProxies string
 	CheckSourceIP  bool
 
@@ -125,6 +126,7 @@ var options = []option{
 	{Group: "webhook", Name: "webhook-listen", Env: "HOSTKEY_WEBHOOK_LISTEN", Help: "serve install callbacks and login alerts on this address (e.g. 127.0.0.1:8787)", bind: str(func(c *Config) *string { return &c.WebhookListen })},
 	{Group: "webhook", Name: "public-url", Env: "HOSTKEY_PUBLIC_URL", Help: "URL at which invapi and fresh servers reach the webhook listener", bind: str(func(c *Config) *string { return &c.PublicURL })},
 	{Group: "webhook", Name: "data-dir", Env: "HOSTKEY_DATA_DIR", Help: "directory of the durable event store (default: the user's state directory)", bind: str(func(c *Config) *string { return &c.DataDir })},
+	{Group: "webhook", Name: "events-retention", Env: "HOSTKEY_EVENTS_RETENTION", Default: "720h", Help: "how long stored events and finished install jobs are kept (0 = forever; at least 24h)", bind: duration(func(c *Config) *time.Duration { return &c.Retention })},
 	{Group: "webhook", Name: "trusted-proxies", Env: "HOSTKEY_TRUSTED_PROXIES", Help: "CIDRs of reverse proxies whose X-Forwarded-For is believed", bind: str(func(c *Config) *string { return &c.TrustedProxies })},
 	{Group: "webhook", Name: "check-source-ip", Env: "HOSTKEY_CHECK_SOURCE_IP", Default: "false", Help: "accept an install callback only from one of the server's own IPs", bind: boolean(func(c *Config) *bool { return &c.CheckSourceIP })},
 
@@ -216,6 +218,10 @@ func (c *Config) validate() error {
 	case "console", "json":
 	default:
 		return fmt.Errorf("--log-format %q: want console or json", c.LogFormat)
+	}
+	if c.Retention < 0 || (c.Retention > 0 && c.Retention < 24*time.Hour) {
+		// A shorter retention could prune a running install's job (workflows watch up to 3h).
+		return fmt.Errorf("--events-retention %s: want 0 (keep forever) or at least 24h", c.Retention)
 	}
 	if c.PublicURL != "" && c.WebhookListen == "" && c.HTTP == "" {
 		return errors.New("--public-url needs --webhook-listen (or --http) to receive the callbacks")

@@ -306,6 +306,15 @@ func TestConfigPrecedence(t *testing.T) {
 	if _, _, err := parseConfig("t", []string{"--confirm", "maybe"}, env(), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "elicit") {
 		t.Errorf("bad --confirm: %v", err)
 	}
+	if _, _, err := parseConfig("t", []string{"--events-retention", "2h"}, env(), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "at least 24h") {
+		t.Errorf("a retention shorter than a running install: %v", err)
+	}
+	if cfg, _, err := parseConfig("t", nil, env("HOSTKEY_EVENTS_RETENTION", "0"), &bytes.Buffer{}); err != nil || cfg.Retention != 0 {
+		t.Errorf("retention 0 keeps forever: %v %v", err, cfg)
+	}
+	if cfg, _, _ := parseConfig("t", nil, env(), &bytes.Buffer{}); cfg.Retention != 720*time.Hour {
+		t.Errorf("default retention %s", cfg.Retention)
+	}
 	// Secrets in a config file others can read are refused; at 0600 they are used.
 	os.WriteFile(file, []byte("HOSTKEY_PIN=4321\n"), 0o644)
 	os.Chmod(file, 0o644)

@@ -66,6 +66,7 @@ func (a *app) buildReceiver(ctx context.Context) (*webhook.Receiver, error) {
 		CheckSourceIP:  a.cfg.CheckSourceIP,
 		ServerIPs:      webhook.EqShowIPs(a.client),
 		Catalog:        a.cat,
+		Retention:      a.cfg.Retention,
 	})
 	if err != nil {
 		_ = st.Close()

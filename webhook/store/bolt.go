@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -49,6 +50,7 @@ type Bolt struct {
 
 var _ Store = (*Bolt)(nil)
 var _ JobCompleter = (*Bolt)(nil)
+var _ Pruner = (*Bolt)(nil)
 
 // OpenBolt opens (creating if needed) the store at path. The directory is created 0700 and
 // the file 0600: it holds the login-alert token. Only one process may hold it open.
@@ -226,9 +228,8 @@ func (s *Bolt) LastCursor(_ context.Context) (uint64, error) {
 	defer done()
 	var last uint64
 	err = s.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
-			last = binary.BigEndian.Uint64(k)
-		}
+		// The bucket's sequence, not its last key: retention may have emptied the log.
+		last = tx.Bucket(bucketEvents).Sequence()
 		return nil
 	})
 	return last, err
@@ -427,4 +428,67 @@ func (s *Bolt) Ping(_ context.Context) error {
 		}
 		return nil
 	})
+}
+
+// Prune implements Pruner in one durable commit.
+func (s *Bolt) Prune(_ context.Context, cutoff time.Time) (PruneResult, error) {
+	done, err := s.guard()
+	if err != nil {
+		return PruneResult{}, err
+	}
+	defer done()
+	var res PruneResult
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		res = PruneResult{}
+		events := tx.Bucket(bucketEvents)
+		var lastPruned []byte
+		c := events.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var ev Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("store: event %x: %w", k, err)
+			}
+			if !ev.Time.Before(cutoff) {
+				break
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			lastPruned = append(lastPruned[:0], k...)
+			res.Events++
+		}
+		if lastPruned != nil {
+			dc := tx.Bucket(bucketDedupe).Cursor()
+			for k, v := dc.First(); k != nil; k, v = dc.Next() {
+				if bytes.Compare(v, lastPruned) <= 0 {
+					if err := dc.Delete(); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		jobs, secrets := tx.Bucket(bucketJobs), tx.Bucket(bucketSecrets)
+		jc := jobs.Cursor()
+		for k, v := jc.First(); k != nil; k, v = jc.Next() {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return fmt.Errorf("store: job %s: %w", k, err)
+			}
+			if !jobExpired(j, cutoff) {
+				continue
+			}
+			if err := jc.Delete(); err != nil {
+				return err
+			}
+			if err := secrets.Delete(j.SecretHash); err != nil {
+				return err
+			}
+			res.Jobs++
+		}
+		return nil
+	})
+	if err != nil {
+		return PruneResult{}, err
+	}
+	return res, nil
 }

@@ -13,8 +13,9 @@ import (
 type Memory struct {
 	mu      sync.Mutex
 	closed  bool
-	events  []Event // in cursor order
-	dedupe  map[string]int
+	events  []Event           // in cursor order
+	seq     uint64            // last cursor issued; survives pruning
+	dedupe  map[string]uint64 // key → cursor
 	jobs    map[string]Job
 	secrets map[string]string // string(secret hash) → job ID
 	meta    map[string]string
@@ -22,10 +23,11 @@ type Memory struct {
 
 var _ Store = (*Memory)(nil)
 var _ JobCompleter = (*Memory)(nil)
+var _ Pruner = (*Memory)(nil)
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{dedupe: map[string]int{}, jobs: map[string]Job{}, secrets: map[string]string{}, meta: map[string]string{}}
+	return &Memory{dedupe: map[string]uint64{}, jobs: map[string]Job{}, secrets: map[string]string{}, meta: map[string]string{}}
 }
 
 func (m *Memory) lock() error {
@@ -39,19 +41,25 @@ func (m *Memory) lock() error {
 
 func (m *Memory) appendLocked(ev Event, key string) (Event, bool) {
 	if key != "" {
-		if i, ok := m.dedupe[key]; ok {
-			return m.events[i], true
+		if c, ok := m.dedupe[key]; ok {
+			return m.events[m.index(c)], true
 		}
 	}
-	ev.Cursor = uint64(len(m.events)) + 1
+	m.seq++
+	ev.Cursor = m.seq
 	if ev.ID == "" {
 		ev.ID = NewID("ev_")
 	}
 	m.events = append(m.events, ev)
 	if key != "" {
-		m.dedupe[key] = len(m.events) - 1
+		m.dedupe[key] = ev.Cursor
 	}
 	return ev, false
+}
+
+// index is the position of the first event with a cursor >= c.
+func (m *Memory) index(c uint64) int {
+	return sort.Search(len(m.events), func(i int) bool { return m.events[i].Cursor >= c })
 }
 
 // Append implements Store.
@@ -74,7 +82,7 @@ func (m *Memory) Since(_ context.Context, cursor uint64, limit int, f Filter) (P
 		limit = 100
 	}
 	page := Page{Next: cursor}
-	start := sort.Search(len(m.events), func(i int) bool { return m.events[i].Cursor > cursor })
+	start := m.index(cursor + 1)
 	for i := start; i < len(m.events); i++ {
 		if len(page.Events) >= limit {
 			page.More = true
@@ -95,7 +103,7 @@ func (m *Memory) LastCursor(_ context.Context) (uint64, error) {
 		return 0, err
 	}
 	defer m.mu.Unlock()
-	return uint64(len(m.events)), nil
+	return m.seq, nil
 }
 
 // CreateJob implements Store.
@@ -226,4 +234,33 @@ func (m *Memory) Close() error {
 	m.closed = true
 	m.mu.Unlock()
 	return nil
+}
+
+// Prune implements Pruner.
+func (m *Memory) Prune(_ context.Context, cutoff time.Time) (PruneResult, error) {
+	if err := m.lock(); err != nil {
+		return PruneResult{}, err
+	}
+	defer m.mu.Unlock()
+	var res PruneResult
+	for res.Events < len(m.events) && m.events[res.Events].Time.Before(cutoff) {
+		res.Events++
+	}
+	if res.Events > 0 {
+		last := m.events[res.Events-1].Cursor
+		m.events = append([]Event(nil), m.events[res.Events:]...)
+		for k, c := range m.dedupe {
+			if c <= last {
+				delete(m.dedupe, k)
+			}
+		}
+	}
+	for id, j := range m.jobs {
+		if jobExpired(j, cutoff) {
+			delete(m.jobs, id)
+			delete(m.secrets, string(j.SecretHash))
+			res.Jobs++
+		}
+	}
+	return res, nil
 }

@@ -137,3 +137,27 @@ type Store interface {
 type JobCompleter interface {
 	CompleteJob(ctx context.Context, jobID string, ev Event, dedupeKey string) (stored Event, job Job, duplicate bool, err error)
 }
+
+// PruneResult counts what a Prune removed.
+type PruneResult struct {
+	Events int
+	Jobs   int
+}
+
+// Pruner is implemented by stores that can forget old state (retention). Prune removes
+// the events recorded before cutoff, oldest first and stopping at the first newer one, so
+// the log stays one contiguous run of cursors and cursors are never reused; their
+// de-duplication keys go with them. It also removes the jobs that finished before
+// cutoff, and the pending ones created before it (their callback never came), with their
+// secret hashes: a late callback for such a job is then an unknown secret.
+type Pruner interface {
+	Prune(ctx context.Context, cutoff time.Time) (PruneResult, error)
+}
+
+// jobExpired reports whether retention removes j at cutoff.
+func jobExpired(j Job, cutoff time.Time) bool {
+	if j.State == JobDone {
+		return j.DoneAt.Before(cutoff)
+	}
+	return j.Created.Before(cutoff)
+}

@@ -274,3 +274,73 @@ func TestBoltLockedByAnotherOpen(t *testing.T) {
 		t.Fatal("second open of a locked store succeeded")
 	}
 }
+
+// TestPrune: retention drops the oldest events with their dedupe keys and the expired
+// jobs with their secrets; cursors are never reused, even after the log was emptied.
+func TestPrune(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		p := s.(Pruner)
+		for i := range 4 { // t0, t0+1h, t0+2h, t0+3h
+			if _, _, err := s.Append(ctx, Event{Kind: KindLoginAlert, Time: t0.Add(time.Duration(i) * time.Hour)}, fmt.Sprintf("k%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mkJob := func(id string, created time.Time) {
+			if err := s.CreateJob(ctx, Job{ID: id, SecretHash: []byte("h-" + id), Created: created}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mkJob("old-done", t0)
+		if _, err := s.MarkDone(ctx, "old-done", t0.Add(30*time.Minute), "ev"); err != nil {
+			t.Fatal(err)
+		}
+		mkJob("old-pending", t0)
+		mkJob("late-done", t0)
+		if _, err := s.MarkDone(ctx, "late-done", t0.Add(5*time.Hour), "ev"); err != nil {
+			t.Fatal(err)
+		}
+		mkJob("new-pending", t0.Add(4*time.Hour))
+
+		res, err := p.Prune(ctx, t0.Add(90*time.Minute)) // drops the events at t0 and t0+1h
+		if err != nil || res.Events != 2 || res.Jobs != 2 {
+			t.Fatalf("prune: %+v %v", res, err)
+		}
+		page, _ := s.Since(ctx, 0, 10, Filter{})
+		if len(page.Events) != 2 || page.Events[0].Cursor != 3 || page.Next != 4 {
+			t.Fatalf("after prune: %+v", page)
+		}
+		for _, id := range []string{"old-done", "old-pending"} {
+			if _, err := s.GetJob(ctx, id); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("job %s survived: %v", id, err)
+			}
+			if _, err := s.JobBySecretHash(ctx, []byte("h-"+id)); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("secret of %s survived: %v", id, err)
+			}
+		}
+		for _, id := range []string{"late-done", "new-pending"} {
+			if _, err := s.GetJob(ctx, id); err != nil {
+				t.Fatalf("job %s pruned: %v", id, err)
+			}
+		}
+		// The pruned event's dedupe key is gone: the same key is a new event, with a new cursor.
+		ev, dup, err := s.Append(ctx, Event{Kind: KindLoginAlert, Time: t0.Add(6 * time.Hour)}, "k0")
+		if err != nil || dup || ev.Cursor != 5 {
+			t.Fatalf("re-append: %+v dup=%v %v", ev, dup, err)
+		}
+		// A kept event's key still deduplicates.
+		if again, dup, _ := s.Append(ctx, Event{Kind: KindLoginAlert, Time: t0.Add(7 * time.Hour)}, "k3"); !dup || again.Cursor != 4 {
+			t.Fatalf("kept key: %+v dup=%v", again, dup)
+		}
+		// Empty the log: the next cursor still follows the last one issued.
+		if res, err := p.Prune(ctx, t0.Add(24*time.Hour)); err != nil || res.Events != 3 {
+			t.Fatalf("prune all: %+v %v", res, err)
+		}
+		if last, _ := s.LastCursor(ctx); last != 5 {
+			t.Fatalf("last cursor after emptying: %d", last)
+		}
+		if ev, _, _ := s.Append(ctx, Event{Kind: KindLoginAlert, Time: t0.Add(25 * time.Hour)}, ""); ev.Cursor != 6 {
+			t.Fatalf("cursor reused: %d", ev.Cursor)
+		}
+	})
+}
