@@ -3,17 +3,27 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/hostkey/hostkey-mcp/invapi"
+	"github.com/hostkey/hostkey-mcp/schemas"
 )
 
 // loginAlertsCmd points an API key's login notifications at this server's webhook
 // (`hostkey-mcp login-alerts KEY_ID`), or, without KEY_ID, prints whether alerts are set
-// up. api_keys/edit is destructive, so the person at the terminal confirms it; the alert
-// URL carries a secret and is never printed.
+// up. The key is read and edited through the app's own tools (api_keys_view,
+// api_keys_edit), so the edit passes the policy like an assistant's call: scope and
+// read-only mode, rate limit, the person at the terminal confirms the destructive edit
+// (--yes confirms in advance), and the decision lands in the audit log. The alert URL
+// carries a secret and is never printed.
 func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	yes := false
 	args, err := splitLocalFlags(args, map[string]*bool{"yes": &yes}, nil)
@@ -27,15 +37,18 @@ func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if cfg.PublicURL == "" {
 		return errors.New("login alerts need --public-url (where invapi can reach --webhook-listen)")
 	}
+	// This command needs the account tools and nothing else; read-only mode and the
+	// excluded tools still apply.
+	cfg.Toolsets, cfg.Tools = "account", ""
 	a, err := newApp(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	rcv, err := a.buildReceiver(ctx)
-	if err != nil {
+	if err := a.buildServer(ctx); err != nil {
 		return err
 	}
+	rcv := a.receiver
 	if _, err := rcv.LoginAlertURL(ctx); err != nil {
 		return err
 	}
@@ -48,17 +61,70 @@ func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if err != nil || keyID <= 0 {
 		return fmt.Errorf("API key id %q: want the numeric id from api_keys_list", rest[0])
 	}
-	if !yes {
-		fmt.Fprintf(stderr, "Set API key %d to notify %s on every login (api_keys/edit)? [y/N] ", keyID, cfg.PublicURL)
-		line, _ := bufio.NewReader(stdin).ReadString('\n')
-		if !strings.EqualFold(strings.TrimSpace(line), "y") {
-			return errors.New("not confirmed; nothing was changed")
-		}
+	var confirm client.ElicitationHandler = &terminalConfirm{in: bufio.NewReader(orEmpty(stdin)), out: stderr}
+	if yes {
+		confirm = acceptAll{}
 	}
-	key, err := rcv.PointAPIKey(ctx, a.client, keyID)
+	c, err := a.inProcessClient(ctx, confirm)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	key, err := rcv.PointAPIKey(ctx, toolCaller{c: c, cat: a.cat}, keyID)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "API key %d (%s) now sends login alerts to %s/alerts/login/…\n", key.ID, key.Name, cfg.PublicURL)
 	return nil
+}
+
+// acceptAll confirms every question: the person ran the command with --yes.
+type acceptAll struct{}
+
+func (acceptAll) Elicit(context.Context, mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{
+		Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"confirm": true}}}, nil
+}
+
+// toolCaller runs an invapi action as the catalog tool of the same name through an MCP
+// client, and turns the tool's structured content back into a response.
+type toolCaller struct {
+	c   *client.Client
+	cat *schemas.Catalog
+}
+
+func (t toolCaller) Call(ctx context.Context, module, action string, params map[string]any) (*invapi.Response, error) {
+	act, ok := t.cat.Lookup(module, action)
+	if !ok {
+		return nil, fmt.Errorf("%s/%s is not a catalog action", module, action)
+	}
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = act.Tool, params
+	res, err := t.c.CallTool(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", act.Tool, err)
+	}
+	if res.IsError {
+		return nil, fmt.Errorf("%s: %s", act.Tool, resultText(res))
+	}
+	b, err := json.Marshal(res.StructuredContent)
+	if err != nil {
+		return nil, err
+	}
+	resp := &invapi.Response{Body: b}
+	if err := json.Unmarshal(b, &resp.Fields); err != nil {
+		return nil, fmt.Errorf("%s: the result is not a JSON object", act.Tool)
+	}
+	return resp, nil
+}
+
+// resultText joins a result's text content.
+func resultText(res *mcp.CallToolResult) string {
+	var parts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(mcp.TextContent); ok {
+			parts = append(parts, tc.Text)
+		}
+	}
+	return strings.Join(parts, " ")
 }

@@ -423,9 +423,15 @@ func TestDoctorSandboxIsGreen(t *testing.T) {
 func TestLoginAlertsPointsAnAPIKey(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	args := []string{"login-alerts", "--sandbox", "--public-url", "https://hooks.example/hk", "--webhook-listen", "127.0.0.1:0", "--data-dir", dir}
+	auditFile := filepath.Join(dir, "audit.jsonl")
+	args := []string{"login-alerts", "--sandbox", "--public-url", "https://hooks.example/hk", "--webhook-listen", "127.0.0.1:0", "--data-dir", dir, "--audit-log", auditFile}
 	if code := run(t.Context(), append(args, "501"), strings.NewReader("n\n"), &out, &errb, env()); code == 0 {
 		t.Error("an unconfirmed edit succeeded")
+	}
+	// The edit went through the policy: the person saw the confirmation, the audit log
+	// holds the decline and then the confirmed edit, without the alert URL's secret.
+	if !strings.Contains(errb.String(), "Confirm? [y/N]") {
+		t.Errorf("no terminal confirmation: %s", errb.String())
 	}
 	out.Reset()
 	if code := run(t.Context(), append(args, "501"), strings.NewReader("y\n"), &out, &errb, env()); code != 0 {
@@ -439,6 +445,27 @@ func TestLoginAlertsPointsAnAPIKey(t *testing.T) {
 	}
 	if code := run(t.Context(), append(args, "502"), strings.NewReader("y\n"), &out, &errb, env()); code == 0 {
 		t.Error("a per-server key was pointed at the alerts")
+	}
+	b, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decisions []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var e struct{ Tool, Decision string }
+		_ = json.Unmarshal([]byte(line), &e)
+		if e.Tool == "api_keys_edit" {
+			decisions = append(decisions, e.Decision)
+		}
+	}
+	if strings.Join(decisions, ",") != "pending,declined,pending,confirmed" {
+		t.Errorf("audit decisions for api_keys_edit: %v\n%s", decisions, b)
+	}
+	if regexp.MustCompile(`/alerts/login/[A-Za-z0-9_-]{20,}`).Match(b) {
+		t.Error("the audit log holds the login-alert secret")
+	}
+	if code := run(t.Context(), []string{"audit-verify", auditFile}, nil, io.Discard, io.Discard, env()); code != 0 {
+		t.Errorf("audit chain broken: exit %d", code)
 	}
 }
 
