@@ -232,10 +232,27 @@ func (a *app) instructions() string {
 	if a.cfg.ReadOnly {
 		b.WriteString("Read-only mode: no tool changes anything. ")
 	}
+	if scope := allowlistText(a.cfg.Servers, a.cfg.ServerTags); scope != "" {
+		// Listings still show every server of the token; say up front which ones are
+		// off limits so the model does not offer actions that will be refused.
+		b.WriteString("Scope: only " + scope + " may be acted on; calls naming other servers are refused before anything is sent. ")
+	}
 	if a.sandbox != nil {
 		b.WriteString("SANDBOX: this is the built-in simulator with example servers; nothing real is changed and installs finish in about a minute.")
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// allowlistText describes --servers/--server-tags for the instructions ("" when unset).
+func allowlistText(servers, tags string) string {
+	var parts []string
+	if ids := splitCSV(servers); len(ids) > 0 {
+		parts = append(parts, "servers "+strings.Join(ids, ", "))
+	}
+	if ts := splitCSV(tags); len(ts) > 0 {
+		parts = append(parts, "servers tagged "+strings.Join(ts, " or "))
+	}
+	return strings.Join(parts, " and ")
 }
 
 func (a *app) Close() {

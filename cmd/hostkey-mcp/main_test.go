@@ -512,3 +512,24 @@ func sandboxKey(t *testing.T) string {
 	k, _ := s.Keys()
 	return k
 }
+
+// TestInstructionsNameTheAllowlist: with --servers/--server-tags the model is told up
+// front which servers it may act on.
+func TestInstructionsNameTheAllowlist(t *testing.T) {
+	cfg, _, err := parseConfig("t", []string{"--sandbox", "--servers", "40101, 40102", "--server-tags", "web", "--data-dir", t.TempDir()}, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(t.Context(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if got := a.instructions(); !strings.Contains(got, "Scope: only servers 40101, 40102 and servers tagged web may be acted on") {
+		t.Errorf("instructions: %q", got)
+	}
+	cfg.Servers, cfg.ServerTags = "", ""
+	if got := a.instructions(); strings.Contains(got, "Scope:") {
+		t.Errorf("no allowlist, yet: %q", got)
+	}
+}
