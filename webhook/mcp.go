@@ -93,6 +93,9 @@ func (r *Receiver) handleEventsList(ctx context.Context, req mcp.CallToolRequest
 	}
 	out := pageJSON(page)
 	var text strings.Builder
+	if page.PrunedThrough > 0 {
+		fmt.Fprintf(&text, "Events %d–%d are older than the retention (--events-retention) and were removed.\n", since+1, page.PrunedThrough)
+	}
 	if len(page.Events) == 0 {
 		fmt.Fprintf(&text, "No events after cursor %d.", since)
 	} else {
@@ -115,7 +118,11 @@ func pageJSON(p store.Page) map[string]any {
 	if evs == nil {
 		evs = []store.Event{}
 	}
-	return map[string]any{"events": evs, "next_cursor": p.Next, "more": p.More}
+	out := map[string]any{"events": evs, "next_cursor": p.Next, "more": p.More}
+	if p.PrunedThrough > 0 {
+		out["pruned_through"] = p.PrunedThrough
+	}
+	return out
 }
 
 // EventsResource is hostkey://events: the most recent events as JSON, with next_cursor.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
@@ -49,6 +51,12 @@ func TestRetentionPrunesOldEvents(t *testing.T) {
 	if !strings.Contains(string(b), `hostkey_webhook_pruned_total{what="events"} 2`) {
 		t.Fatalf("metrics:\n%s", b)
 	}
+	// The model is told that what it asks for is gone, and where to go on from.
+	res, err := e.r.handleEventsList(ctx, eventsListRequest(map[string]any{"since": 0}))
+	if err != nil || res.IsError || !strings.Contains(resultText(res), "Events 1–2 are older than the retention") ||
+		!strings.Contains(resultText(res), "since=2") {
+		t.Fatalf("events_list after pruning: %v %s", err, resultText(res))
+	}
 	// Cursors keep counting after the log was emptied.
 	if last, _ := st.LastCursor(ctx); last != 2 {
 		t.Fatalf("last cursor %d", last)
@@ -76,4 +84,10 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func eventsListRequest(args map[string]any) mcp.CallToolRequest {
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = EventsToolName, args
+	return req
 }

@@ -197,7 +197,16 @@ func (s *Bolt) Since(_ context.Context, cursor uint64, limit int, f Filter) (Pag
 	}
 	page := Page{Next: cursor}
 	err = s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketEvents).Cursor()
+		b := tx.Bucket(bucketEvents)
+		c := b.Cursor()
+		first := b.Sequence() + 1 // the log is empty: everything issued was pruned
+		if k, _ := c.First(); k != nil {
+			first = binary.BigEndian.Uint64(k)
+		}
+		if cursor+1 < first {
+			page.PrunedThrough = first - 1
+			page.Next = first - 1 // nothing to read before it any more
+		}
 		scanned := 0
 		for k, v := c.Seek(cursorKey(cursor + 1)); k != nil; k, v = c.Next() {
 			if len(page.Events) >= limit || scanned >= maxScan {

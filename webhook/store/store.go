@@ -88,6 +88,9 @@ type Page struct {
 	Next uint64
 	// More is true when the read stopped at the limit and more events may follow.
 	More bool
+	// PrunedThrough is set when events right after the given cursor were removed by
+	// retention (Pruner): the cursor of the last removed event. 0 means nothing missing.
+	PrunedThrough uint64
 }
 
 // Errors.

@@ -307,8 +307,11 @@ func TestPrune(t *testing.T) {
 			t.Fatalf("prune: %+v %v", res, err)
 		}
 		page, _ := s.Since(ctx, 0, 10, Filter{})
-		if len(page.Events) != 2 || page.Events[0].Cursor != 3 || page.Next != 4 {
+		if len(page.Events) != 2 || page.Events[0].Cursor != 3 || page.Next != 4 || page.PrunedThrough != 2 {
 			t.Fatalf("after prune: %+v", page)
+		}
+		if page, _ := s.Since(ctx, 2, 10, Filter{}); page.PrunedThrough != 0 || len(page.Events) != 2 {
+			t.Fatalf("a reader already past the pruned events is told of a gap: %+v", page)
 		}
 		for _, id := range []string{"old-done", "old-pending"} {
 			if _, err := s.GetJob(ctx, id); !errors.Is(err, ErrNotFound) {
@@ -338,6 +341,10 @@ func TestPrune(t *testing.T) {
 		}
 		if last, _ := s.LastCursor(ctx); last != 5 {
 			t.Fatalf("last cursor after emptying: %d", last)
+		}
+		// A reader behind an emptied log skips to its end instead of asking forever.
+		if page, _ := s.Since(ctx, 1, 10, Filter{}); page.PrunedThrough != 5 || page.Next != 5 || len(page.Events) != 0 {
+			t.Fatalf("behind an emptied log: %+v", page)
 		}
 		if ev, _, _ := s.Append(ctx, Event{Kind: KindLoginAlert, Time: t0.Add(25 * time.Hour)}, ""); ev.Cursor != 6 {
 			t.Fatalf("cursor reused: %d", ev.Cursor)
