@@ -449,9 +449,10 @@ func (s *Bolt) Prune(_ context.Context, cutoff time.Time) (PruneResult, error) {
 	var res PruneResult
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		res = PruneResult{}
-		events := tx.Bucket(bucketEvents)
-		var lastPruned []byte
-		c := events.Cursor()
+		// Keys are collected (copied) first and deleted after: deleting under a bbolt
+		// cursor can make its Next skip an entry.
+		var evKeys, dedupeKeys, jobKeys, secretKeys [][]byte
+		c := tx.Bucket(bucketEvents).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var ev Event
 			if err := json.Unmarshal(v, &ev); err != nil {
@@ -460,40 +461,39 @@ func (s *Bolt) Prune(_ context.Context, cutoff time.Time) (PruneResult, error) {
 			if !ev.Time.Before(cutoff) {
 				break
 			}
-			if err := c.Delete(); err != nil {
-				return err
-			}
-			lastPruned = append(lastPruned[:0], k...)
-			res.Events++
+			evKeys = append(evKeys, bytes.Clone(k))
 		}
-		if lastPruned != nil {
+		if len(evKeys) > 0 {
+			lastPruned := evKeys[len(evKeys)-1]
 			dc := tx.Bucket(bucketDedupe).Cursor()
 			for k, v := dc.First(); k != nil; k, v = dc.Next() {
 				if bytes.Compare(v, lastPruned) <= 0 {
-					if err := dc.Delete(); err != nil {
-						return err
-					}
+					dedupeKeys = append(dedupeKeys, bytes.Clone(k))
 				}
 			}
 		}
-		jobs, secrets := tx.Bucket(bucketJobs), tx.Bucket(bucketSecrets)
-		jc := jobs.Cursor()
+		jc := tx.Bucket(bucketJobs).Cursor()
 		for k, v := jc.First(); k != nil; k, v = jc.Next() {
 			var j Job
 			if err := json.Unmarshal(v, &j); err != nil {
 				return fmt.Errorf("store: job %s: %w", k, err)
 			}
-			if !jobExpired(j, cutoff) {
-				continue
+			if jobExpired(j, cutoff) {
+				jobKeys, secretKeys = append(jobKeys, bytes.Clone(k)), append(secretKeys, j.SecretHash)
 			}
-			if err := jc.Delete(); err != nil {
-				return err
-			}
-			if err := secrets.Delete(j.SecretHash); err != nil {
-				return err
-			}
-			res.Jobs++
 		}
+		for _, del := range []struct {
+			bucket []byte
+			keys   [][]byte
+		}{{bucketEvents, evKeys}, {bucketDedupe, dedupeKeys}, {bucketJobs, jobKeys}, {bucketSecrets, secretKeys}} {
+			b := tx.Bucket(del.bucket)
+			for _, k := range del.keys {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		res = PruneResult{Events: len(evKeys), Jobs: len(jobKeys)}
 		return nil
 	})
 	if err != nil {

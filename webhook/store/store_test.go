@@ -351,3 +351,38 @@ func TestPrune(t *testing.T) {
 		}
 	})
 }
+
+// TestPruneMany: a prune that removes long runs leaves nothing behind (no entry skipped).
+func TestPruneMany(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		for i := range 300 {
+			if _, _, err := s.Append(ctx, Event{Kind: KindWorkflow, Time: t0}, fmt.Sprintf("k%d", i)); err != nil {
+				t.Fatal(err)
+			}
+			if i%3 == 0 {
+				if err := s.CreateJob(ctx, Job{ID: fmt.Sprintf("j%d", i), SecretHash: []byte(fmt.Sprintf("h%d", i)), Created: t0}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		res, err := s.(Pruner).Prune(ctx, t0.Add(time.Second))
+		if err != nil || res.Events != 300 || res.Jobs != 100 {
+			t.Fatalf("prune: %+v %v", res, err)
+		}
+		if page, _ := s.Since(ctx, 0, 500, Filter{}); len(page.Events) != 0 {
+			t.Fatalf("%d events left", len(page.Events))
+		}
+		for i := 0; i < 300; i += 3 {
+			if _, err := s.JobBySecretHash(ctx, []byte(fmt.Sprintf("h%d", i))); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("job j%d left: %v", i, err)
+			}
+		}
+		// Every dedupe key went with its event.
+		for i := range 300 {
+			if _, dup, _ := s.Append(ctx, Event{Kind: KindWorkflow, Time: t0}, fmt.Sprintf("k%d", i)); dup {
+				t.Fatalf("dedupe key k%d survived", i)
+			}
+		}
+	})
+}
