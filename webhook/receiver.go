@@ -99,8 +99,8 @@ type Config struct {
 	Now          func() time.Time
 
 	// Retention is how long events and finished jobs are kept (--events-retention);
-	// 0 keeps them forever. Pruning runs at start and then every PruneEvery (default 1h),
-	// when the store implements store.Pruner.
+	// 0 keeps them forever. Pruning runs a minute after start and then every PruneEvery
+	// (default 1h), when the store implements store.Pruner.
 	Retention  time.Duration
 	PruneEvery time.Duration
 }
@@ -314,24 +314,25 @@ func (r *Receiver) notifyWorker() {
 	}
 }
 
-// pruneLoop applies the retention at start and then every interval until Close.
+// pruneLoop applies the retention a minute after start (or after every, if shorter: a
+// short-lived CLI run never pays for a prune) and then every interval, until Close.
 func (r *Receiver) pruneLoop(p store.Pruner, every time.Duration) {
 	defer close(r.pruneDone)
-	t := time.NewTicker(every)
-	defer t.Stop()
+	delay := min(every, time.Minute)
 	for {
-		r.Prune(context.Background(), p)
 		select {
 		case <-r.stopPrune:
 			return
-		case <-t.C:
+		case <-time.After(delay):
 		}
+		r.prune(p)
+		delay = every
 	}
 }
 
-// Prune removes what is older than the retention now; the loop calls it, tests too.
-func (r *Receiver) Prune(ctx context.Context, p store.Pruner) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+// prune removes what is older than the retention now.
+func (r *Receiver) prune(p store.Pruner) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := p.Prune(ctx, r.now().Add(-r.cfg.Retention))
 	if err != nil {
