@@ -203,10 +203,7 @@ func (s *Bolt) Since(_ context.Context, cursor uint64, limit int, f Filter) (Pag
 		if k, _ := c.First(); k != nil {
 			first = binary.BigEndian.Uint64(k)
 		}
-		if cursor+1 < first {
-			page.PrunedThrough = first - 1
-			page.Next = first - 1 // nothing to read before it any more
-		}
+		page.markGap(cursor, first)
 		scanned := 0
 		for k, v := c.Seek(cursorKey(cursor + 1)); k != nil; k, v = c.Next() {
 			if len(page.Events) >= limit || scanned >= maxScan {
@@ -448,7 +445,6 @@ func (s *Bolt) Prune(_ context.Context, cutoff time.Time) (PruneResult, error) {
 	defer done()
 	var res PruneResult
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		res = PruneResult{}
 		// Keys are collected (copied) first and deleted after: deleting under a bbolt
 		// cursor can make its Next skip an entry.
 		var evKeys, dedupeKeys, jobKeys, secretKeys [][]byte

@@ -86,10 +86,7 @@ func (m *Memory) Since(_ context.Context, cursor uint64, limit int, f Filter) (P
 	if len(m.events) > 0 {
 		first = m.events[0].Cursor
 	}
-	if cursor+1 < first {
-		page.PrunedThrough = first - 1
-		page.Next = first - 1 // nothing to read before it any more
-	}
+	page.markGap(cursor, first)
 	start := m.index(cursor + 1)
 	for i := start; i < len(m.events); i++ {
 		if len(page.Events) >= limit {

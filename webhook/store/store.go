@@ -93,6 +93,15 @@ type Page struct {
 	PrunedThrough uint64
 }
 
+// markGap records, for a read after cursor whose oldest kept event is first, that
+// retention removed the events in between, and moves Next past them.
+func (p *Page) markGap(cursor, first uint64) {
+	if cursor+1 < first {
+		p.PrunedThrough = first - 1
+		p.Next = first - 1
+	}
+}
+
 // Errors.
 var (
 	ErrNotFound = errors.New("store: not found")
