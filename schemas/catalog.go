@@ -53,15 +53,19 @@ type Action struct {
 
 // Param is one model-facing parameter, addressed by its wire name.
 type Param struct {
-	Wire        string   `json:"wire"`            // e.g. "params[location]", "group[]"
-	Path        []string `json:"path"`            // JSON path in the tool arguments, e.g. ["params","location"]
-	Type        string   `json:"type"`            // integer, string, boolean, number
-	Array       bool     `json:"array,omitempty"` // the wire name ends in []
-	Required    bool     `json:"required,omitempty"`
-	Secret      bool     `json:"secret,omitempty"`
-	ServerID    bool     `json:"server_id,omitempty"` // names a server: the policy's allowlist checks it
-	Enum        []string `json:"enum,omitempty"`
-	Description string   `json:"description,omitempty"`
+	Wire     string   `json:"wire"`            // e.g. "params[location]", "group[]"
+	Path     []string `json:"path"`            // JSON path in the tool arguments, e.g. ["params","location"]
+	Type     string   `json:"type"`            // integer, string, boolean, number
+	Array    bool     `json:"array,omitempty"` // the wire name ends in []
+	Required bool     `json:"required,omitempty"`
+	Secret   bool     `json:"secret,omitempty"`
+	ServerID bool     `json:"server_id,omitempty"` // names a server: the policy's allowlist checks it
+	// Consequential marks a parameter that decides what runs on a server or who can reach
+	// it (ssh_key, post_install_script, os_id, hostname, IPs, ...): a human confirming the
+	// call is shown it first and in full.
+	Consequential bool     `json:"consequential,omitempty"`
+	Enum          []string `json:"enum,omitempty"`
+	Description   string   `json:"description,omitempty"`
 }
 
 // Method is the HTTP method the client uses for the action.

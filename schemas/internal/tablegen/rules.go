@@ -315,9 +315,13 @@ func parseConstraints(cell string, p *param) error {
 			p.Constraints.Hidden = true
 			continue
 		}
+		if f == "consequential" {
+			p.Consequential = true
+			continue
+		}
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
-			return fmt.Errorf("%q is not `secret` or key=value", f)
+			return fmt.Errorf("%q is not `secret`, `hidden`, `consequential` or key=value", f)
 		}
 		v = strings.Trim(strings.TrimSpace(v), "`")
 		c := &p.Constraints
