@@ -390,10 +390,10 @@ func (e *env) auditLines() []audit.Entry {
 	return out
 }
 
-func (e *env) decisions() []string {
-	var out []string
+func (e *env) decisions() []policy.Decision {
+	var out []policy.Decision
 	for _, en := range e.auditLines() {
-		out = append(out, en.Decision)
+		out = append(out, policy.Decision(en.Decision))
 	}
 	return out
 }

@@ -40,10 +40,11 @@ var confirmSchema = map[string]any{
 	"required": []string{"confirm"},
 }
 
-// turn is one governed tools/call as the policy sees it.
+// turn is one governed call as the policy sees it.
 type turn struct {
 	call     *Call
 	class    schemas.Class
+	extra    string // a workflow's own description of what it does (Authorize)
 	session  string
 	client   string
 	form     bool // the client declared form elicitation
@@ -104,8 +105,8 @@ func ArgsHash(tool string, args map[string]any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (e *Engine) newTurn(ctx context.Context, call *Call) *turn {
-	t := &turn{call: call, class: e.ClassOf(call), start: e.now()}
+func (e *Engine) newTurn(ctx context.Context, call *Call, extra string) *turn {
+	t := &turn{call: call, class: e.ClassOf(call), extra: extra, start: e.now()}
 	t.session, t.client, t.form, t.url = clientView(ctx)
 	t.argsHash = ArgsHash(call.Tool, call.Args)
 	t.key = t.session + "\x00" + call.Tool + "\x00" + t.argsHash
@@ -118,7 +119,9 @@ func (e *Engine) newTurn(ctx context.Context, call *Call) *turn {
 }
 
 // Middleware is the mcp-go tool-handler middleware that governs every tool the
-// Describer knows.
+// Describer knows. It is an adapter over decide: a fresh call goes through the
+// pipeline and, when a human must confirm, is answered with an input request (multi
+// round trip); the retry carrying the answer resumes it.
 func (e *Engine) Middleware(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		call, err := e.o.Describe(ctx, req)
@@ -130,129 +133,95 @@ func (e *Engine) Middleware(next server.ToolHandlerFunc) server.ToolHandlerFunc 
 		if call == nil {
 			return next(ctx, req)
 		}
-		t := e.newTurn(ctx, call)
+		t := e.newTurn(ctx, call, "")
 		if req.Params.RequestState != "" || len(req.Params.InputResponses) > 0 {
 			return e.resume(ctx, t, req, next)
 		}
-		return e.begin(ctx, t, req, next)
-	}
-}
-
-// begin handles a fresh call: scope → dry run → cool-down → approvals → rate → confirm.
-func (e *Engine) begin(ctx context.Context, t *turn, req mcp.CallToolRequest, next server.ToolHandlerFunc) (*mcp.CallToolResult, error) {
-	if msg := e.checkScope(ctx, t.call, t.class); msg != "" {
-		return e.refuse(t, DecisionDeniedScope, msg, nil), nil
-	}
-	if e.o.DryRun && t.class != schemas.Read {
-		return e.dryRun(t), nil
-	}
-	if res := e.checkCooldown(t); res != nil {
-		return res, nil
-	}
-	if t.needsHuman() {
-		// The repeat of a call approved outside the model (two-step flow). It was rate
-		// limited when the approval was asked for.
-		if v, pin, ok := e.store.twoStep(e.now(), t.key); ok {
-			switch v.State {
-			case stateApproved:
-				return e.execute(ctx, t, req, next, pin, DecisionConfirmed, "approval-"+v.Via)
-			case stateDeclined:
-				return e.refuse(t, DecisionDeclined, fmt.Sprintf("A human declined approval %s. Nothing was sent. Do not repeat this call unless the user asks again.", v.ID), map[string]any{"declined": true, "approval_id": v.ID}), nil
-			default:
-				return e.waitingResult(t, v), nil
-			}
+		v := e.decide(ctx, t, e.askRoundTrip)
+		if v.res != nil {
+			return v.res, nil
 		}
+		return e.execute(ctx, t, req, next, v)
 	}
-	if ref := e.limits.take(e.now(), t.session, t.class == schemas.Destructive, t.call.ServerIDs); ref != nil {
-		return e.refuse(t, DecisionRateLimited, ref.text(), map[string]any{
-			"rate_limited": true, "limit": ref.Scope, "retry_after_seconds": ref.retrySeconds(),
-		}), nil
-	}
-	if !t.needsHuman() {
-		return e.execute(ctx, t, req, next, "", DecisionAllowed, e.unconfirmedHow(t))
-	}
-	return e.ask(ctx, t), nil
 }
 
-func (e *Engine) unconfirmedHow(t *turn) string {
-	if t.wouldConfirm && e.o.Confirm == ConfirmOff {
-		return "off"
-	}
-	return ""
-}
-
-func (e *Engine) checkCooldown(t *turn) *mcp.CallToolResult {
-	if !t.call.NeedsPIN {
-		return nil
-	}
-	if left := e.pinCooldownLeft(); left > 0 {
-		return e.refuse(t, DecisionDenied, cooldownText(left), map[string]any{
-			"pin_cooldown": true, "retry_after_seconds": int(left.Round(time.Second).Seconds()),
-		})
-	}
-	return nil
-}
-
-// ask starts the confirmation the client can take part in.
-func (e *Engine) ask(ctx context.Context, t *turn) *mcp.CallToolResult {
+// askRoundTrip starts the confirmation the client can take part in; the answer comes
+// back in a retry of the call (resume).
+func (e *Engine) askRoundTrip(ctx context.Context, t *turn, rsv *reservation) verdict {
 	if e.o.Confirm == ConfirmElicit {
 		switch {
 		case t.needConfirm && t.form:
-			return e.askForm(ctx, t)
+			return stop(e.askForm(ctx, t, rsv))
 		case t.url && e.o.PINPageBaseURL != "":
 			// The page shows the summary, takes the PIN if needed, and is the approval.
-			return e.askPage(ctx, t, false)
+			return stop(e.askPage(ctx, t, false, rsv))
 		}
 	}
-	return e.askTwoStep(ctx, t, false)
+	return stop(e.askTwoStep(ctx, t, false, rsv))
 }
 
-func (e *Engine) askForm(ctx context.Context, t *turn) *mcp.CallToolResult {
+func (e *Engine) askForm(ctx context.Context, t *turn, rsv *reservation) *mcp.CallToolResult {
 	id, err := e.store.putHandle(e.now(), &handle{
 		session: t.session, tool: t.call.Tool, argsHash: t.argsHash, stage: stageConfirm,
-		expires: e.now().Add(e.o.ConfirmTTL),
-	})
+		expires: e.now().Add(e.o.ConfirmTTL), rsv: rsv,
+	}, e.o.MaxPending)
 	if err != nil {
-		return e.refuse(t, DecisionDenied, "Too many confirmations are waiting for an answer; nothing was sent. Try again later.", nil)
+		rsv.release()
+		return e.busy(t, err)
 	}
-	sum := e.summarize(ctx, t.call, t.class, "")
-	e.record(t, DecisionPending, "asked the human to confirm (form)", "elicit-form", "", 0)
+	sum := e.summarize(ctx, t)
+	e.record(t, DecisionPending, "asked the human to confirm (form)", viaForm, "", 0)
 	return server.NewInputRequestBuilder(id).Elicit(inputConfirm, mcp.ElicitationParams{
 		Message:         sum.Text(),
 		RequestedSchema: confirmSchema,
 	}).ToolResult()
 }
 
-func (e *Engine) askPage(ctx context.Context, t *turn, confirmed bool) *mcp.CallToolResult {
-	sum := e.summarize(ctx, t.call, t.class, "")
+// newApproval stores an approval for t (the page, or the two-step flow) holding the
+// call's rate tokens. On a non-nil result the tokens went back.
+func (e *Engine) newApproval(ctx context.Context, t *turn, kind string, confirmed bool, rsv *reservation) (*approval, *mcp.CallToolResult) {
+	sum := e.summarize(ctx, t)
 	a := &approval{
-		Kind: kindPage, Key: t.key, Tool: t.call.Tool, Text: sum.Text(),
+		Kind: kind, Key: t.key, Session: t.session, Tool: t.call.Tool, Text: sum.Text(),
 		NeedsPIN: t.needPINEntry, Confirmed: confirmed,
-		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL),
+		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL), rsv: rsv,
 	}
-	if err := e.store.addApproval(e.now(), a); err != nil {
-		return e.refuse(t, DecisionDenied, "Too many confirmations are waiting for an answer; nothing was sent. Try again later.", nil)
+	if err := e.store.addApproval(e.now(), a, e.o.MaxPending); err != nil {
+		rsv.release()
+		return nil, e.busy(t, err)
 	}
-	id, err := e.store.putHandle(e.now(), &handle{
-		session: t.session, tool: t.call.Tool, argsHash: t.argsHash, stage: stagePage,
-		approvalID: a.ID, expires: a.Expires.Add(time.Minute),
-	})
-	if err != nil {
-		e.store.cancel(a.ID)
-		return e.refuse(t, DecisionDenied, "Too many confirmations are waiting for an answer; nothing was sent. Try again later.", nil)
-	}
+	return a, nil
+}
+
+// pageMessage is what a URL-mode elicitation tells the human about the page.
+func (e *Engine) pageMessage(t *turn, a *approval) string {
 	msg := "Review and approve this action on the local hostkey-mcp page"
 	if t.needPINEntry {
 		msg += ", where you also enter the account PIN (it is never shown to the assistant)"
 	}
-	if confirmed {
+	if a.Confirmed {
 		msg = "You confirmed the action. Enter the account PIN on the local hostkey-mcp page (it is never shown to the assistant)"
 	}
-	msg += fmt.Sprintf(". The page works once and expires in %s. %s", e.o.ApprovalTTL, sum.Text())
-	e.record(t, DecisionPending, "sent the human to the local page (URL mode)", "elicit-url", "", 0)
+	return msg + fmt.Sprintf(". The page works once and expires in %s. %s", e.o.ApprovalTTL, a.Text)
+}
+
+func (e *Engine) askPage(ctx context.Context, t *turn, confirmed bool, rsv *reservation) *mcp.CallToolResult {
+	a, res := e.newApproval(ctx, t, kindPage, confirmed, rsv)
+	if res != nil {
+		return res
+	}
+	id, err := e.store.putHandle(e.now(), &handle{
+		session: t.session, tool: t.call.Tool, argsHash: t.argsHash, stage: stagePage,
+		approvalID: a.ID, expires: a.Expires.Add(time.Minute),
+	}, 0)
+	if err != nil {
+		e.store.cancel(a.ID)
+		return e.busy(t, err)
+	}
+	e.record(t, DecisionPending, "sent the human to the local page (URL mode)", viaURL, "", 0)
 	return server.NewInputRequestBuilder(id).Elicit(inputPage, mcp.ElicitationParams{
 		Mode:          mcp.ElicitationModeURL,
-		Message:       msg,
+		Message:       e.pageMessage(t, a),
 		ElicitationID: a.ID,
 		URL:           e.pageURL(a.ID),
 	}).ToolResult()
@@ -262,8 +231,9 @@ func (e *Engine) pageURL(id string) string { return e.o.PINPageBaseURL + "/appro
 
 // askTwoStep answers "confirmation required": a human approves outside the model, then
 // the model repeats the exact call.
-func (e *Engine) askTwoStep(ctx context.Context, t *turn, confirmed bool) *mcp.CallToolResult {
+func (e *Engine) askTwoStep(ctx context.Context, t *turn, confirmed bool, rsv *reservation) *mcp.CallToolResult {
 	if e.o.PINPageBaseURL == "" && e.o.ApproverToken == "" {
+		rsv.release()
 		why := "this MCP client cannot ask the user (it does not support elicitation)"
 		if e.o.Confirm == ConfirmToken {
 			why = "--confirm token is set"
@@ -273,14 +243,9 @@ func (e *Engine) askTwoStep(ctx context.Context, t *turn, confirmed bool) *mcp.C
 		return e.refuse(t, DecisionDenied, fmt.Sprintf(
 			"This call needs a human's approval, but %s and neither an approval page (serve --http) nor an approval bot (approver token) is configured. Nothing was sent.", why), nil)
 	}
-	sum := e.summarize(ctx, t.call, t.class, "")
-	a := &approval{
-		Kind: kindTwoStep, Key: t.key, Tool: t.call.Tool, Text: sum.Text(),
-		NeedsPIN: t.needPINEntry, Confirmed: confirmed,
-		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL),
-	}
-	if err := e.store.addApproval(e.now(), a); err != nil {
-		return e.refuse(t, DecisionDenied, "Too many approvals are waiting; nothing was sent. Try again later.", nil)
+	a, res := e.newApproval(ctx, t, kindTwoStep, confirmed, rsv)
+	if res != nil {
+		return res
 	}
 	var how []string
 	structured := map[string]any{
@@ -299,8 +264,8 @@ func (e *Engine) askTwoStep(ctx context.Context, t *turn, confirmed bool) *mcp.C
 	}
 	text := fmt.Sprintf("Confirmation required; nothing was sent yet. %s\nApproval %s must be given by a human outside this conversation: %s. Then repeat exactly the same call (same tool, same arguments) within %s. Never ask the user for the PIN.",
 		a.Text, a.ID, strings.Join(how, ", or "), e.o.ApprovalTTL)
-	e.record(t, DecisionPending, "approval required (two-step)", "two-step", "", 0)
-	res := mcp.NewToolResultStructured(structured, text)
+	e.record(t, DecisionPending, "approval required (two-step)", viaTwoStep, "", 0)
+	res = mcp.NewToolResultStructured(structured, text)
 	res.IsError = true
 	return res
 }
@@ -321,12 +286,17 @@ func (e *Engine) waitingResult(t *turn, v view) *mcp.CallToolResult {
 func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, next server.ToolHandlerFunc) (*mcp.CallToolResult, error) {
 	h := e.store.takeHandle(e.now(), req.Params.RequestState)
 	if h == nil || h.session != t.session || h.tool != t.call.Tool || h.argsHash != t.argsHash {
-		if h != nil && h.approvalID != "" {
-			e.store.cancel(h.approvalID)
+		if h != nil {
+			h.rsv.release()
+			if h.approvalID != "" {
+				e.store.cancel(h.approvalID)
+			}
 		}
 		return e.refuse(t, DecisionDenied, "The confirmation state of this call is unknown, expired, already used or belongs to another call. Nothing was sent. Call the tool again to ask for a new confirmation.", nil), nil
 	}
+	// fail ends the call without sending: the tokens and the page go.
 	fail := func(res *mcp.CallToolResult) (*mcp.CallToolResult, error) {
+		h.rsv.release()
 		if h.approvalID != "" {
 			e.store.cancel(h.approvalID)
 		}
@@ -341,26 +311,26 @@ func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, n
 	switch h.stage {
 	case stageConfirm:
 		r := server.ElicitationResponse(req.Params.InputResponses, inputConfirm)
-		if res := e.declined(t, r, "elicit-form"); res != nil {
-			return res, nil
+		if res := e.declined(t, r, viaForm); res != nil {
+			return fail(res)
 		}
 		if !ticked(r.Content) {
-			return e.refuse(t, DecisionDeclined, "The confirmation was submitted without ticking \"Yes, do it\". Nothing was sent.", map[string]any{"declined": true}), nil
+			return fail(e.refuse(t, DecisionDeclined, "The confirmation was submitted without ticking \"Yes, do it\". Nothing was sent.", map[string]any{"declined": true}))
 		}
 		if t.needPINEntry {
 			if t.url && e.o.PINPageBaseURL != "" {
-				return e.askPage(ctx, t, true), nil
+				return e.askPage(ctx, t, true, h.rsv), nil
 			}
-			return e.askTwoStep(ctx, t, true), nil
+			return e.askTwoStep(ctx, t, true, h.rsv), nil
 		}
-		return e.execute(ctx, t, req, next, "", DecisionConfirmed, "elicit-form")
+		return e.execute(ctx, t, req, next, verdict{decision: DecisionConfirmed, via: viaForm, rsv: h.rsv})
 	case stagePage:
 		r := server.ElicitationResponse(req.Params.InputResponses, inputPage)
-		if res := e.declined(t, r, "elicit-url"); res != nil {
+		if res := e.declined(t, r, viaURL); res != nil {
 			return fail(res)
 		}
 		// Accept in URL mode means "the human went to the page": wait for the page.
-		v, pin, err := e.store.wait(ctx, e.now, h.approvalID)
+		v, pin, rsv, err := e.store.wait(ctx, e.now, h.approvalID)
 		switch {
 		case errors.Is(err, errNoAnswer):
 			return e.refuse(t, DecisionDenied, "The local page was not submitted in time. Nothing was sent. Call the tool again to start over.", nil), nil
@@ -370,13 +340,13 @@ func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, n
 			return e.refuse(t, DecisionDeclined, "The action was declined on the local page. Nothing was sent.", map[string]any{"declined": true}), nil
 		}
 		e.notifyComplete(ctx, v.ID)
-		return e.execute(ctx, t, req, next, pin, DecisionConfirmed, "elicit-url-"+v.Via)
+		return e.execute(ctx, t, req, next, verdict{pin: pin, decision: DecisionConfirmed, via: viaURLPage(v.Via), rsv: rsv})
 	}
-	return e.refuse(t, DecisionDenied, "Unknown confirmation stage. Nothing was sent.", nil), nil
+	return fail(e.refuse(t, DecisionDenied, "Unknown confirmation stage. Nothing was sent.", nil))
 }
 
 // declined returns the result for an elicitation answer other than accept (nil on accept).
-func (e *Engine) declined(t *turn, r *mcp.ElicitationResult, how string) *mcp.CallToolResult {
+func (e *Engine) declined(t *turn, r *mcp.ElicitationResult, how channel) *mcp.CallToolResult {
 	if r == nil {
 		return e.refuse(t, DecisionDenied, "The client retried without answering the confirmation. Nothing was sent.", nil)
 	}
@@ -413,39 +383,16 @@ func (e *Engine) notifyComplete(ctx context.Context, id string) {
 }
 
 // execute sends the call, with the PIN when it needs one, and audits the outcome.
-func (e *Engine) execute(ctx context.Context, t *turn, req mcp.CallToolRequest, next server.ToolHandlerFunc, pin, decision, how string) (*mcp.CallToolResult, error) {
-	if t.call.NeedsPIN {
-		if pin == "" && e.o.PIN != nil {
-			p, err := e.o.PIN.PIN(ctx)
-			if err != nil {
-				return e.refuse(t, DecisionDenied, "The configured PIN could not be read. Nothing was sent.", nil), nil
-			}
-			pin = p
-		}
-		if pin == "" {
-			return e.refuse(t, DecisionDenied, "This call needs the account PIN and none is available (set HOSTKEY_PIN or --pin-file, or approve it on the local page). Nothing was sent.", nil), nil
-		}
-		if res := e.checkCooldown(t); res != nil {
-			return res, nil
-		}
-	} else {
-		pin = ""
-	}
-	if how == "off" {
-		e.log.Warn("confirmation is off: sending without a human's confirmation",
-			zap.String("tool", t.call.Tool), zap.Int64s("servers", t.call.ServerIDs))
-	}
-	rec := &record{call: t.call}
-	ctx = withRecord(ctx, rec)
-	if pin != "" {
-		ctx = WithPIN(ctx, pin)
+func (e *Engine) execute(ctx context.Context, t *turn, req mcp.CallToolRequest, next server.ToolHandlerFunc, v verdict) (*mcp.CallToolResult, error) {
+	ctx, rec, refused := e.admit(ctx, t, v, false)
+	if refused != nil {
+		return refused, nil
 	}
 	res, err := next(ctx, req)
-	sent, upstream := rec.close()
-	if pin != "" {
+	if pin := PINFrom(ctx); pin != "" {
 		res, err = scrubResult(res, pin), scrubErr(err, pin)
 	}
-	dec, reason := decision, ""
+	dec, reason := v.decision, ""
 	switch {
 	case err != nil:
 		dec, reason = DecisionFailed, "handler error"
@@ -454,12 +401,7 @@ func (e *Engine) execute(ctx context.Context, t *turn, req mcp.CallToolRequest, 
 	case res.IsError:
 		dec, reason = DecisionFailed, "the tool returned an error"
 	}
-	if sent == 0 && dec != DecisionFailed && !e.guarded.Load() {
-		e.warnOnce.Do(func() {
-			e.log.Error("policy.Guard does not wrap the invapi client: the PIN cool-down and the request checks are off")
-		})
-	}
-	e.record(t, dec, reason, how, upstream, sent)
+	e.finish(t, rec, v, dec, reason, "")
 	return res, err
 }
 
@@ -497,18 +439,18 @@ func (e *Engine) dryRun(t *turn) *mcp.CallToolResult {
 	if t.wouldConfirm {
 		text += " In a real run a human would first have to confirm it."
 	}
-	e.record(t, DecisionDryRun, "", "", "", 0)
+	e.record(t, DecisionDryRun, "", viaNone, "", 0)
 	return mcp.NewToolResultStructured(map[string]any{
 		"dry_run": true, "would_confirm": t.wouldConfirm, "request": shown,
 	}, text)
 }
 
 // refuse answers without sending anything and audits the decision.
-func (e *Engine) refuse(t *turn, decision, text string, structured map[string]any) *mcp.CallToolResult {
-	return e.refuseHow(t, decision, text, "", structured)
+func (e *Engine) refuse(t *turn, decision Decision, text string, structured map[string]any) *mcp.CallToolResult {
+	return e.refuseHow(t, decision, text, viaNone, structured)
 }
 
-func (e *Engine) refuseHow(t *turn, decision, text, how string, structured map[string]any) *mcp.CallToolResult {
+func (e *Engine) refuseHow(t *turn, decision Decision, text string, how channel, structured map[string]any) *mcp.CallToolResult {
 	e.record(t, decision, text, how, "", 0)
 	if structured == nil {
 		structured = map[string]any{}
@@ -521,20 +463,20 @@ func (e *Engine) refuseHow(t *turn, decision, text, how string, structured map[s
 }
 
 // record writes one audit entry and one log line.
-func (e *Engine) record(t *turn, decision, reason, how, upstream string, sent int) {
+func (e *Engine) record(t *turn, decision Decision, reason string, how channel, upstream string, sent int) {
 	c := t.call
 	entry := audit.Entry{
 		Time: e.now(), Session: t.session, Client: t.client,
 		Tool: c.Tool, Module: c.Module, Action: c.Action, Class: string(t.class),
 		ServerIDs: c.ServerIDs, Args: e.redactedArgs(c),
-		Decision: decision, Reason: reason, Confirm: how, Upstream: upstream, Requests: sent,
+		Decision: string(decision), Reason: reason, Confirm: string(how), Upstream: upstream, Requests: sent,
 		Duration: float64(e.now().Sub(t.start).Microseconds()) / 1000,
 	}
 	hash := ""
 	if e.o.Audit != nil {
 		h, err := e.o.Audit.Append(entry)
 		if err != nil {
-			e.log.Error("audit log write failed", zap.Error(err), zap.String("tool", c.Tool), zap.String("decision", decision))
+			e.log.Error("audit log write failed", zap.Error(err), zap.String("tool", c.Tool), zap.String("decision", string(decision)))
 		}
 		hash = h
 	}
@@ -543,18 +485,18 @@ func (e *Engine) record(t *turn, decision, reason, how, upstream string, sent in
 	case DecisionDenied, DecisionDeniedScope, DecisionRateLimited, DecisionDeclined, DecisionFailed, DecisionInvalid:
 		level = zapcore.WarnLevel
 	}
-	if how == "off" {
+	if how == viaOff {
 		level = zapcore.WarnLevel
 	}
 	e.log.Log(level, "policy decision",
-		zap.String("decision", decision),
+		zap.String("decision", string(decision)),
 		zap.String("tool", c.Tool),
 		zap.String("class", string(t.class)),
 		zap.Int64s("servers", c.ServerIDs),
 		zap.Any("args", entry.Args),
 		zap.String("session", t.session),
 		zap.String("client", t.client),
-		zap.String("confirm", how),
+		zap.String("confirm", string(how)),
 		zap.String("upstream", upstream),
 		zap.Int("requests", sent),
 		zap.String("reason", reason),

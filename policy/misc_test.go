@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +39,8 @@ func TestAuditChain(t *testing.T) {
 	if n != len(entries) || n < 7 {
 		t.Fatalf("verified %d lines of %d", n, len(entries))
 	}
-	want := []string{policy.DecisionAllowed, policy.DecisionPending, policy.DecisionDeclined, policy.DecisionDeniedScope, policy.DecisionPending, policy.DecisionConfirmed}
-	if got := e.decisions(); strings.Join(got[:6], ",") != strings.Join(want, ",") {
+	want := []policy.Decision{policy.DecisionAllowed, policy.DecisionPending, policy.DecisionDeclined, policy.DecisionDeniedScope, policy.DecisionPending, policy.DecisionConfirmed}
+	if got := e.decisions(); !slices.Equal(got[:6], want) {
 		t.Fatalf("decisions %v, want %v…", got, want)
 	}
 	for _, en := range entries {
@@ -281,7 +282,7 @@ func TestAuthorizeWorkflow(t *testing.T) {
 	if len(off) != 1 || len(on) != 1 || off[0].Form.Get("pin") != testPIN || len(e.sent("eq", "reboot")) != 0 {
 		t.Fatalf("off %d on %d reboot %d", len(off), len(on), len(e.sent("eq", "reboot")))
 	}
-	if en := e.auditLines(); en[len(en)-1].Decision != policy.DecisionConfirmed || en[len(en)-1].Requests != 2 {
+	if en := e.auditLines(); policy.Decision(en[len(en)-1].Decision) != policy.DecisionConfirmed || en[len(en)-1].Requests != 2 {
 		t.Fatalf("audit %+v", en[len(en)-1])
 	}
 

@@ -83,34 +83,57 @@ type Auditor interface {
 	Append(e audit.Entry) (hash string, err error)
 }
 
+// ConfirmMode is how a human confirms: Options.Confirm.
+type ConfirmMode string
+
 // Confirmation modes.
 const (
-	ConfirmElicit = "elicit"
-	ConfirmToken  = "token"
-	ConfirmOff    = "off"
+	ConfirmElicit ConfirmMode = "elicit"
+	ConfirmToken  ConfirmMode = "token"
+	ConfirmOff    ConfirmMode = "off"
 )
+
+// Decision is what the audit log records for one step of a governed call.
+type Decision string
 
 // Decisions recorded in the audit log.
 const (
-	DecisionAllowed     = "allowed"      // no confirmation needed; sent
-	DecisionConfirmed   = "confirmed"    // a human confirmed; sent
-	DecisionPending     = "pending"      // a confirmation or approval was asked for; nothing sent yet
-	DecisionDeclined    = "declined"     // the human declined or cancelled; nothing sent
-	DecisionDeniedScope = "denied-scope" // read-only mode or server allowlist; nothing sent
-	DecisionDenied      = "denied"       // PIN cool-down, invalid confirmation state, no PIN…; nothing sent
-	DecisionRateLimited = "rate-limited" // nothing sent
-	DecisionFailed      = "failed"       // sent (or attempted) and failed
-	DecisionDryRun      = "dry-run"      // the request was shown, not sent
-	DecisionInvalid     = "invalid"      // the call could not be described
+	DecisionAllowed     Decision = "allowed"      // no confirmation needed; sent
+	DecisionConfirmed   Decision = "confirmed"    // a human confirmed; sent
+	DecisionPending     Decision = "pending"      // a confirmation or approval was asked for; nothing sent yet
+	DecisionDeclined    Decision = "declined"     // the human declined or cancelled; nothing sent
+	DecisionDeniedScope Decision = "denied-scope" // read-only mode or server allowlist; nothing sent
+	DecisionDenied      Decision = "denied"       // PIN cool-down, invalid confirmation state, no PIN…; nothing sent
+	DecisionRateLimited Decision = "rate-limited" // nothing sent
+	DecisionFailed      Decision = "failed"       // sent (or attempted) and failed
+	DecisionDryRun      Decision = "dry-run"      // the request was shown, not sent
+	DecisionInvalid     Decision = "invalid"      // the arguments do not fit the tool, or the call could not be described; nothing sent
 )
+
+// channel is how a human confirmed a call (the audit's "confirm" field).
+type channel string
+
+const (
+	viaNone    channel = ""
+	viaOff     channel = "off" // --confirm off let a call through that would need a human
+	viaForm    channel = "elicit-form"
+	viaURL     channel = "elicit-url"
+	viaTwoStep channel = "two-step"
+)
+
+// viaApproval is a two-step approval answered on the page or by a bot.
+func viaApproval(who string) channel { return channel("approval-" + who) }
+
+// viaURLPage is a URL-mode elicitation answered on the page (or by a bot).
+func viaURLPage(who string) channel { return channel("elicit-url-" + who) }
 
 // Options configure an Engine.
 type Options struct {
 	Describe Describer // required
 	Facts    FactsFunc // optional; required when ServerTags is set
 
-	Confirm       string // elicit (default), token or off
-	ConfirmWrites bool   // also confirm write calls
+	Confirm       ConfirmMode // elicit (default), token or off
+	ConfirmWrites bool        // also confirm write calls
 
 	PIN            PINProvider // nil: no PIN configured, the human types it on the local page
 	PINPageBaseURL string      // base URL where Handler is mounted (loopback), "" if none
@@ -135,7 +158,15 @@ type Options struct {
 	ApprovalTTL time.Duration // two-step approvals and PIN pages, default 2m
 	ConfirmTTL  time.Duration // how long a form confirmation may stay unanswered, default 10m
 	FactsTTL    time.Duration // cache of FactsFunc answers, default 1m
+
+	// MaxPending is how many confirmations and approvals may wait for a human at once in
+	// one MCP session (default 3; negative: no limit). More is prompt fatigue: a human
+	// asked again and again approves without reading.
+	MaxPending int
 }
+
+// DefaultMaxPending is Options.MaxPending's default.
+const DefaultMaxPending = 3
 
 // Engine is the policy. It is safe for concurrent use.
 type Engine struct {
@@ -208,7 +239,10 @@ func New(o Options) (*Engine, error) {
 	if o.FactsTTL <= 0 {
 		o.FactsTTL = time.Minute
 	}
-	lim, err := newLimiters(o.Limits)
+	if o.MaxPending == 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	lim, err := newLimiters(o.Limits, o.Now)
 	if err != nil {
 		return nil, err
 	}

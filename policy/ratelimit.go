@@ -61,34 +61,89 @@ func ParseLimit(s string) (Limit, error) {
 // atomic, so a refused call consumes nothing.
 type limiters struct {
 	cfg Limits
+	now func() time.Time
 
 	mu          sync.Mutex
-	global      *rate.Limiter
-	destructive *rate.Limiter
+	global      *bucket
+	destructive *bucket
 	server      map[int64]*bucket
 	session     map[string]*bucket
 	lastPrune   time.Time
 }
 
+// bucket is a token bucket that can take a token back: golang.org/x/time/rate cannot
+// return a token once its reservation's time has passed, and a call waits for a human
+// for minutes between the reservation and the sending.
 type bucket struct {
-	lim  *rate.Limiter
-	used time.Time
+	lim    Limit
+	tokens float64
+	at     time.Time // when tokens was last brought up to date
+	used   time.Time
 }
 
-func newLimiters(cfg Limits) (*limiters, error) {
+func newBucket(l Limit, now time.Time) *bucket {
+	return &bucket{lim: l, tokens: float64(l.Burst), at: now, used: now}
+}
+
+// fill adds the tokens earned since the last update.
+func (b *bucket) fill(now time.Time) {
+	if now.After(b.at) {
+		b.tokens = math.Min(float64(b.lim.Burst), b.tokens+now.Sub(b.at).Seconds()*float64(b.lim.Rate))
+		b.at = now
+	}
+}
+
+func newLimiters(cfg Limits, now func() time.Time) (*limiters, error) {
 	for name, l := range map[string]Limit{"global": cfg.Global, "destructive": cfg.Destructive, "server": cfg.Server, "session": cfg.Session} {
 		if !l.unlimited() && (l.Rate <= 0 || l.Burst < 1) {
 			return nil, fmt.Errorf("policy: %s rate limit %v:%d: want a rate above 0 and a burst of at least 1", name, float64(l.Rate), l.Burst)
 		}
 	}
-	l := &limiters{cfg: cfg, server: map[int64]*bucket{}, session: map[string]*bucket{}}
+	l := &limiters{cfg: cfg, now: now, server: map[int64]*bucket{}, session: map[string]*bucket{}}
 	if !cfg.Global.unlimited() {
-		l.global = rate.NewLimiter(cfg.Global.Rate, cfg.Global.Burst)
+		l.global = newBucket(cfg.Global, now())
 	}
 	if !cfg.Destructive.unlimited() {
-		l.destructive = rate.NewLimiter(cfg.Destructive.Rate, cfg.Destructive.Burst)
+		l.destructive = newBucket(cfg.Destructive, now())
 	}
 	return l, nil
+}
+
+// reservation is the tokens one call holds from the moment it is admitted to the rate
+// limits until it is sent (charged: the tokens stay spent) or not (released: the tokens
+// go back). A declined, cancelled, expired or refused call costs nothing.
+type reservation struct {
+	l       *limiters
+	buckets []*bucket
+	settled bool // under l.mu
+}
+
+// release gives the tokens back. It is safe on nil and after charge or release.
+func (r *reservation) release() {
+	if r == nil {
+		return
+	}
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	if r.settled {
+		return
+	}
+	r.settled = true
+	now := r.l.now()
+	for _, b := range r.buckets {
+		b.fill(now)
+		b.tokens = math.Min(float64(b.lim.Burst), b.tokens+1)
+	}
+}
+
+// charge keeps the tokens spent: the call reached invapi.
+func (r *reservation) charge() {
+	if r == nil {
+		return
+	}
+	r.l.mu.Lock()
+	r.settled = true
+	r.l.mu.Unlock()
 }
 
 // rateRefusal explains which bucket refused a call and when to retry.
@@ -132,16 +187,17 @@ func describeRate(r rate.Limit) string {
 	return "1 per " + every.String()
 }
 
-// take checks every bucket the call falls in and, only when all have a token, takes
-// one from each. Otherwise it takes nothing and returns the refusal with the longest
-// wait.
-func (l *limiters) take(now time.Time, session string, destructive bool, servers []int64) *rateRefusal {
+// reserve checks every bucket the call falls in and, only when all have a token, takes
+// one from each and returns them as a reservation. Otherwise it takes nothing and
+// returns the refusal with the longest wait.
+func (l *limiters) reserve(session string, destructive bool, servers []int64) (*reservation, *rateRefusal) {
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.prune(now)
 
 	type want struct {
-		lim *rate.Limiter
+		b   *bucket
 		ref rateRefusal
 	}
 	var wants []want
@@ -151,11 +207,11 @@ func (l *limiters) take(now time.Time, session string, destructive bool, servers
 	if !l.cfg.Session.unlimited() {
 		b := l.session[session]
 		if b == nil {
-			b = &bucket{lim: rate.NewLimiter(l.cfg.Session.Rate, l.cfg.Session.Burst)}
+			b = newBucket(l.cfg.Session, now)
 			l.session[session] = b
 		}
 		b.used = now
-		wants = append(wants, want{b.lim, rateRefusal{Scope: "session", Limit: l.cfg.Session}})
+		wants = append(wants, want{b, rateRefusal{Scope: "session", Limit: l.cfg.Session}})
 	}
 	if destructive {
 		if l.destructive != nil {
@@ -170,34 +226,36 @@ func (l *limiters) take(now time.Time, session string, destructive bool, servers
 				seen[id] = true
 				b := l.server[id]
 				if b == nil {
-					b = &bucket{lim: rate.NewLimiter(l.cfg.Server.Rate, l.cfg.Server.Burst)}
+					b = newBucket(l.cfg.Server, now)
 					l.server[id] = b
 				}
 				b.used = now
-				wants = append(wants, want{b.lim, rateRefusal{Scope: "server", ServerID: id, Limit: l.cfg.Server}})
+				wants = append(wants, want{b, rateRefusal{Scope: "server", ServerID: id, Limit: l.cfg.Server}})
 			}
 		}
 	}
 	var worst *rateRefusal
 	for i := range wants {
 		w := &wants[i]
-		tokens := w.lim.TokensAt(now)
-		if tokens >= 1 {
+		w.b.fill(now)
+		if w.b.tokens >= 1 {
 			continue
 		}
-		wait := time.Duration((1 - tokens) / float64(w.lim.Limit()) * float64(time.Second))
+		wait := time.Duration((1 - w.b.tokens) / float64(w.b.lim.Rate) * float64(time.Second))
 		if worst == nil || wait > worst.RetryAfter {
 			w.ref.RetryAfter = wait
 			worst = &w.ref
 		}
 	}
 	if worst != nil {
-		return worst
+		return nil, worst
 	}
+	r := &reservation{l: l}
 	for _, w := range wants {
-		w.lim.AllowN(now, 1)
+		w.b.tokens--
+		r.buckets = append(r.buckets, w.b)
 	}
-	return nil
+	return r, nil
 }
 
 // prune drops per-session and per-server buckets that have been idle long enough to be

@@ -14,6 +14,7 @@ import (
 const (
 	stageConfirm = "confirm" // a yes/no form was asked
 	stagePage    = "page"    // the human was sent to the local page (URL mode)
+	stageSync    = "sync"    // Authorize waits for an elicitation/create answer: only counted
 
 	kindTwoStep = "two-step" // approved outside the model, then the call is repeated
 	kindPage    = "page"     // URL-mode elicitation: the call waits for the page
@@ -31,6 +32,7 @@ type handle struct {
 	stage      string
 	approvalID string // stagePage
 	expires    time.Time
+	rsv        *reservation // rate tokens of the call (stageConfirm); released if it expires
 }
 
 type approvalState int
@@ -56,6 +58,7 @@ type approval struct {
 	ID        string
 	Kind      string
 	Key       string // session + tool + arguments hash
+	Session   string
 	Tool      string
 	Text      string // the summary shown to the human
 	NeedsPIN  bool   // the page must collect the PIN
@@ -68,12 +71,14 @@ type approval struct {
 	pin   string
 	csrf  string
 	done  chan struct{}
+	rsv   *reservation // rate tokens of the call; released unless handed on
 }
 
 var (
 	errUnknown  = errors.New("unknown or expired")
 	errDecided  = errors.New("already decided")
 	errTooMany  = errors.New("too many confirmations waiting")
+	errBusy     = errors.New("too many confirmations waiting in this session")
 	errNoAnswer = errors.New("not answered in time")
 )
 
@@ -94,6 +99,7 @@ func newID() string { return rand.Text() }
 func (s *store) prune(now time.Time) {
 	for id, h := range s.handles {
 		if now.After(h.expires) {
+			h.rsv.release()
 			delete(s.handles, id)
 		}
 	}
@@ -105,8 +111,11 @@ func (s *store) prune(now time.Time) {
 	}
 }
 
-// drop forgets a (s.mu held): its PIN is wiped and waiters are released.
+// drop forgets a (s.mu held): its PIN is wiped, its rate tokens (if not handed on) go
+// back and waiters are released.
 func (s *store) drop(a *approval) {
+	a.rsv.release()
+	a.rsv = nil
 	delete(s.approvals, a.ID)
 	if s.byKey[a.Key] == a {
 		delete(s.byKey, a.Key)
@@ -119,12 +128,34 @@ func (s *store) drop(a *approval) {
 	}
 }
 
-func (s *store) putHandle(now time.Time, h *handle) (string, error) {
+// pending counts the confirmations waiting for a human in session (s.mu held): an
+// approval, or a handle that is not the page stage of one.
+func (s *store) pending(session string) int {
+	n := 0
+	for _, h := range s.handles {
+		if h.session == session && h.approvalID == "" {
+			n++
+		}
+	}
+	for _, a := range s.approvals {
+		if a.Session == session && a.state == statePending {
+			n++
+		}
+	}
+	return n
+}
+
+// putHandle stores h; with max > 0 it refuses (errBusy) when max confirmations already
+// wait in h's session.
+func (s *store) putHandle(now time.Time, h *handle, max int) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.prune(now)
 	if len(s.handles) >= maxHandles {
 		return "", errTooMany
+	}
+	if max > 0 && h.approvalID == "" && s.pending(h.session) >= max {
+		return "", errBusy
 	}
 	h.id = newID() + newID() // 256 bits: it travels through the client
 	s.handles[h.id] = h
@@ -140,18 +171,34 @@ func (s *store) takeHandle(now time.Time, id string) *handle {
 	defer s.mu.Unlock()
 	h := s.handles[id]
 	delete(s.handles, id)
-	if h == nil || now.After(h.expires) {
+	if h == nil {
+		return nil
+	}
+	if now.After(h.expires) {
+		h.rsv.release()
 		return nil
 	}
 	return h
 }
 
-func (s *store) addApproval(now time.Time, a *approval) error {
+// addApproval stores a; with max > 0 it refuses (errBusy) when max confirmations already
+// wait in a's session (a two-step approval that replaces one for the same call does not
+// count twice).
+func (s *store) addApproval(now time.Time, a *approval, max int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.prune(now)
 	if len(s.approvals) >= maxApprovals {
 		return errTooMany
+	}
+	if max > 0 {
+		n := s.pending(a.Session)
+		if old := s.byKey[a.Key]; a.Kind == kindTwoStep && old != nil && old.state == statePending {
+			n--
+		}
+		if n >= max {
+			return errBusy
+		}
 	}
 	a.ID = newID()
 	a.csrf = newID()
@@ -227,20 +274,21 @@ func (s *store) decide(now time.Time, id string, approve bool, pin, via string) 
 }
 
 // twoStep finds the two-step approval for key; an approved or declined one is removed
-// (single use) and returned with its PIN.
-func (s *store) twoStep(now time.Time, key string) (v view, pin string, ok bool) {
+// (single use) and returned with its PIN and its rate tokens, which the caller settles.
+func (s *store) twoStep(now time.Time, key string) (v view, pin string, rsv *reservation, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.prune(now)
 	a := s.byKey[key]
 	if a == nil {
-		return view{}, "", false
+		return view{}, "", nil, false
 	}
 	v, pin = a.view(), a.pin
 	if a.state != statePending {
+		rsv, a.rsv = a.rsv, nil
 		s.drop(a)
 	}
-	return v, pin, true
+	return v, pin, rsv, true
 }
 
 // cancel forgets an approval (the client declined the URL elicitation).
@@ -253,13 +301,14 @@ func (s *store) cancel(id string) {
 }
 
 // wait blocks until the approval is decided, it expires, or ctx ends; it removes the
-// approval and returns its outcome and PIN.
-func (s *store) wait(ctx context.Context, now func() time.Time, id string) (view, string, error) {
+// approval and returns its outcome and PIN. An approved call's rate tokens are handed
+// on to the caller (rsv); otherwise they go back.
+func (s *store) wait(ctx context.Context, now func() time.Time, id string) (v view, pin string, rsv *reservation, err error) {
 	s.mu.Lock()
 	a := s.approvals[id]
 	s.mu.Unlock()
 	if a == nil {
-		return view{}, "", errUnknown
+		return view{}, "", nil, errUnknown
 	}
 	left := a.Expires.Sub(now())
 	if left < 0 {
@@ -274,10 +323,13 @@ func (s *store) wait(ctx context.Context, now func() time.Time, id string) (view
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, pin := a.view(), a.pin
+	v, pin = a.view(), a.pin
+	if v.State == stateApproved {
+		rsv, a.rsv = a.rsv, nil
+	}
 	s.drop(a)
 	if v.State == statePending {
-		return v, "", errNoAnswer
+		return v, "", nil, errNoAnswer
 	}
-	return v, pin, nil
+	return v, pin, rsv, nil
 }

@@ -76,7 +76,8 @@ type summary struct {
 	NeedsPIN             bool
 }
 
-func (e *Engine) summarize(ctx context.Context, call *Call, class schemas.Class, extra string) summary {
+func (e *Engine) summarize(ctx context.Context, t *turn) summary {
+	call, class, extra := t.call, t.class, t.extra
 	s := summary{
 		Tool: call.Tool, Module: call.Module, Action: call.Action, Class: class,
 		Consequence: consequence(call.Module, call.Action, class),

@@ -16,7 +16,7 @@ func mustJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
-func contains(list []string, s string) bool {
+func contains[T comparable](list []T, s T) bool {
 	for _, x := range list {
 		if x == s {
 			return true

@@ -71,13 +71,13 @@ func (a *app) buildPolicy() (*policy.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Confirm == policy.ConfirmOff {
+	if policy.ConfirmMode(cfg.Confirm) == policy.ConfirmOff {
 		a.log.Warn("--confirm off: destructive calls run WITHOUT human confirmation")
 	}
 	eng, err := policy.New(policy.Options{
 		Describe:       tools.Describer(a.cat),
 		Facts:          policy.ShowFacts(a.client),
-		Confirm:        cfg.Confirm,
+		Confirm:        policy.ConfirmMode(cfg.Confirm),
 		ConfirmWrites:  cfg.ConfirmWrites,
 		PIN:            pin,
 		PINPageBaseURL: pageURL,
