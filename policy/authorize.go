@@ -68,11 +68,10 @@ func (e *Engine) askSync(ctx context.Context, t *turn, rsv *reservation) verdict
 			rsv.release()
 			return stop(e.busy(t, err))
 		}
-		sum := e.summarize(ctx, t)
 		e.record(t, DecisionPending, "asked the human to confirm (form)", viaForm, "", 0)
 		r, err := srv.RequestElicitation(ctx, mcp.ElicitationRequest{
 			Request: mcp.Request{Method: string(mcp.MethodElicitationCreate)},
-			Params:  mcp.ElicitationParams{Message: sum.Text(), RequestedSchema: confirmSchema},
+			Params:  mcp.ElicitationParams{Message: e.formText(ctx, t), RequestedSchema: confirmSchema},
 		})
 		e.store.takeHandle(e.now(), id)
 		if err != nil {

@@ -25,6 +25,7 @@ import (
 // Routes (relative to the mount point):
 //
 //	GET  /approve/{id}        the page: summary, PIN field when needed, Approve / Decline
+//	GET  /details/{id}        every argument in full, for a form confirmation that describes a long one
 //	POST /approve/{id}        the human's answer (form post from that page only)
 //	GET  /api/approvals       bots: approvals waiting (Authorization: Bearer <approver token>)
 //	GET  /api/approvals/{id}  bots: one approval
@@ -35,6 +36,7 @@ import (
 func (e *Engine) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /approve/{id}", e.pageGet)
+	mux.HandleFunc("GET /details/{id}", e.detailsGet)
 	mux.HandleFunc("POST /approve/{id}", e.pagePost)
 	mux.HandleFunc("GET /api/approvals", e.apiList)
 	mux.HandleFunc("GET /api/approvals/{id}", e.apiGet)
@@ -86,14 +88,15 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer"><title>hostkey-mcp: {{.Title}}</title>
 <style>body{font:16px/1.45 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;color:#111}
-.box{border:1px solid #c33;border-radius:.5rem;padding:1rem;background:#fff6f6}
+.box{border:1px solid #c33;border-radius:.5rem;padding:1rem;background:#fff6f6;white-space:pre-wrap;overflow-wrap:anywhere}
 button{font-size:1rem;padding:.5rem 1.2rem;margin-right:.6rem;border-radius:.35rem;border:1px solid #888;cursor:pointer}
 .approve{background:#b00;color:#fff;border-color:#900}.muted{color:#555;font-size:.9rem}
 input[type=password]{font-size:1.1rem;padding:.35rem;width:12rem}</style></head><body>
 <h1>{{.Title}}</h1>
 {{if .Message}}<p>{{.Message}}</p>{{end}}
+{{if and .Text (not .Form)}}<div class="box">{{.Text}}</div>{{end}}
 {{if .Form}}
-<div class="box"><p>{{.Text}}</p></div>
+<div class="box">{{.Text}}</div>
 <form method="post" action="" autocomplete="off">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 {{if .NeedsPIN}}<p><label>Account PIN (sent to Hostkey with this one action only, never shown to the assistant):<br>
@@ -130,10 +133,24 @@ func (e *Engine) pageGet(w http.ResponseWriter, r *http.Request) {
 	if v.Confirmed {
 		title = "Enter the PIN for the action you confirmed"
 	}
+	text := v.Full
+	if text == "" {
+		text = v.Text
+	}
 	e.page(w, http.StatusOK, pageData{
-		Title: title, Text: v.Text, CSRF: v.csrf, ID: v.ID, Form: true, NeedsPIN: v.NeedsPIN,
+		Title: title, Text: text, CSRF: v.csrf, ID: v.ID, Form: true, NeedsPIN: v.NeedsPIN,
 		Expires: v.Expires.Local().Format("15:04:05"),
 	})
+}
+
+// detailsGet shows every argument of a form confirmation in full. It only reads.
+func (e *Engine) detailsGet(w http.ResponseWriter, r *http.Request) {
+	text, ok := e.store.getDetails(e.now(), r.PathValue("id"))
+	if !ok {
+		e.page(w, http.StatusNotFound, pageData{Title: "Unknown or expired", Message: "These details do not exist or expired."})
+		return
+	}
+	e.page(w, http.StatusOK, pageData{Title: "What you are asked to confirm", Message: "Answer in your assistant's confirmation form; this page only shows the full text.", Text: text})
 }
 
 // sameOrigin requires the browser's Origin header to name this page's own origin: a
@@ -211,6 +228,7 @@ type apiApproval struct {
 	ID        string `json:"id"`
 	Tool      string `json:"tool"`
 	Summary   string `json:"summary"`
+	Details   string `json:"details,omitempty"` // every argument in full`
 	NeedsPIN  bool   `json:"needs_pin"`
 	Confirmed bool   `json:"confirmed"`
 	State     string `json:"state"`
@@ -218,7 +236,7 @@ type apiApproval struct {
 }
 
 func apiView(v view) apiApproval {
-	return apiApproval{ID: v.ID, Tool: v.Tool, Summary: v.Text, NeedsPIN: v.NeedsPIN, Confirmed: v.Confirmed,
+	return apiApproval{ID: v.ID, Tool: v.Tool, Summary: v.Text, Details: v.Full, NeedsPIN: v.NeedsPIN, Confirmed: v.Confirmed,
 		State: v.State.String(), ExpiresAt: v.Expires.UTC().Format(time.RFC3339)}
 }
 

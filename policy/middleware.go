@@ -169,20 +169,39 @@ func (e *Engine) askForm(ctx context.Context, t *turn, rsv *reservation) *mcp.Ca
 		rsv.release()
 		return e.busy(t, err)
 	}
-	sum := e.summarize(ctx, t)
 	e.record(t, DecisionPending, "asked the human to confirm (form)", viaForm, "", 0)
 	return server.NewInputRequestBuilder(id).Elicit(inputConfirm, mcp.ElicitationParams{
-		Message:         sum.Text(),
+		Message:         e.formText(ctx, t),
 		RequestedSchema: confirmSchema,
 	}).ToolResult()
+}
+
+// formText is the message of a yes/no form. When it describes a long value instead of
+// showing it, the full text is on a local page the message links to.
+func (e *Engine) formText(ctx context.Context, t *turn) string {
+	sum := e.summarize(ctx, t)
+	if !sum.Described() || e.o.PINPageBaseURL == "" {
+		return sum.Text()
+	}
+	id := e.store.putDetails(e.now(), sum.Full(), e.o.ConfirmTTL)
+	if id == "" {
+		return sum.Text()
+	}
+	u := e.o.PINPageBaseURL + "/details/" + id
+	sum.FullAt = "at " + u
+	return sum.Text() + "\nEvery argument in full: " + u
 }
 
 // newApproval stores an approval for t (the page, or the two-step flow) holding the
 // call's rate tokens. On a non-nil result the tokens went back.
 func (e *Engine) newApproval(ctx context.Context, t *turn, kind string, confirmed bool, rsv *reservation) (*approval, *mcp.CallToolResult) {
 	sum := e.summarize(ctx, t)
+	sum.FullAt = "on the approval page"
+	if e.o.PINPageBaseURL == "" {
+		sum.FullAt = "in the approval's details"
+	}
 	a := &approval{
-		Kind: kind, Key: t.key, Session: t.session, Tool: t.call.Tool, Text: sum.Text(),
+		Kind: kind, Key: t.key, Session: t.session, Tool: t.call.Tool, Text: sum.Text(), Full: sum.Full(),
 		NeedsPIN: t.needPINEntry, Confirmed: confirmed,
 		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL), rsv: rsv,
 	}

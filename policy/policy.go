@@ -287,12 +287,17 @@ func (e *Engine) ClassOf(call *Call) schemas.Class {
 	return schemas.Destructive
 }
 
+// action is the catalog's entry for call: by tool name, else by module/action.
+func (e *Engine) action(call *Call) (*schemas.Action, bool) {
+	if a, ok := e.cat.Tool(call.Tool); ok {
+		return a, true
+	}
+	return e.cat.Lookup(call.Module, call.Action)
+}
+
 // secretFields lists the parameter names the catalog marks secret for call.
 func (e *Engine) secretFields(call *Call) []string {
-	if a, ok := e.cat.Tool(call.Tool); ok {
-		return a.SecretFields()
-	}
-	if a, ok := e.cat.Lookup(call.Module, call.Action); ok {
+	if a, ok := e.action(call); ok {
 		return a.SecretFields()
 	}
 	return nil

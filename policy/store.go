@@ -21,6 +21,7 @@ const (
 
 	maxHandles   = 1024
 	maxApprovals = 256
+	maxDetails   = 1024
 )
 
 // handle is the server-side state behind one requestState.
@@ -61,6 +62,7 @@ type approval struct {
 	Session   string
 	Tool      string
 	Text      string // the summary shown to the human
+	Full      string // the same with every value in full (the page)
 	NeedsPIN  bool   // the page must collect the PIN
 	Confirmed bool   // the human already confirmed in a form; the page only takes the PIN
 	Created   time.Time
@@ -87,16 +89,51 @@ type store struct {
 	handles   map[string]*handle
 	approvals map[string]*approval
 	byKey     map[string]*approval // two-step approvals
+	details   map[string]detail    // full texts of form confirmations
+}
+
+// detail is the full text behind a form confirmation that describes a long value.
+type detail struct {
+	text    string
+	expires time.Time
 }
 
 func newStore() *store {
-	return &store{handles: map[string]*handle{}, approvals: map[string]*approval{}, byKey: map[string]*approval{}}
+	return &store{handles: map[string]*handle{}, approvals: map[string]*approval{}, byKey: map[string]*approval{}, details: map[string]detail{}}
+}
+
+// putDetails keeps a full text readable for a while; "" when too many are kept.
+func (s *store) putDetails(now time.Time, text string, ttl time.Duration) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune(now)
+	if len(s.details) >= maxDetails {
+		return ""
+	}
+	id := newID()
+	s.details[id] = detail{text: text, expires: now.Add(ttl)}
+	return id
+}
+
+func (s *store) getDetails(now time.Time, id string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.details[id]
+	if !ok || now.After(d.expires) {
+		return "", false
+	}
+	return d.text, true
 }
 
 // newID returns 128 random bits as 26 base32 characters.
 func newID() string { return rand.Text() }
 
 func (s *store) prune(now time.Time) {
+	for id, d := range s.details {
+		if now.After(d.expires) {
+			delete(s.details, id)
+		}
+	}
 	for id, h := range s.handles {
 		if now.After(h.expires) {
 			h.rsv.release()
@@ -217,6 +254,7 @@ func (s *store) addApproval(now time.Time, a *approval, max int) error {
 // view is a copy of an approval's public fields, safe to use without the lock.
 type view struct {
 	ID, Kind, Tool, Text string
+	Full                 string
 	NeedsPIN, Confirmed  bool
 	Expires              time.Time
 	State                approvalState
@@ -225,7 +263,7 @@ type view struct {
 }
 
 func (a *approval) view() view {
-	return view{ID: a.ID, Kind: a.Kind, Tool: a.Tool, Text: a.Text, NeedsPIN: a.NeedsPIN, Confirmed: a.Confirmed,
+	return view{ID: a.ID, Kind: a.Kind, Tool: a.Tool, Text: a.Text, Full: a.Full, NeedsPIN: a.NeedsPIN, Confirmed: a.Confirmed,
 		Expires: a.Expires, State: a.state, Via: a.via, csrf: a.csrf}
 }
 

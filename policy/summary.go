@@ -2,12 +2,20 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hostkey/hostkey-mcp/invapi"
 
 	"github.com/hostkey/hostkey-mcp/schemas"
 )
@@ -72,8 +80,9 @@ type summary struct {
 	FactsErr             map[int64]string
 	Consequence          string
 	Extra                string // a workflow's own description (Authorize)
-	Args                 map[string]any
+	Args                 []argView
 	NeedsPIN             bool
+	FullAt               string // where a described value is shown in full: "on the approval page", a URL…
 }
 
 func (e *Engine) summarize(ctx context.Context, t *turn) summary {
@@ -81,7 +90,7 @@ func (e *Engine) summarize(ctx context.Context, t *turn) summary {
 	s := summary{
 		Tool: call.Tool, Module: call.Module, Action: call.Action, Class: class,
 		Consequence: consequence(call.Module, call.Action, class),
-		Extra:       extra, Args: e.redactedArgs(call), NeedsPIN: call.NeedsPIN,
+		Extra:       extra, Args: e.argViews(call), NeedsPIN: call.NeedsPIN,
 	}
 	if call.Summary != "" {
 		// The caller knows better than the first action's generic consequence.
@@ -126,11 +135,27 @@ func serverLine(f ServerFacts, factsErr string) string {
 	return fmt.Sprintf("server %d (%s)", f.ID, strings.Join(parts, "; "))
 }
 
-// Text renders the summary for a human: one paragraph, precise, without secrets.
-func (s summary) Text() string {
+// Text renders the summary for a form or a message: precise, without secrets, nothing
+// silently cut. A long or multi-line value is described (length, SHA-256, first and
+// last lines); Full has it in full.
+func (s summary) Text() string { return s.render(false) }
+
+// Full renders the summary with every value in full, for the approval and details pages.
+func (s summary) Full() string { return s.render(true) }
+
+// Described reports whether Text describes a value instead of showing it.
+func (s summary) Described() bool {
+	for _, a := range s.Args {
+		if a.long() {
+			return true
+		}
+	}
+	return false
+}
+
+func (s summary) render(full bool) string {
 	var b strings.Builder
-	verb := "Confirm"
-	fmt.Fprintf(&b, "%s %s action %s/%s (tool %s)", verb, s.Class, s.Module, s.Action, s.Tool)
+	fmt.Fprintf(&b, "Confirm %s action %s/%s (tool %s)", s.Class, s.Module, s.Action, s.Tool)
 	if len(s.Servers) > 0 {
 		lines := make([]string, len(s.Servers))
 		for i, f := range s.Servers {
@@ -145,30 +170,187 @@ func (s summary) Text() string {
 		b.WriteString(" ")
 		b.WriteString(s.Extra)
 	}
-	if args := argsText(s.Args); args != "" {
-		b.WriteString(" Arguments: ")
-		b.WriteString(args)
-		b.WriteString(".")
+	var first, rest []argView
+	for _, a := range s.Args {
+		if a.consequential {
+			first = append(first, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	// What decides what runs on the server or who can reach it comes first, so that no
+	// amount of padding elsewhere pushes it out of sight.
+	if len(first) > 0 {
+		b.WriteString("\nWhat this puts on the server or who can reach it:")
+		for _, a := range first {
+			b.WriteString("\n- ")
+			b.WriteString(a.render(full, s.FullAt))
+		}
+	}
+	if len(rest) > 0 {
+		b.WriteString("\nOther arguments:")
+		for _, a := range rest {
+			b.WriteString("\n- ")
+			b.WriteString(a.render(full, s.FullAt))
+		}
 	}
 	if s.NeedsPIN {
-		b.WriteString(" The account PIN is added by the server; it is never shown here.")
+		b.WriteString("\nThe account PIN is added by the server; it is never shown here.")
 	}
 	return b.String()
 }
 
-func argsText(args map[string]any) string {
-	if len(args) == 0 {
+// shortLimit is the longest value a form shows inline; longer ones are described.
+const shortLimit = 200
+
+// argView is one argument as the human sees it.
+type argView struct {
+	name          string // path in the arguments: "hostname", "params.ip"
+	value         string // the value: a string as is, anything else as JSON
+	isString      bool
+	secret        bool
+	consequential bool
+}
+
+// long reports whether the form describes the value instead of showing it.
+func (a argView) long() bool {
+	return !a.secret && (len(a.value) > shortLimit || strings.ContainsAny(a.value, "\r\n") || hidesText(a.value))
+}
+
+// hidesText reports characters that can make a line read differently than it is
+// (bidirectional overrides, zero-width and other invisible or control characters).
+func hidesText(s string) bool {
+	for _, r := range s {
+		if (r < 0x20 && r != '\t') || r == 0x7f || unicode.Is(unicode.Cf, r) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a argView) render(full bool, fullAt string) string {
+	switch {
+	case a.secret:
+		return a.name + ": " + a.value
+	case !a.long():
+		if a.isString {
+			return a.name + " = " + strconv.Quote(a.value)
+		}
+		return a.name + " = " + a.value
+	}
+	lines := strings.Split(strings.TrimRight(a.value, "\n"), "\n")
+	head := fmt.Sprintf("%s: %d bytes in %d line%s, SHA-256 %s", a.name, len(a.value), len(lines), plural(len(lines)), sha256Hex(a.value))
+	if full {
+		var b strings.Builder
+		b.WriteString(head)
+		b.WriteString(", in full:")
+		for _, l := range lines {
+			b.WriteString("\n    ")
+			b.WriteString(visible(l, 0))
+		}
+		return b.String()
+	}
+	head += ", first line " + visible(lines[0], 100)
+	if len(lines) > 1 {
+		head += ", last line " + visible(lines[len(lines)-1], 100)
+	}
+	if fullAt == "" {
+		fullAt = "in the audit log"
+	}
+	return head + " (the full text is " + fullAt + ")"
+}
+
+// visible quotes a line so that every character shows (invisible and bidirectional
+// ones escaped); max > 0 shortens it, saying so.
+func visible(s string, max int) string {
+	if max > 0 && len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return strconv.QuoteToGraphic(s[:cut]) + fmt.Sprintf(" (first %d of %d bytes)", cut, len(s))
+	}
+	if hidesText(s) {
+		return strconv.QuoteToGraphic(s)
+	}
+	return s
+}
+
+func plural(n int) string {
+	if n == 1 {
 		return ""
 	}
-	out, err := json.Marshal(args)
-	if err != nil {
-		return ""
+	return "s"
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// argViews lists the call's arguments for the human: consequential ones (per the
+// catalog) in catalog order, then the rest by name. Secret values are never shown: a
+// secret is named, and a secret URL shows only its host (an attacker's callback must be
+// recognizable; hostkey-mcp's own carries its secret in the path).
+func (e *Engine) argViews(call *Call) []argView {
+	order := map[string]int{}
+	if a, ok := e.action(call); ok {
+		for i, p := range a.Params {
+			if p.Consequential {
+				order[strings.Join(p.Path, ".")] = i + 1
+			}
+		}
 	}
-	const max = 600
-	if len(out) > max {
-		return string(out[:max]) + "…"
+	secrets := e.secretFields(call)
+	var out []argView
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			name := prefix + k
+			if sub, ok := v.(map[string]any); ok && !invapi.IsSecretKey(k, secrets...) {
+				walk(name+".", sub)
+				continue
+			}
+			av := argView{name: name, consequential: order[name] > 0}
+			switch {
+			case invapi.IsSecretKey(k, secrets...):
+				av.secret = true
+				av.value = secretShown(v)
+			default:
+				if s, ok := v.(string); ok {
+					av.value, av.isString = s, true
+				} else {
+					j, _ := json.Marshal(v)
+					av.value = string(j)
+				}
+			}
+			out = append(out, av)
+		}
 	}
-	return string(out)
+	walk("", call.Args)
+	sort.Slice(out, func(i, j int) bool {
+		oi, oj := order[out[i].name], order[out[j].name]
+		if (oi > 0) != (oj > 0) {
+			return oi > 0
+		}
+		if oi != oj {
+			return oi < oj
+		}
+		return out[i].name < out[j].name
+	})
+	return out
+}
+
+// secretShown is what a human sees of a secret value.
+func secretShown(v any) string {
+	s, ok := v.(string)
+	if !ok || s == "" {
+		return "set (value hidden)"
+	}
+	if u, err := url.Parse(s); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
+		return fmt.Sprintf("set to a %s URL on host %s (the rest hidden: it may carry a secret)", u.Scheme, strconv.QuoteToGraphic(u.Host))
+	}
+	return "set (value hidden)"
 }
 
 func uniqueIDs(ids []int64) []int64 {
