@@ -95,6 +95,9 @@ type envOpts struct {
 	PIN        string         // configured PIN (default testPIN)
 	Selection  tools.Selection
 	ExtraTools []server.ServerTool
+	// MCPValidation leaves mcp-go's own argument validation on (as before the policy
+	// validated): only to show what it did.
+	MCPValidation bool
 }
 
 // env is the whole stack: the simulator on real HTTP, the real invapi client, the
@@ -181,7 +184,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}
 	srv, err := tools.New(tools.Options{
 		Catalog: cat, Client: eng.Guard(inv), Selection: sel, Version: "test",
-		PIN: policy.PINFrom, Middleware: []server.ToolHandlerMiddleware{eng.Middleware},
+		PIN: policy.PINFrom, Middleware: []server.ToolHandlerMiddleware{eng.Middleware}, ArgsValidated: !o.MCPValidation,
 		ExtraTools: o.ExtraTools, Logger: logger,
 	})
 	if err != nil {

@@ -124,6 +124,9 @@ func (e *Engine) newTurn(ctx context.Context, call *Call, extra string) *turn {
 // round trip); the retry carrying the answer resumes it.
 func (e *Engine) Middleware(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		if res := e.invalidCall(ctx, req); res != nil {
+			return res, nil
+		}
 		call, err := e.o.Describe(ctx, req)
 		if err != nil {
 			t := &turn{call: &Call{Tool: req.Params.Name, Args: req.GetArguments()}, start: e.now()}

@@ -177,9 +177,10 @@ type Engine struct {
 	servers map[int64]bool
 	tags    []string
 
-	limits *limiters
-	store  *store
-	facts  *factsCache
+	limits  *limiters
+	store   *store
+	facts   *factsCache
+	schemas schemaCache
 
 	coolMu    sync.Mutex
 	coolUntil time.Time

@@ -34,8 +34,12 @@ type Options struct {
 	Dynamic      bool // expose tools_search / toolsets_enable and start with the selection only
 	PIN          PINSource
 	Middleware   []server.ToolHandlerMiddleware // the policy, outermost first
-	ExtraTools   []server.ServerTool            // workflows, events: always exposed unless excluded
-	ExtraOptions []server.ServerOption
+	// ArgsValidated says a Middleware validates every call's arguments against the tool's
+	// input schema (policy.Engine.Middleware does: in words, secrets never echoed, rejects
+	// audited). mcp-go's own validation, which runs before any middleware, is then off.
+	ArgsValidated bool
+	ExtraTools    []server.ServerTool // workflows, events: always exposed unless excluded
+	ExtraOptions  []server.ServerOption
 	// ServerAllowed, when set, is asked before a server's resource is read: resources do
 	// not pass the tool middleware, and the allowlist must hold for them too.
 	ServerAllowed func(ctx context.Context, id int64) error
@@ -89,12 +93,14 @@ func New(opts Options) (*Server, error) {
 		server.WithPromptCapabilities(false),
 		server.WithLogging(),
 		server.WithRecovery(),
-		server.WithInputSchemaValidation(),
 		server.WithHooks(hooks),
 		server.WithToolFilter(s.permissionFilter),
 		server.WithCompletions(),
 		server.WithPromptCompletionProvider(completer{s}),
 		server.WithResourceCompletionProvider(completer{s}),
+	}
+	if !opts.ArgsValidated {
+		sopts = append(sopts, server.WithInputSchemaValidation())
 	}
 	if opts.Instructions != "" {
 		sopts = append(sopts, server.WithInstructions(opts.Instructions))

@@ -156,6 +156,7 @@ func (a *app) buildServer(ctx context.Context) error {
 		// The policy decides first; the callback is injected innermost, so a job (and its
 		// secret URL) exists only for a call that really goes to invapi.
 		Middleware:    []server.ToolHandlerMiddleware{eng.Middleware, rcv.InjectCallback},
+		ArgsValidated: true, // by eng.Middleware, which audits the rejects
 		ServerAllowed: eng.ServerAllowed,
 		ExtraTools:    extra,
 		Hooks:         hooks,
