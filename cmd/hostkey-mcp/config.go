@@ -52,6 +52,7 @@ type Config struct {
 	RateDestructive string
 	RateServer      string
 	RateSession     string
+	MaxPending      string
 
 	WebhookListen  string
 	PublicURL      string
@@ -122,6 +123,7 @@ var options = []option{
 	{Group: "policy", Name: "rate-destructive", Env: "HOSTKEY_RATE_DESTRUCTIVE", Default: "0.1:3", Help: "destructive calls per second:burst", bind: str(func(c *Config) *string { return &c.RateDestructive })},
 	{Group: "policy", Name: "rate-server", Env: "HOSTKEY_RATE_SERVER", Default: "0.0167:1", Help: "destructive calls per server per second:burst (one a minute)", bind: str(func(c *Config) *string { return &c.RateServer })},
 	{Group: "policy", Name: "rate-session", Env: "HOSTKEY_RATE_SESSION", Default: "2:20", Help: "calls per MCP session per second:burst", bind: str(func(c *Config) *string { return &c.RateSession })},
+	{Group: "policy", Name: "max-pending", Env: "HOSTKEY_MAX_PENDING", Default: "3", Help: "confirmations that may wait for the user at once per MCP session (0 = no limit)", bind: str(func(c *Config) *string { return &c.MaxPending })},
 
 	{Group: "webhook", Name: "webhook-listen", Env: "HOSTKEY_WEBHOOK_LISTEN", Help: "serve install callbacks and login alerts on this address (e.g. 127.0.0.1:8787)", bind: str(func(c *Config) *string { return &c.WebhookListen })},
 	{Group: "webhook", Name: "public-url", Env: "HOSTKEY_PUBLIC_URL", Help: "URL at which invapi and fresh servers reach the webhook listener", bind: str(func(c *Config) *string { return &c.PublicURL })},

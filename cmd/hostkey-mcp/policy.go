@@ -50,6 +50,13 @@ func (a *app) buildPolicy() (*policy.Engine, error) {
 			return nil, fmt.Errorf("%s %q: %v (want rps:burst, e.g. 5:10, or off)", l.flag, l.value, err)
 		}
 	}
+	maxPending, err := strconv.Atoi(cfg.MaxPending)
+	if err != nil || maxPending < 0 {
+		return nil, fmt.Errorf("--max-pending %q: want a whole number, 0 for no limit", cfg.MaxPending)
+	}
+	if maxPending == 0 {
+		maxPending = -1 // policy: negative is no limit, 0 its default
+	}
 	var servers []int64
 	for _, s := range splitCSV(cfg.Servers) {
 		id, err := strconv.ParseInt(s, 10, 64)
@@ -87,6 +94,7 @@ func (a *app) buildPolicy() (*policy.Engine, error) {
 		Servers:        servers,
 		ServerTags:     splitCSV(cfg.ServerTags),
 		Limits:         limits,
+		MaxPending:     maxPending,
 		DryRun:         cfg.DryRun,
 		Audit:          auditLog,
 		Logger:         a.log.Named("policy"),
