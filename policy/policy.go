@@ -1,11 +1,14 @@
 // Package policy decides whether a tool call may reach invapi, and makes a human — not
-// the model — confirm the dangerous ones. Every governed call passes, in this order:
+// the model — confirm the dangerous ones. Every governed call passes one pipeline
+// (decide; Middleware and Authorize are adapters over it), in this order:
 //
-//	scope → rate limit → confirmation → call → audit
+//	arguments → scope → rate limit (reserved) → waiting-confirmation limit → confirmation → call → audit
 //
-// Scope refuses writes in read-only mode and calls naming servers outside the allowlist
-// (by ID, or by invapi tag through FactsFunc) before any request leaves. Rate limits
-// answer at once with the retry-after. Destructive calls (write calls too with
+// Arguments that do not fit the tool's schema are refused in words, secrets never
+// repeated. Scope refuses writes in read-only mode and calls naming servers outside the
+// allowlist (by ID, or by invapi tag through FactsFunc) before any request leaves. Rate
+// limits answer at once with the retry-after; a call's tokens are given back when
+// nothing is sent. Destructive calls (write calls too with
 // ConfirmWrites, and every call that needs the account PIN) are confirmed by a human:
 //
 //   - elicit, client declares form elicitation: a yes/no form with a precise summary
