@@ -88,7 +88,7 @@ func RequestWithPIN(ctx context.Context, a *schemas.Action, args map[string]any,
 	r := Request(a, args)
 	if a.PIN && pin != nil {
 		if p := pin(ctx); p != "" {
-			r.Params["pin"] = p
+			r.Params[a.PINWire()] = p
 		}
 	}
 	return r
