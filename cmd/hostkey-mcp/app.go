@@ -157,6 +157,7 @@ func (a *app) buildServer(ctx context.Context) error {
 		// secret URL) exists only for a call that really goes to invapi.
 		Middleware:    []server.ToolHandlerMiddleware{eng.Middleware, rcv.InjectCallback},
 		ServerAllowed: eng.ServerAllowed,
+		Gate:          eng,
 		ExtraTools:    extra,
 		Hooks:         hooks,
 		ExtraOptions: []server.ServerOption{
