@@ -94,6 +94,26 @@ func RequestWithPIN(ctx context.Context, a *schemas.Action, args map[string]any,
 	return r
 }
 
+// pinLike matches parameter names that carry a PIN (pin, old_pin, new_pin, pincode).
+var pinLike = regexp.MustCompile(`(?i)(^|_)pin(code)?$|^pincode$|^pin_`)
+
+// pinLikeKey returns the first key at any depth of params that looks like a PIN ("" if
+// none): the model never supplies one, so it cannot guess the account PIN through
+// invapi_call either.
+func pinLikeKey(params map[string]any) string {
+	for k, v := range params {
+		if pinLike.MatchString(strings.TrimSuffix(k, "[]")) {
+			return k
+		}
+		if m, ok := v.(map[string]any); ok {
+			if inner := pinLikeKey(m); inner != "" {
+				return k + "." + inner
+			}
+		}
+	}
+	return ""
+}
+
 // cleanArgs copies the arguments, dropping nulls, so the caller's map is never mutated
 // (the PIN is added to the copy only).
 func cleanArgs(in map[string]any) map[string]any {

@@ -1,6 +1,7 @@
 package tools_test
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -44,8 +45,12 @@ func (m *memAudit) byTool(tool string) []audit.Entry {
 func gatedStack(t *testing.T, o policy.Options) (*toolstest.Stack, *memAudit) {
 	t.Helper()
 	aud := &memAudit{}
-	st := toolstest.New(t, toolstest.Options{Configure: func(to *tools.Options) {
+	var st *toolstest.Stack
+	st = toolstest.New(t, toolstest.Options{Configure: func(to *tools.Options) {
 		o.Describe = tools.Describer(schemas.Load())
+		if o.PIN == nil {
+			o.PIN = stackPIN{&st} // the simulator's account PIN, as HOSTKEY_PIN would be
+		}
 		o.Audit = aud
 		eng, err := policy.New(o)
 		if err != nil {
@@ -59,6 +64,10 @@ func gatedStack(t *testing.T, o policy.Options) (*toolstest.Stack, *memAudit) {
 	}})
 	return st, aud
 }
+
+type stackPIN struct{ st **toolstest.Stack }
+
+func (p stackPIN) PIN(context.Context) (string, error) { return (*p.st).Sim.PIN(), nil }
 
 // Issue 12 item 8: 100 parallel resources/read of hostkey://servers/{id} sent 100 invapi
 // requests against a 5/s global limit, none audited.
