@@ -1,10 +1,15 @@
 package tools_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/schemas"
+	"github.com/hostkey/hostkey-mcp/tools"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 )
 
@@ -74,4 +79,68 @@ func TestGenericToolTakesNoPINFromTheModel(t *testing.T) {
 	if n := len(st.Sim.Requests()); n != 0 {
 		t.Errorf("%d requests reached invapi", n)
 	}
+}
+
+// Issue 12 item 4: auth_login and auth_whmcslogin took the raw API key or billing
+// password from the model and returned the new session token unmasked. hostkey-mcp runs
+// the session: the session tools are hidden unless --auth-tools asks for them.
+func TestSessionToolsAreHiddenUnlessAskedFor(t *testing.T) {
+	st := toolstest.New(t, toolstest.Options{Selection: tools.Selection{Toolsets: []string{"all"}}})
+	listed := map[string]bool{}
+	for _, tl := range listTools(t, st) {
+		listed[tl.Name] = true
+	}
+	for _, name := range []string{"auth_login", "auth_logout", "auth_whmcslogin"} {
+		if listed[name] {
+			t.Errorf("%s is listed without --auth-tools", name)
+		}
+	}
+	if !listed["auth_info"] {
+		t.Error("auth_info should stay listed")
+	}
+	st.Sim.ResetRequests()
+	key, _ := st.Sim.Keys()
+	res, err := st.MCP.CallTool(t.Context(), callReq("auth_login", map[string]any{"key": key}))
+	if err == nil && !res.IsError {
+		t.Errorf("auth_login ran without --auth-tools: %s", toolstest.Text(res))
+	}
+	for _, r := range st.Sim.Requests() {
+		if r.Module == "auth" && r.Action == "login" && r.Form.Get("key") == key {
+			t.Error("the model's API key reached auth/login")
+		}
+	}
+	sel := tools.Selection{Toolsets: []string{"servers"}, Include: []string{"auth_login"}}
+	if err := sel.Resolve(schemas.Load()); err == nil || !strings.Contains(err.Error(), "--auth-tools") {
+		t.Errorf("--tools auth_login without --auth-tools: %v", err)
+	}
+	sel.AuthTools = true
+	if err := sel.Resolve(schemas.Load()); err != nil {
+		t.Errorf("--tools auth_login with --auth-tools: %v", err)
+	}
+}
+
+// With --auth-tools the token is still redacted in the result.
+func TestSessionTokensNeverReachTheModel(t *testing.T) {
+	st, _ := gatedStackSel(t, tools.Selection{Toolsets: []string{"account"}, AuthTools: true}, policy.Options{Confirm: policy.ConfirmOff})
+	key, _ := st.Sim.Keys()
+	res := st.Call(t, "auth_login", map[string]any{"key": key})
+	if res.IsError {
+		t.Fatalf("auth_login: %s", toolstest.Text(res))
+	}
+	body, _ := json.Marshal(res.StructuredContent)
+	text := toolstest.Text(res) + string(body)
+	if !strings.Contains(text, `"token":"[REDACTED]"`) || !strings.Contains(text, "token_expire") {
+		t.Errorf("auth_login result: %s", text)
+	}
+	for _, r := range st.Sim.Requests() {
+		if r.Token != "" && strings.Contains(text, r.Token) {
+			t.Fatal("a session token reached the model")
+		}
+	}
+}
+
+func callReq(name string, args map[string]any) mcp.CallToolRequest {
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = name, args
+	return req
 }

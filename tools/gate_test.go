@@ -44,9 +44,14 @@ func (m *memAudit) byTool(tool string) []audit.Entry {
 // guarded client, allowlist and the gate for resources and completions.
 func gatedStack(t *testing.T, o policy.Options) (*toolstest.Stack, *memAudit) {
 	t.Helper()
+	return gatedStackSel(t, tools.Selection{}, o)
+}
+
+func gatedStackSel(t *testing.T, sel tools.Selection, o policy.Options) (*toolstest.Stack, *memAudit) {
+	t.Helper()
 	aud := &memAudit{}
 	var st *toolstest.Stack
-	st = toolstest.New(t, toolstest.Options{Configure: func(to *tools.Options) {
+	st = toolstest.New(t, toolstest.Options{Selection: sel, Configure: func(to *tools.Options) {
 		o.Describe = tools.Describer(schemas.Load())
 		if o.PIN == nil {
 			o.PIN = stackPIN{&st} // the simulator's account PIN, as HOSTKEY_PIN would be

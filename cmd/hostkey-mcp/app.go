@@ -204,6 +204,8 @@ func (a *app) selection() tools.Selection {
 		ReadOnly: a.cfg.ReadOnly,
 		Include:  splitCSV(a.cfg.Tools),
 		Exclude:  splitCSV(a.cfg.ExcludeTools),
+		// The session tools are opt-in: hostkey-mcp runs the invapi session itself.
+		AuthTools: a.cfg.AuthTools,
 	}
 }
 
