@@ -144,3 +144,34 @@ func callReq(name string, args map[string]any) mcp.CallToolRequest {
 	req.Params.Name, req.Params.Arguments = name, args
 	return req
 }
+
+// Issue 12 item 4: eq_add_ipmi_user (an IPMI password), the consoles and the backup
+// download link ran as plain writes. They are destructive now: without a human's
+// confirmation nothing is sent, so no credential reaches the model.
+func TestAccessGrantsNeedAHuman(t *testing.T) {
+	st, aud := gatedStack(t, policy.Options{})
+	st.Sim.ResetRequests()
+	for _, c := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{"eq_add_ipmi_user", map[string]any{"id": 40101}},
+		{"eq_novnc", map[string]any{"id": 40101}},
+		{"eq_ovirt_novnc", map[string]any{"id": 40101}},
+		{"eq_recreate_novnc", map[string]any{"id": 40101}},
+		{"eq_request_backup_link", map[string]any{"id": 40101, "name": "backup-1"}},
+	} {
+		res := st.Call(t, c.tool, c.args)
+		if !res.IsError || !strings.Contains(toolstest.Text(res), "approval") {
+			t.Errorf("%s ran without a human: %s", c.tool, toolstest.Text(res))
+		}
+		if lines := aud.byTool(c.tool); len(lines) != 1 || lines[0].Class != "destructive" {
+			t.Errorf("%s audit: %+v", c.tool, lines)
+		}
+	}
+	for _, r := range st.Sim.Requests() {
+		if r.Module == "eq" {
+			t.Errorf("%s/%s reached invapi without a confirmation", r.Module, r.Action)
+		}
+	}
+}
