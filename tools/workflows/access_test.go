@@ -107,3 +107,41 @@ func TestAnotherSessionCannotSeeOrCancelAJob(t *testing.T) {
 		t.Errorf("both cancels audited under one session %q", lines[0].Session)
 	}
 }
+
+// The reads a workflow makes before its confirmation (the server's facts, the catalog
+// lists) are a path to invapi too: they share the scope, the rate limits and the audit.
+func TestWorkflowReadsPassThePolicy(t *testing.T) {
+	e := newEnvPolicy(t, mcp.ElicitationResponseActionAccept, func(o *policy.Options) {
+		o.Servers = []int64{40101}
+		o.Limits.Global = policy.Limit{Rate: 0.001, Burst: 2}
+	})
+	e.st.Sim.ResetRequests()
+	res := toolstest.CallWith(t, e.st.MCP, workflows.ReinstallTool, reinstallArgs()) // 40102: outside --servers
+	if !res.IsError || !strings.Contains(toolstest.Text(res), "40102") {
+		t.Fatalf("reinstall outside the allowlist: %s", toolstest.Text(res))
+	}
+	if n := len(e.st.Sim.Requests()); n != 0 {
+		t.Errorf("%d invapi requests (eq/show of a server outside the scope) before the refusal", n)
+	}
+	lines := e.audit.byTool(workflows.ReinstallTool)
+	if len(lines) != 1 || lines[0].Decision != policy.DecisionDeniedScope {
+		t.Errorf("audit: %+v", lines)
+	}
+	order := map[string]any{"location_name": "NL", "preset": "nope", "os_id": 187, "traffic_plan": 25, "deploy_period": "monthly", "root_pass": "Secret-pass1"}
+	for range 3 {
+		toolstest.CallWith(t, e.st.MCP, workflows.OrderTool, order)
+	}
+	if n := len(e.st.Sent("presets", "list")); n != 2 {
+		t.Errorf("3 order validations against a global burst of 2 listed presets %d times", n)
+	}
+	counts := map[string]int{}
+	for _, l := range e.audit.byTool(workflows.OrderTool) {
+		counts[l.Decision]++
+		if _, leaked := l.Args["root_pass"]; leaked {
+			t.Error("the audit line carries root_pass")
+		}
+	}
+	if counts[policy.DecisionAllowed] != 2 || counts[policy.DecisionRateLimited] != 1 {
+		t.Errorf("order validation audit: %v", counts)
+	}
+}

@@ -197,6 +197,25 @@ type plan struct {
 	onCancel string
 }
 
+// reads authorizes the reads a workflow makes before its confirmation (the server's
+// facts, the catalog lists) like any tool call: refused outside the scope before anything
+// is read, rate limited, audited. done closes the authorization; a non-nil result is the
+// refusal to return.
+func (w *Workflows) reads(ctx context.Context, tool, module, action string, serverID int64, args map[string]any) (rctx context.Context, done func(error), refusal *mcp.CallToolResult) {
+	call := &policy.Call{Tool: tool, Module: module, Action: action, Class: schemas.Read, Args: args}
+	if serverID != 0 {
+		call.ServerIDs = []int64{serverID}
+	}
+	rctx, refusal, err := w.o.Policy.Authorize(ctx, call, "")
+	if err != nil {
+		return ctx, nil, mcp.NewToolResultError(fmt.Sprintf("%s: %v. Nothing was sent.", tool, err))
+	}
+	if refusal != nil {
+		return ctx, nil, refusal
+	}
+	return rctx, func(err error) { w.o.Policy.Done(rctx, call, err, time.Time{}) }, nil
+}
+
 // start reserves the server, asks for the confirmation, starts the job and follows it
 // (until it ends, the call's wait passes, or, on the task path, for the task's life).
 func (w *Workflows) start(ctx context.Context, req mcp.CallToolRequest, p *plan) (*mcp.CallToolResult, error) {

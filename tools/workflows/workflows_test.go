@@ -59,6 +59,12 @@ type envOption func(*workflows.Options)
 
 func newEnv(t *testing.T, action mcp.ElicitationResponseAction, opts ...envOption) *env {
 	t.Helper()
+	return newEnvPolicy(t, action, nil, opts...)
+}
+
+// newEnvPolicy is newEnv with the policy's options adjusted (allowlist, limits).
+func newEnvPolicy(t *testing.T, action mcp.ElicitationResponseAction, popt func(*policy.Options), opts ...envOption) *env {
+	t.Helper()
 	e := &env{human: &answer{action: action}, audit: &memAudit{}}
 	var st *toolstest.Stack
 	e.sleep = func(ctx context.Context, d time.Duration) error {
@@ -71,11 +77,15 @@ func newEnv(t *testing.T, action mcp.ElicitationResponseAction, opts ...envOptio
 		Protocol:    mcp.ProtocolVersion20251125,
 		SimOptions:  sim.Options{},
 		Configure: func(o *tools.Options) {
-			eng, err := policy.New(policy.Options{
+			po := policy.Options{
 				Describe: tools.Describer(schemas.Load()),
 				PIN:      simPIN{&st},
 				Audit:    e.audit,
-			})
+			}
+			if popt != nil {
+				popt(&po)
+			}
+			eng, err := policy.New(po)
 			if err != nil {
 				t.Fatal(err)
 			}
