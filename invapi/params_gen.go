@@ -447,8 +447,6 @@ func (p *EqCheckBackupLockParams) Request() *Request {
 
 // EqCheckPINParams are the parameters of eq/check_pin: Validate the account PIN.
 type EqCheckPINParams struct {
-	// PIN to validate (001's name)
-	OldPIN *int64
 	// PIN is the account PIN; the policy supplies it after a human confirms.
 	PIN string
 }
@@ -456,9 +454,6 @@ type EqCheckPINParams struct {
 // Request builds the invapi request for eq/check_pin.
 func (p *EqCheckPINParams) Request() *Request {
 	v := map[string]any{}
-	if p.OldPIN != nil {
-		setPath(v, []string{"old_pin"}, *p.OldPIN)
-	}
 	if p.PIN != "" {
 		v["pin"] = p.PIN
 	}
@@ -2014,21 +2009,21 @@ func (p *EqSensorsParams) Request() *Request {
 type EqSetPINParams struct {
 	// New PIN, 4–10 characters (required)
 	NewPIN string
-	// Current PIN, when changing it
-	OldPIN string
 	// Skip PIN check flag
 	NoPINReq string
+	// PIN is the account PIN; the policy supplies it after a human confirms.
+	PIN string
 }
 
 // Request builds the invapi request for eq/set_pin.
 func (p *EqSetPINParams) Request() *Request {
 	v := map[string]any{}
 	setPath(v, []string{"new_pin"}, p.NewPIN)
-	if p.OldPIN != "" {
-		setPath(v, []string{"old_pin"}, p.OldPIN)
-	}
 	if p.NoPINReq != "" {
 		setPath(v, []string{"no_pin_req"}, p.NoPINReq)
+	}
+	if p.PIN != "" {
+		v["old_pin"] = p.PIN
 	}
 	return &Request{Module: "eq", Action: "set_pin", Endpoint: "eq.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }

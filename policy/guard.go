@@ -47,6 +47,9 @@ func (g *guard) Do(ctx context.Context, req *invapi.Request) (*invapi.Response, 
 		return g.next.Do(ctx, req)
 	}
 	_, hasPIN := req.Params["pin"]
+	if _, ok := req.Params["old_pin"]; ok { // eq/set_pin carries the current PIN as old_pin
+		hasPIN = true
+	}
 	rec := recordFrom(ctx)
 	if rec == nil {
 		if !req.ReadOnly || hasPIN {

@@ -33,13 +33,16 @@ func (c Class) Valid() bool { return c == Read || c == Write || c == Destructive
 // Action is one invapi module/action and everything the client, the policy and the
 // tool layer need to know about it.
 type Action struct {
-	Tool        string          `json:"tool"`     // MCP tool name, <module>_<action>
-	Module      string          `json:"module"`   // e.g. "eq"
-	Action      string          `json:"action"`   // e.g. "reboot"
-	Endpoint    string          `json:"endpoint"` // e.g. "eq.php"
-	Methods     []string        `json:"methods"`  // first is used
-	Class       Class           `json:"class"`
-	PIN         bool            `json:"pin,omitempty"`   // invapi wants the account PIN
+	Tool     string   `json:"tool"`     // MCP tool name, <module>_<action>
+	Module   string   `json:"module"`   // e.g. "eq"
+	Action   string   `json:"action"`   // e.g. "reboot"
+	Endpoint string   `json:"endpoint"` // e.g. "eq.php"
+	Methods  []string `json:"methods"`  // first is used
+	Class    Class    `json:"class"`
+	PIN      bool     `json:"pin,omitempty"` // invapi wants the account PIN
+	// PINParam is the wire name invapi reads the PIN from when it is not "pin" (eq/set_pin
+	// wants the current PIN as old_pin). The policy supplies it; the model never does.
+	PINParam    string          `json:"pin_param,omitempty"`
 	Async       bool            `json:"async,omitempty"` // the response carries a key to check later
 	Idempotent  bool            `json:"idempotent,omitempty"`
 	NoAuth      bool            `json:"no_auth,omitempty"` // invapi answers without a session token
@@ -74,6 +77,14 @@ func (a *Action) Method() string {
 		return "POST"
 	}
 	return a.Methods[0]
+}
+
+// PINWire is the wire name that carries the account PIN for this action.
+func (a *Action) PINWire() string {
+	if a.PINParam != "" {
+		return a.PINParam
+	}
+	return "pin"
 }
 
 // ReadOnly reports whether the action changes nothing upstream.

@@ -4,6 +4,7 @@
 package tools
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,10 +89,30 @@ func RequestWithPIN(ctx context.Context, a *schemas.Action, args map[string]any,
 	r := Request(a, args)
 	if a.PIN && pin != nil {
 		if p := pin(ctx); p != "" {
-			r.Params["pin"] = p
+			r.Params[a.PINWire()] = p
 		}
 	}
 	return r
+}
+
+// pinLike matches parameter names that carry a PIN (pin, old_pin, new_pin, pincode).
+var pinLike = regexp.MustCompile(`(?i)(^|_)pin(code)?$|^pincode$|^pin_`)
+
+// pinLikeKey returns the first key at any depth of params that looks like a PIN ("" if
+// none): the model never supplies one, so it cannot guess the account PIN through
+// invapi_call either.
+func pinLikeKey(params map[string]any) string {
+	for k, v := range params {
+		if pinLike.MatchString(strings.TrimSuffix(k, "[]")) {
+			return k
+		}
+		if m, ok := v.(map[string]any); ok {
+			if inner := pinLikeKey(m); inner != "" {
+				return k + "." + inner
+			}
+		}
+	}
+	return ""
 }
 
 // cleanArgs copies the arguments, dropping nulls, so the caller's map is never mutated
@@ -130,6 +151,9 @@ const maxTextBytes = 24 << 10
 func Result(module, action string, resp *invapi.Response) *mcp.CallToolResult {
 	if secretURLToken.Match(resp.Body) {
 		resp = scrubbed(resp)
+	}
+	if module == "auth" {
+		resp = withoutSessionTokens(resp)
 	}
 	structured := any(resp.Fields)
 	if resp.Fields == nil {
@@ -170,6 +194,49 @@ func scrubbed(resp *invapi.Response) *invapi.Response {
 		out.Fields = fields
 	}
 	return &out
+}
+
+// sessionTokenKey names the fields of auth results that carry a session token (token,
+// access_token, ...; not token_expire).
+var sessionTokenKey = regexp.MustCompile(`(?i)(^|_)token$`)
+
+// withoutSessionTokens redacts session tokens in an auth result. hostkey-mcp runs the
+// invapi session; a token in the model's context is a credential to the whole account
+// that outlives the conversation.
+func withoutSessionTokens(resp *invapi.Response) *invapi.Response {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(resp.Body))
+	dec.UseNumber() // keep numbers as invapi wrote them
+	if dec.Decode(&v) != nil || !redactKeys(v, sessionTokenKey) {
+		return resp
+	}
+	out := *resp
+	out.Body, _ = json.Marshal(v)
+	out.Fields, _ = v.(map[string]any)
+	return &out
+}
+
+// redactKeys replaces, in place, every non-empty value whose key matches re.
+func redactKeys(v any, re *regexp.Regexp) bool {
+	changed := false
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			if re.MatchString(k) {
+				if val != nil && val != "" {
+					x[k] = invapi.Redacted
+					changed = true
+				}
+				continue
+			}
+			changed = redactKeys(val, re) || changed
+		}
+	case []any:
+		for _, val := range x {
+			changed = redactKeys(val, re) || changed
+		}
+	}
+	return changed
 }
 
 // ErrorResult renders an invapi failure as an isError result whose text says what failed

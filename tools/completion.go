@@ -5,8 +5,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/schemas"
 )
 
 // locations are the vendor's two-letter locations (FAQ), offered while a person types a
@@ -34,20 +38,42 @@ func (c completer) CompleteResourceArgument(ctx context.Context, _ string, arg m
 	return &mcp.Completion{Values: []string{}}, nil
 }
 
+// serverIDs offers the token's servers that the allowlist lets the assistant touch. The
+// lookup (the session, and the tags of --server-tags) reaches invapi, so it passes the
+// policy like a tool call: limited and audited.
 func (c completer) serverIDs(ctx context.Context) []string {
 	if c.s.opts.Sessions == nil {
 		return nil
 	}
+	if g := c.s.opts.Gate; g != nil {
+		call := &policy.Call{Tool: "completion/complete", Module: "auth", Action: "info", Class: schemas.Read, Args: map[string]any{}}
+		actx, refusal, err := g.Authorize(ctx, call, "")
+		if err != nil || refusal != nil {
+			return nil
+		}
+		var ids []string
+		ids, err = c.allowedIDs(actx)
+		g.Done(actx, call, err, time.Time{})
+		return ids
+	}
+	ids, _ := c.allowedIDs(ctx)
+	return ids
+}
+
+func (c completer) allowedIDs(ctx context.Context) ([]string, error) {
 	sess, err := c.s.opts.Sessions.Session(ctx)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	out := make([]string, 0, len(sess.Servers))
 	for _, id := range sess.Servers {
+		if c.s.opts.ServerAllowed != nil && c.s.opts.ServerAllowed(ctx, id) != nil {
+			continue
+		}
 		out = append(out, strconv.FormatInt(id, 10))
 	}
 	sort.Strings(out)
-	return out
+	return out, nil
 }
 
 // complete returns the values starting with prefix (case-insensitive), at most 100 as

@@ -62,7 +62,7 @@ func (s *Server) handleSearch(_ context.Context, req mcp.CallToolRequest) (*mcp.
 	sel := s.Selection()
 	var hits []searchHit
 	for _, a := range s.opts.Catalog.Actions {
-		if sel.ReadOnly && !a.ReadOnly() {
+		if (sel.ReadOnly && !a.ReadOnly()) || sel.Hidden(a) {
 			continue
 		}
 		if !s.Permitted(a.Module, a.Action) {

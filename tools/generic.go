@@ -68,6 +68,9 @@ func GenericRequest(cat *schemas.Catalog, args map[string]any) (*invapi.Request,
 			return nil, nil, fmt.Errorf("invapi_call: params.%s is supplied by hostkey-mcp; remove it", k)
 		}
 	}
+	if k := pinLikeKey(params); k != "" {
+		return nil, nil, fmt.Errorf("invapi_call: params %q looks like a PIN; the model never sends one (hostkey-mcp supplies the PIN after a human confirms); remove it", k)
+	}
 	cls := cat.UndocumentedClass(module, action)
 	a := &schemas.Action{
 		Tool: GenericToolName, Module: module, Action: action, Endpoint: module + ".php",

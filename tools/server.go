@@ -45,6 +45,10 @@ type Options struct {
 	ServerAllowed func(ctx context.Context, id int64) error
 	Hooks         *server.Hooks
 	Logger        *zap.Logger
+
+	// Gate, when set, governs the invapi reads of resources and completions like tool
+	// calls: scope, rate limits and audit (the policy engine).
+	Gate Gate
 }
 
 // Server is the hostkey MCP server: the catalog tools, discovery, resources and prompts.

@@ -20,7 +20,20 @@ type Selection struct {
 	ReadOnly bool     // only tools whose class is read
 	Include  []string // extra tool names, whatever their toolset
 	Exclude  []string // tool names never exposed
+	// AuthTools exposes the session tools (auth_login, auth_logout, auth_whmcslogin).
+	// hostkey-mcp manages the invapi session itself; without this flag the model can
+	// neither hand it an API key or billing password nor end the session.
+	AuthTools bool
 }
+
+// sessionTools manage the invapi session hostkey-mcp runs for every client.
+var sessionTools = map[string]bool{"auth_login": true, "auth_logout": true, "auth_whmcslogin": true}
+
+// IsSessionTool reports whether name is one of the session tools only --auth-tools exposes.
+func IsSessionTool(name string) bool { return sessionTools[name] }
+
+// Hidden reports whether the selection keeps a from the model whatever the toolsets.
+func (s Selection) Hidden(a *schemas.Action) bool { return sessionTools[a.Tool] && !s.AuthTools }
 
 // Resolve checks the names in s against the catalog (and the names of tools outside it,
 // such as the workflows) and returns an error naming the unknown ones and the choices.
@@ -46,6 +59,11 @@ func (s Selection) Resolve(cat *schemas.Catalog, otherTools ...string) error {
 		return fmt.Errorf("unknown toolset %s: choose from all, %s (or a module: %s)",
 			strings.Join(bad, ", "), strings.Join(cat.Toolsets(), ", "), strings.Join(cat.Modules(), ", "))
 	}
+	for _, n := range s.Include {
+		if sessionTools[n] && !s.AuthTools {
+			return fmt.Errorf("%s is hidden: hostkey-mcp manages the invapi session itself; add --auth-tools to expose auth_login, auth_logout and auth_whmcslogin", n)
+		}
+	}
 	for _, list := range [][]string{s.Include, s.Exclude} {
 		for _, n := range list {
 			if _, ok := cat.Tool(n); !ok && !other[n] {
@@ -58,6 +76,9 @@ func (s Selection) Resolve(cat *schemas.Catalog, otherTools ...string) error {
 
 // Allows reports whether the selection exposes a.
 func (s Selection) Allows(a *schemas.Action) bool {
+	if s.Hidden(a) {
+		return false
+	}
 	if s.ReadOnly && a.Class != schemas.Read {
 		return false
 	}
@@ -127,7 +148,9 @@ var toolsetDescriptions = map[string]string{
 func Toolsets(cat *schemas.Catalog, s Selection) []ToolsetInfo {
 	by := map[string][]string{}
 	for _, a := range cat.Actions {
-		by[a.Toolset] = append(by[a.Toolset], a.Tool)
+		if !s.Hidden(a) {
+			by[a.Toolset] = append(by[a.Toolset], a.Tool)
+		}
 	}
 	var out []ToolsetInfo
 	for _, name := range cat.Toolsets() {

@@ -158,6 +158,7 @@ func (a *app) buildServer(ctx context.Context) error {
 		Middleware:    []server.ToolHandlerMiddleware{eng.Middleware, rcv.InjectCallback},
 		ArgsValidated: true, // by eng.Middleware, which audits the rejects
 		ServerAllowed: eng.ServerAllowed,
+		Gate:          eng,
 		ExtraTools:    extra,
 		Hooks:         hooks,
 		ExtraOptions: []server.ServerOption{
@@ -204,6 +205,8 @@ func (a *app) selection() tools.Selection {
 		ReadOnly: a.cfg.ReadOnly,
 		Include:  splitCSV(a.cfg.Tools),
 		Exclude:  splitCSV(a.cfg.ExcludeTools),
+		// The session tools are opt-in: hostkey-mcp runs the invapi session itself.
+		AuthTools: a.cfg.AuthTools,
 	}
 }
 

@@ -33,6 +33,7 @@ type Config struct {
 	ExcludeTools string
 	ReadOnly     bool
 	Dynamic      bool
+	AuthTools    bool
 
 	Servers    string
 	ServerTags string
@@ -108,6 +109,7 @@ var options = []option{
 	{Group: "scope", Name: "exclude-tools", Env: "HOSTKEY_EXCLUDE_TOOLS", Help: "tools never to expose, comma-separated", bind: str(func(c *Config) *string { return &c.ExcludeTools })},
 	{Group: "scope", Name: "read-only", Env: "HOSTKEY_READ_ONLY", Default: "false", Help: "expose and run read tools only", bind: boolean(func(c *Config) *bool { return &c.ReadOnly })},
 	{Group: "scope", Name: "dynamic-toolsets", Env: "HOSTKEY_DYNAMIC_TOOLSETS", Default: "false", Help: "add tools_search and toolsets_enable so the model loads toolsets on demand", bind: boolean(func(c *Config) *bool { return &c.Dynamic })},
+	{Group: "scope", Name: "auth-tools", Env: "HOSTKEY_AUTH_TOOLS", Default: "false", Help: "expose auth_login, auth_logout and auth_whmcslogin (hostkey-mcp manages the session; tokens in their results are redacted anyway)", bind: boolean(func(c *Config) *bool { return &c.AuthTools })},
 	{Group: "scope", Name: "servers", Env: "HOSTKEY_SERVERS", Help: "server IDs the assistant may touch, comma-separated (empty: all of the token's)", bind: str(func(c *Config) *string { return &c.Servers })},
 	{Group: "scope", Name: "server-tags", Env: "HOSTKEY_SERVER_TAGS", Help: "also allow servers carrying one of these invapi tags", bind: str(func(c *Config) *string { return &c.ServerTags })},
 

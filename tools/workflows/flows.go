@@ -26,7 +26,7 @@ func (w *Workflows) handleReinstall(ctx context.Context, req mcp.CallToolRequest
 	}
 	summary := fmt.Sprintf("REINSTALL server %d (%s, %s, IPs %s) with %s via eq/order_instance. Every file on its disks is erased; the new root password is the one given. Then the 5 install stages are followed.",
 		id, facts.Hostname, facts.Location, strings.Join(facts.IPs, ", "), osName)
-	p := &plan{tool: ReinstallTool, serverID: id, summary: summary,
+	p := &plan{tool: ReinstallTool, serverID: id, summary: summary, onCancel: "eq_abort_reinstall",
 		call: w.policyCall(ReinstallTool, id, args, "eq_order_instance")}
 	p.run = func(ctx context.Context, j *job) error {
 		order := pick(args, "id", "os_id", "own_os", "soft_id", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size")
@@ -52,12 +52,19 @@ func (w *Workflows) handleReinstall(ctx context.Context, req mcp.CallToolRequest
 
 // prepareReinstall reads the server (location, hostname, IPs for the confirmation) and
 // checks the OS; a refusal result means nothing was sent.
-func (w *Workflows) prepareReinstall(ctx context.Context, tool string, id int64, args map[string]any) (*policy.ServerFacts, string, *mcp.CallToolResult) {
-	facts, err := w.o.Facts(ctx, id)
+func (w *Workflows) prepareReinstall(ctx context.Context, tool string, id int64, args map[string]any) (_ *policy.ServerFacts, _ string, refusal *mcp.CallToolResult) {
+	rctx, done, refusal := w.reads(ctx, tool, "eq", "show", id, map[string]any{"id": id, "os_id": args["os_id"]})
+	if refusal != nil {
+		return nil, "", refusal
+	}
+	var failed error
+	defer func() { done(failed) }()
+	facts, err := w.o.Facts(rctx, id)
 	if err != nil {
+		failed = err
 		return nil, "", mcp.NewToolResultError(fmt.Sprintf("%s: cannot read server %d (%v). Nothing was sent. Check the ID with eq_list; after a new order call eq_update_servers.", tool, id, err))
 	}
-	osName, problem := w.checkOS(ctx, args, "")
+	osName, problem := w.checkOS(rctx, args, "")
 	if problem != "" {
 		return nil, "", mcp.NewToolResultError(tool + ": " + problem + " Nothing was sent.")
 	}
@@ -86,9 +93,9 @@ func (w *Workflows) handleReinstallPXE(ctx context.Context, req mcp.CallToolRequ
 	if refusal != nil {
 		return refusal, nil
 	}
-	summary := fmt.Sprintf("PXE REINSTALL of server %d (%s, %s, IPs %s) with %s. Steps: 1 eq/reinstall (master key), 2 eq/create_pxe, 3 eq/boot_dev pxe, 4 eq/reboot, 5 follow the 5 install stages, 6 eq/boot_dev disk, 7 eq/clear_pxe (6 and 7 always run, even after a failure; cancelling also calls eq/abort_reinstall). Every file on its disks is erased.",
+	summary := fmt.Sprintf("PXE REINSTALL of server %d (%s, %s, IPs %s) with %s. Steps: 1 eq/reinstall (master key), 2 eq/create_pxe, 3 eq/boot_dev pxe, 4 eq/reboot, 5 follow the 5 install stages, 6 eq/boot_dev disk, 7 eq/clear_pxe (6 and 7 always run, even after a failure or a cancel). Every file on its disks is erased.",
 		id, facts.Hostname, facts.Location, strings.Join(facts.IPs, ", "), osName)
-	p := &plan{tool: ReinstallPXETool, serverID: id, summary: summary, abortOnShutdown: true,
+	p := &plan{tool: ReinstallPXETool, serverID: id, summary: summary, abortOnShutdown: true, onCancel: "eq_abort_reinstall",
 		call: w.policyCall(ReinstallPXETool, id, args, "eq_reinstall")}
 	p.run = func(ctx context.Context, j *job) (err error) {
 		begun, pxeSet := false, false
@@ -142,43 +149,61 @@ func (w *Workflows) handleReinstallPXE(ctx context.Context, req mcp.CallToolRequ
 func (w *Workflows) handleOrder(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	args := req.GetArguments()
 	loc, _ := args["location_name"].(string)
+	p, refusal := w.planOrder(ctx, args, loc)
+	if refusal != nil {
+		return refusal, nil
+	}
+	return w.start(ctx, req, p)
+}
+
+// planOrder checks the order against the live lists, under one read authorization.
+func (w *Workflows) planOrder(actx context.Context, args map[string]any, loc string) (*plan, *mcp.CallToolResult) {
+	ctx, done, refusal := w.reads(actx, OrderTool, "presets", "list", 0, map[string]any{"location_name": loc, "preset": args["preset"], "os_id": args["os_id"]})
+	if refusal != nil {
+		return nil, refusal
+	}
+	var failed error
+	defer func() { done(failed) }()
 	presetArg := fmt.Sprint(args["preset"])
 	presets, err := w.list(ctx, "presets_list", map[string]any{"location": loc}, "presets")
 	if err != nil {
-		return mcp.NewToolResultError(fmt.Sprintf("server_order: presets_list failed (%v). Nothing was ordered.", err)), nil
+		failed = err
+		return nil, mcp.NewToolResultError(fmt.Sprintf("server_order: presets_list failed (%v). Nothing was ordered.", err))
 	}
 	preset := findByIDOrName(presets, presetArg)
 	if preset == nil {
-		return mcp.NewToolResultError(fmt.Sprintf("server_order: preset %q is not offered in %s. Available: %s. Nothing was ordered.", presetArg, loc, names(presets, 12))), nil
+		return nil, mcp.NewToolResultError(fmt.Sprintf("server_order: preset %q is not offered in %s. Available: %s. Nothing was ordered.", presetArg, loc, names(presets, 12)))
 	}
 	presetID := intOf(preset["id"])
 	osName, problem := w.checkOS(ctx, args, strconv.FormatInt(presetID, 10))
 	if problem != "" {
-		return mcp.NewToolResultError("server_order: " + problem + " Nothing was ordered."), nil
+		return nil, mcp.NewToolResultError("server_order: " + problem + " Nothing was ordered.")
 	}
 	softName := ""
 	if soft := intArg(args, "soft_id"); soft != 0 {
 		softs, err := w.list(ctx, "software_list", map[string]any{"instance_id": presetID, "location": loc}, "software")
 		if err != nil {
-			return mcp.NewToolResultError(fmt.Sprintf("server_order: software_list failed (%v). Nothing was ordered.", err)), nil
+			failed = err
+			return nil, mcp.NewToolResultError(fmt.Sprintf("server_order: software_list failed (%v). Nothing was ordered.", err))
 		}
 		sw := findByIDOrName(softs, strconv.FormatInt(soft, 10))
 		if sw == nil {
-			return mcp.NewToolResultError(fmt.Sprintf("server_order: software %d is not available for preset %s. Available: %s. Nothing was ordered.", soft, preset["name"], names(softs, 12))), nil
+			return nil, mcp.NewToolResultError(fmt.Sprintf("server_order: software %d is not available for preset %s. Available: %s. Nothing was ordered.", soft, preset["name"], names(softs, 12)))
 		}
 		softName = fmt.Sprint(sw["name"])
 		if osIDs := tagValues(sw, "os"); len(osIDs) > 0 && intArg(args, "own_os") != 1 && !contains(osIDs, strconv.FormatInt(intArg(args, "os_id"), 10)) {
-			return mcp.NewToolResultError(fmt.Sprintf("server_order: %s (#%d) is not compatible with %s: it installs only on OS %s. Choose one of those os_id values or drop soft_id. Nothing was ordered.",
-				softName, soft, osName, strings.Join(osIDs, ", "))), nil
+			return nil, mcp.NewToolResultError(fmt.Sprintf("server_order: %s (#%d) is not compatible with %s: it installs only on OS %s. Choose one of those os_id values or drop soft_id. Nothing was ordered.",
+				softName, soft, osName, strings.Join(osIDs, ", ")))
 		}
 	}
 	plans, err := w.list(ctx, "traffic_plans_list", map[string]any{"location": loc, "instance_id": presetID}, "traffic_plans")
 	if err != nil {
-		return mcp.NewToolResultError(fmt.Sprintf("server_order: traffic_plans_list failed (%v). Nothing was ordered.", err)), nil
+		failed = err
+		return nil, mcp.NewToolResultError(fmt.Sprintf("server_order: traffic_plans_list failed (%v). Nothing was ordered.", err))
 	}
 	tplan := findByIDOrName(plans, fmt.Sprint(args["traffic_plan"]))
 	if tplan == nil {
-		return mcp.NewToolResultError(fmt.Sprintf("server_order: traffic plan %v is not offered for preset %s in %s. Available: %s. Nothing was ordered.", args["traffic_plan"], preset["name"], loc, names(plans, 12))), nil
+		return nil, mcp.NewToolResultError(fmt.Sprintf("server_order: traffic plan %v is not offered for preset %s in %s. Available: %s. Nothing was ordered.", args["traffic_plan"], preset["name"], loc, names(plans, 12)))
 	}
 	price := ""
 	if pr, ok := preset["price"].(map[string]any); ok {
@@ -222,7 +247,7 @@ func (w *Workflows) handleOrder(ctx context.Context, req mcp.CallToolRequest) (*
 		_, _ = w.step(ctx, j, "eq_update_servers", map[string]any{})
 		return nil
 	}
-	return w.start(ctx, req, p)
+	return p, nil
 }
 
 // checkOS checks os_id against os/list (for a preset when given) and returns its name.

@@ -58,6 +58,17 @@ type job struct {
 
 	abortOnShutdown bool // a PXE job: abort and clean up rather than leave it half done
 	detached        bool // stop following without aborting (shutdown of a non-PXE job)
+	// onCancel is the catalog tool a cancellation sends (eq_abort_reinstall), "" when a
+	// cancel only stops following. The job's confirmation text states it, so a cancel
+	// from the owner's session is inside the approval that started the job.
+	onCancel string
+}
+
+// owner is the MCP session that started the job: the only one that may see or stop it.
+func (j *job) owner() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.info.Session
 }
 
 func (j *job) detach() {
@@ -226,18 +237,30 @@ func (r *registry) running(serverID int64) *job {
 }
 
 func (r *registry) list(serverID int64) []JobInfo {
+	out, _ := r.listFor(serverID, "", true)
+	return out
+}
+
+// listFor returns the jobs session started (all with any), newest first, and how many
+// jobs of other sessions it left out.
+func (r *registry) listFor(serverID int64, session string, all bool) (out []JobInfo, others int) {
 	r.mu.Lock()
 	jobs := make([]*job, 0, len(r.byID))
 	for _, j := range r.byID {
 		jobs = append(jobs, j)
 	}
 	r.mu.Unlock()
-	var out []JobInfo
 	for _, j := range jobs {
-		if info := j.snapshot(); serverID == 0 || info.ServerID == serverID {
-			out = append(out, info)
+		info := j.snapshot()
+		if serverID != 0 && info.ServerID != serverID {
+			continue
 		}
+		if !all && info.Session != session {
+			others++
+			continue
+		}
+		out = append(out, info)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Started.After(out[b].Started) })
-	return out
+	return out, others
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/schemas"
+	"github.com/hostkey/hostkey-mcp/tools"
 )
 
 // Tool names.
@@ -61,7 +62,7 @@ func (w *Workflows) Tools() []server.ServerTool {
 		}, Handler: w.handleReinstallPXE},
 		{Tool: mcp.Tool{
 			Name: WatchTool, Title: "Watch a workflow job",
-			Description: "Follow a running workflow job (from a timed-out call or an earlier session) until it ends or the wait passes; without job_id lists recent jobs, optionally of one server.",
+			Description: "Follow a workflow job this session started (after a timed-out call) until it ends or the wait passes; without job_id lists this session's recent jobs, optionally of one server.",
 			RawInputSchema: mustJSON(map[string]any{"type": "object", "additionalProperties": false, "properties": map[string]any{
 				"job_id": jobID, "server_id": map[string]any{"type": "integer", "description": "list the jobs of this server"}, "wait_seconds": wait}}),
 			Annotations: mcp.ToolAnnotation{Title: "Watch a workflow job", ReadOnlyHint: mcp.ToBoolPtr(true), DestructiveHint: mcp.ToBoolPtr(false),
@@ -69,10 +70,10 @@ func (w *Workflows) Tools() []server.ServerTool {
 		}, Handler: w.handleWatch},
 		{Tool: mcp.Tool{
 			Name: CancelTool, Title: "Cancel a workflow job",
-			Description: "Stop a running workflow job: stops watching, aborts the reinstall where invapi allows (eq/abort_reinstall) and runs the PXE clean-up.",
+			Description: "Stop a running workflow job this session started: stops watching, aborts the reinstall where invapi allows (eq/abort_reinstall, stated in the job's confirmation) and runs the PXE clean-up.",
 			RawInputSchema: mustJSON(map[string]any{"type": "object", "additionalProperties": false, "required": []string{"job_id"},
 				"properties": map[string]any{"job_id": jobID}}),
-			Annotations: mcp.ToolAnnotation{Title: "Cancel a workflow job", ReadOnlyHint: mcp.ToBoolPtr(false), DestructiveHint: mcp.ToBoolPtr(false),
+			Annotations: mcp.ToolAnnotation{Title: "Cancel a workflow job", ReadOnlyHint: mcp.ToBoolPtr(false), DestructiveHint: mcp.ToBoolPtr(true),
 				IdempotentHint: mcp.ToBoolPtr(true), OpenWorldHint: mcp.ToBoolPtr(true)},
 		}, Handler: w.handleCancel},
 	}
@@ -143,19 +144,26 @@ func (w *Workflows) handleWatch(ctx context.Context, req mcp.CallToolRequest) (*
 	args := req.GetArguments()
 	id, _ := args["job_id"].(string)
 	if id == "" {
-		jobs := w.jobs.list(intArg(args, "server_id"))
+		// Only this session's jobs: another session's job is not this one's to see.
+		jobs, others := w.jobs.listFor(intArg(args, "server_id"), tools.SessionID(ctx), false)
 		var b strings.Builder
 		if len(jobs) == 0 {
-			b.WriteString("No workflow jobs in this process. events_list (kind workflow) shows jobs of earlier runs.")
+			b.WriteString("No workflow jobs of this session in this process. events_list (kind workflow) shows jobs of earlier runs.")
 		}
 		for _, j := range jobs {
 			fmt.Fprintf(&b, "%s %s server %d: %s (stage %d/%d, %s)\n", j.ID, j.Tool, j.ServerID, j.State, j.Stage, j.Stages, j.Message)
 		}
-		return mcp.NewToolResultStructured(map[string]any{"jobs": jobs}, strings.TrimSpace(b.String())), nil
+		if others > 0 {
+			fmt.Fprintf(&b, "\n%d job(s) of other MCP sessions are not shown: only the session that started a job can watch or cancel it.", others)
+		}
+		if jobs == nil {
+			jobs = []JobInfo{}
+		}
+		return mcp.NewToolResultStructured(map[string]any{"jobs": jobs, "other_sessions": others}, strings.TrimSpace(b.String())), nil
 	}
 	j := w.jobs.get(id)
-	if j == nil {
-		return mcp.NewToolResultError(fmt.Sprintf("No job %s in this process (it may belong to an earlier run: events_list shows recorded progress). server_job_watch without job_id lists the jobs.", id)), nil
+	if j == nil || j.owner() != tools.SessionID(ctx) {
+		return mcp.NewToolResultError(fmt.Sprintf("No job %s of this MCP session in this process (a job started in another session or an earlier run is not shown: events_list shows recorded progress). server_job_watch without job_id lists this session's jobs.", id)), nil
 	}
 	// A watcher going away only stops watching: the job goes on.
 	return w.follow(ctx, req, j, req.Params.Task != nil, false, waitFor(req, w.o.DefaultWait))
@@ -164,12 +172,18 @@ func (w *Workflows) handleWatch(ctx context.Context, req mcp.CallToolRequest) (*
 func (w *Workflows) handleCancel(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	id, _ := req.GetArguments()["job_id"].(string)
 	j := w.jobs.get(id)
-	if j == nil {
-		return mcp.NewToolResultError(fmt.Sprintf("No job %s in this process; server_job_watch lists the jobs.", id)), nil
+	if j == nil || j.owner() != tools.SessionID(ctx) {
+		if j != nil {
+			// Audited: someone tried to stop another session's job. Nothing is sent.
+			w.o.Policy.Note(ctx, w.cancelCall(j), policy.DecisionDenied, "server_job_cancel from another MCP session: the job belongs to the session that started it", "")
+		}
+		return mcp.NewToolResultError(fmt.Sprintf("No job %s of this MCP session in this process; nothing was cancelled. server_job_watch lists this session's jobs.", id)), nil
 	}
 	if info := j.snapshot(); info.State != Running {
+		w.o.Policy.Note(ctx, w.cancelCall(j), policy.DecisionDenied, "the job already ended: "+info.State, "")
 		return mcp.NewToolResultStructured(info, fmt.Sprintf("Job %s already ended: %s.", id, info.State)), nil
 	}
+	w.noteCancel(ctx, j, "server_job_cancel")
 	j.cancel()
 	select {
 	case <-j.done:
@@ -177,6 +191,33 @@ func (w *Workflows) handleCancel(ctx context.Context, req mcp.CallToolRequest) (
 	case <-ctx.Done():
 	}
 	return finalResult(j.snapshot()), nil
+}
+
+// cancelCall is the policy's view of cancelling j: the action the cancel sends (none
+// for a job whose cancel only stops following).
+func (w *Workflows) cancelCall(j *job) *policy.Call {
+	info := j.snapshot()
+	c := &policy.Call{Tool: CancelTool, Class: schemas.Write, Args: map[string]any{"job_id": info.ID, "job_tool": info.Tool}}
+	if info.ServerID != 0 {
+		c.ServerIDs = []int64{info.ServerID}
+	}
+	if a, ok := w.o.Catalog.Tool(j.onCancel); ok {
+		c.Module, c.Action, c.Class = a.Module, a.Action, a.Class
+	}
+	return c
+}
+
+// noteCancel audits a cancel by the job's own session. A cancel that sends a destructive
+// action (eq/abort_reinstall) needs no new confirmation: the confirmation that started
+// the job stated it, and holds for this session only.
+func (w *Workflows) noteCancel(ctx context.Context, j *job, via string) {
+	call := w.cancelCall(j)
+	reason, how := via+": stops following; nothing is sent", ""
+	if call.Action != "" {
+		reason = fmt.Sprintf("%s: sends %s/%s under the approval that started the job (its confirmation text states it)", via, call.Module, call.Action)
+		how = "job-approval"
+	}
+	w.o.Policy.Note(ctx, call, policy.DecisionAllowed, reason, how)
 }
 
 // policyCall is the policy's view of a workflow: one destructive call on one server

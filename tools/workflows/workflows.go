@@ -26,10 +26,12 @@ import (
 	"github.com/hostkey/hostkey-mcp/tools"
 )
 
-// Authorizer is the policy: one decision for a whole workflow (policy.Engine).
+// Authorizer is the policy: one decision for a whole workflow, and an audit line for
+// every cancel (policy.Engine).
 type Authorizer interface {
 	Authorize(ctx context.Context, call *policy.Call, summary string) (context.Context, *mcp.CallToolResult, error)
 	Done(ctx context.Context, call *policy.Call, err error, start time.Time)
+	Note(ctx context.Context, call *policy.Call, decision, reason, how string)
 }
 
 // Checker reads install progress (the invapi client's eq_callback/check).
@@ -136,13 +138,19 @@ func (w *Workflows) AttachTaskHooks(h *server.TaskHooks) {
 		w.tasks[k] = append(w.tasks[k], m.TaskID)
 		w.taskMu.Unlock()
 	})
-	h.AddOnTaskCancelled(func(_ context.Context, m server.TaskMetrics) {
+	h.AddOnTaskCancelled(func(ctx context.Context, m server.TaskMetrics) {
 		w.jobs.mu.Lock()
 		j := w.jobs.byTask[m.TaskID]
 		w.jobs.mu.Unlock()
-		if j != nil {
-			j.cancel()
+		if j == nil {
+			return
 		}
+		if j.owner() != m.SessionID {
+			w.o.Policy.Note(ctx, w.cancelCall(j), policy.DecisionDenied, "tasks/cancel from another MCP session: the job belongs to the session that started it", "")
+			return
+		}
+		w.noteCancel(ctx, j, "tasks/cancel")
+		j.cancel()
 	})
 }
 
@@ -184,6 +192,28 @@ type plan struct {
 	run      func(ctx context.Context, j *job) error
 	// abortOnShutdown: aborting and cleaning up beats leaving the job half done.
 	abortOnShutdown bool
+	// onCancel is the catalog tool a cancellation sends ("" when it only stops following).
+	// start adds it to the confirmation text, so the human approves it with the job.
+	onCancel string
+}
+
+// reads authorizes the reads a workflow makes before its confirmation (the server's
+// facts, the catalog lists) like any tool call: refused outside the scope before anything
+// is read, rate limited, audited. done closes the authorization; a non-nil result is the
+// refusal to return.
+func (w *Workflows) reads(ctx context.Context, tool, module, action string, serverID int64, args map[string]any) (rctx context.Context, done func(error), refusal *mcp.CallToolResult) {
+	call := &policy.Call{Tool: tool, Module: module, Action: action, Class: schemas.Read, Args: args}
+	if serverID != 0 {
+		call.ServerIDs = []int64{serverID}
+	}
+	rctx, refusal, err := w.o.Policy.Authorize(ctx, call, "")
+	if err != nil {
+		return ctx, nil, mcp.NewToolResultError(fmt.Sprintf("%s: %v. Nothing was sent.", tool, err))
+	}
+	if refusal != nil {
+		return ctx, nil, refusal
+	}
+	return rctx, func(err error) { w.o.Policy.Done(rctx, call, err, time.Time{}) }, nil
 }
 
 // start reserves the server, asks for the confirmation, starts the job and follows it
@@ -195,10 +225,19 @@ func (w *Workflows) start(ctx context.Context, req mcp.CallToolRequest, p *plan)
 	// both reinstall it.
 	release, busy := w.jobs.reserve(p.serverID)
 	if busy != nil {
+		if busy.Session != tools.SessionID(ctx) || !strings.HasPrefix(busy.ID, "job-") {
+			// Another session's job: say that it exists, nothing about it.
+			return mcp.NewToolResultError(fmt.Sprintf("Server %d already has a workflow job running or awaiting confirmation, started in another MCP session; only that session can watch or cancel it. A second install is refused by invapi too.", p.serverID)), nil
+		}
 		return mcp.NewToolResultError(fmt.Sprintf("Server %d already has a running %s job (%s, %s). Watch it with server_job_watch job_id=%s; a second install is refused by invapi too.",
 			p.serverID, busy.Tool, busy.ID, busy.Message, busy.ID)), nil
 	}
 	started := w.o.Now()
+	if p.onCancel != "" {
+		if a, ok := w.o.Catalog.Tool(p.onCancel); ok {
+			p.summary += fmt.Sprintf(" Cancelling the job from this MCP session sends %s/%s.", a.Module, a.Action)
+		}
+	}
 	p.call.Summary = p.summary
 	actx, refusal, err := w.o.Policy.Authorize(base, p.call, p.summary)
 	if err != nil || refusal != nil {
@@ -214,6 +253,7 @@ func (w *Workflows) start(ctx context.Context, req mcp.CallToolRequest, p *plan)
 		cancel:          cancel,
 		authCtx:         actx,
 		abortOnShutdown: p.abortOnShutdown,
+		onCancel:        p.onCancel,
 		done:            make(chan struct{}),
 		wake:            make(chan struct{}, 1),
 	}
@@ -343,6 +383,7 @@ func (w *Workflows) follow(ctx context.Context, req mcp.CallToolRequest, j *job,
 		}
 		// The user cancelled the call that started the job: stop it (it aborts where invapi
 		// allows and cleans up).
+		w.noteCancel(ctx, j, "the call that started the job was cancelled")
 		j.cancel()
 		<-j.done
 	case <-timeout:

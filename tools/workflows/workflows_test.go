@@ -52,13 +52,20 @@ type env struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	mu    sync.Mutex
 	prog  []mcp.JSONRPCNotification
+	audit *memAudit
 }
 
 type envOption func(*workflows.Options)
 
 func newEnv(t *testing.T, action mcp.ElicitationResponseAction, opts ...envOption) *env {
 	t.Helper()
-	e := &env{human: &answer{action: action}}
+	return newEnvPolicy(t, action, nil, opts...)
+}
+
+// newEnvPolicy is newEnv with the policy's options adjusted (allowlist, limits).
+func newEnvPolicy(t *testing.T, action mcp.ElicitationResponseAction, popt func(*policy.Options), opts ...envOption) *env {
+	t.Helper()
+	e := &env{human: &answer{action: action}, audit: &memAudit{}}
 	var st *toolstest.Stack
 	e.sleep = func(ctx context.Context, d time.Duration) error {
 		st.Sim.Advance(d)
@@ -70,10 +77,15 @@ func newEnv(t *testing.T, action mcp.ElicitationResponseAction, opts ...envOptio
 		Protocol:    mcp.ProtocolVersion20251125,
 		SimOptions:  sim.Options{},
 		Configure: func(o *tools.Options) {
-			eng, err := policy.New(policy.Options{
+			po := policy.Options{
 				Describe: tools.Describer(schemas.Load()),
 				PIN:      simPIN{&st},
-			})
+				Audit:    e.audit,
+			}
+			if popt != nil {
+				popt(&po)
+			}
+			eng, err := policy.New(po)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -294,6 +306,9 @@ func TestCancelAbortsAndCleansUp(t *testing.T) {
 	if len(jobs) != 1 || jobs[0].State != workflows.Cancelled {
 		t.Errorf("jobs: %+v", jobs)
 	}
+	if lines := e.audit.byTool(workflows.CancelTool); len(lines) != 1 || lines[0].Decision != policy.DecisionAllowed || lines[0].Action != "abort_reinstall" {
+		t.Errorf("the cancel was not audited: %+v", lines)
+	}
 }
 
 func TestTimeoutThenResume(t *testing.T) {
@@ -405,10 +420,12 @@ func TestAWatcherGoingAwayDoesNotAbort(t *testing.T) {
 	gate := e.gated()
 	args := reinstallArgs()
 	args["wait_seconds"] = 0
-	info := jobInfo(t, toolstest.CallWith(t, e.st.MCP, workflows.ReinstallTool, args))
+	// Over stdio, which forwards the watcher's cancellation (notifications/cancelled); the
+	// job is the stdio session's, so it may watch it.
+	stdio := toolstest.ConnectStdio(t, e.st.Server, e.human, mcp.ProtocolVersion20251125)
+	info := jobInfo(t, toolstest.CallWith(t, stdio, workflows.ReinstallTool, args))
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
-	stdio := toolstest.ConnectStdio(t, e.st.Server, nil, mcp.ProtocolVersion20251125)
 	req := mcp.CallToolRequest{}
 	req.Params.Name, req.Params.Arguments = workflows.WatchTool, map[string]any{"job_id": info.ID, "wait_seconds": 60}
 	if _, err := stdio.CallTool(ctx, req); err == nil {
@@ -419,7 +436,7 @@ func TestAWatcherGoingAwayDoesNotAbort(t *testing.T) {
 		t.Fatal("a watcher's timeout aborted the reinstall")
 	}
 	close(gate)
-	res := toolstest.CallWith(t, e.st.MCP, workflows.WatchTool, map[string]any{"job_id": info.ID, "wait_seconds": 30})
+	res := toolstest.CallWith(t, stdio, workflows.WatchTool, map[string]any{"job_id": info.ID, "wait_seconds": 30})
 	if jobInfo(t, res).State != workflows.Done {
 		t.Errorf("job after the watcher left: %s", toolstest.Text(res))
 	}

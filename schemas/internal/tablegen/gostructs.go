@@ -89,7 +89,7 @@ func goParams(actions []*action) ([]byte, error) {
 			}
 		}
 		if a.PIN {
-			b.WriteString("\tif p.PIN != \"\" {\n\t\tv[\"pin\"] = p.PIN\n\t}\n")
+			fmt.Fprintf(&b, "\tif p.PIN != \"\" {\n\t\tv[%q] = p.PIN\n\t}\n", a.PINWire())
 		}
 		fmt.Fprintf(&b, "\treturn &Request{Module: %q, Action: %q, Endpoint: %q, Method: %q, ReadOnly: %t, NoAuth: %t, Params: v}\n}\n\n",
 			a.Module, a.Action.Action, a.Endpoint, a.Method(), a.ReadOnly(), a.NoAuth)

@@ -13,8 +13,12 @@ import (
 // sourceRank orders the seeds from newest to oldest: rule 5's tie-breaker.
 var sourceRank = map[string]int{"000": 0, "002": 1, "004": 2, "001": 3, "003": 4}
 
-// notModelFacing are supplied by the client (action, token) or by the policy (pin).
-var notModelFacing = map[string]bool{"action": true, "token": true, "pin": true}
+// notModelFacing are supplied by the client (action, token) or by the policy (pin and
+// old_pin, the current PIN: a model that could fill them could guess the PIN).
+var notModelFacing = map[string]bool{"action": true, "token": true, "pin": true, "old_pin": true}
+
+// pinNames are the wire names that carry the account PIN (rule 4).
+var pinNames = map[string]bool{"pin": true, "old_pin": true}
 
 // secretNames are secret wherever they appear (rule 7); `secret` marks others.
 var secretNames = map[string]bool{
@@ -144,8 +148,11 @@ func build(m *rawModule, r *rawAction) (*action, error) {
 			return nil, r.fail(rp.Line, "parameter %q listed twice", name)
 		}
 		seen[name] = true
-		if name == "pin" {
+		if pinNames[name] {
 			a.PIN = true // rule 4
+			if name == "pin" || a.PINParam == "" {
+				a.PINParam = name
+			}
 		}
 		if notModelFacing[name] {
 			continue // rule 3
@@ -158,6 +165,9 @@ func build(m *rawModule, r *rawAction) (*action, error) {
 		if !p.Constraints.Hidden {
 			a.Params = append(a.Params, p.Param)
 		}
+	}
+	if a.PINParam == "pin" {
+		a.PINParam = "" // the default wire name
 	}
 	return out, nil
 }
