@@ -118,7 +118,7 @@ func TestResourceReadsShareLimitsAndAudit(t *testing.T) {
 			t.Errorf("audit line does not name eq/show of 40101: %+v", e)
 		}
 	}
-	if counts[policy.DecisionAllowed] != len(st.Sent("eq", "show")) || counts[policy.DecisionRateLimited] != len(refused) {
+	if counts[string(policy.DecisionAllowed)] != len(st.Sent("eq", "show")) || counts[string(policy.DecisionRateLimited)] != len(refused) {
 		t.Errorf("audit decisions %v; sent %d, refused %d", counts, len(st.Sent("eq", "show")), len(refused))
 	}
 }
@@ -135,7 +135,7 @@ func TestResourceOutsideTheAllowlistIsRefused(t *testing.T) {
 	if n := len(st.Sent("eq", "show")); n != 0 {
 		t.Errorf("%d eq/show requests for a refused server", n)
 	}
-	if lines := aud.byTool("resources/read"); len(lines) != 1 || lines[0].Decision != policy.DecisionDeniedScope {
+	if lines := aud.byTool("resources/read"); len(lines) != 1 || lines[0].Decision != string(policy.DecisionDeniedScope) {
 		t.Errorf("audit: %+v", lines)
 	}
 	req.Params.URI = tools.ServerURI(40101)

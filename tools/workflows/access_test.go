@@ -82,7 +82,7 @@ func TestAnotherSessionCannotSeeOrCancelAJob(t *testing.T) {
 		t.Fatalf("the job after another session's cancel: %+v", jobs)
 	}
 	lines := e.audit.byTool(workflows.CancelTool)
-	if len(lines) != 1 || lines[0].Decision != policy.DecisionDenied || lines[0].Session == "" {
+	if len(lines) != 1 || lines[0].Decision != string(policy.DecisionDenied) || lines[0].Session == "" {
 		t.Fatalf("the refused cancel is not audited: %+v", lines)
 	}
 
@@ -99,7 +99,7 @@ func TestAnotherSessionCannotSeeOrCancelAJob(t *testing.T) {
 		t.Errorf("owner's cancel sent eq/abort_reinstall %d times", n)
 	}
 	lines = e.audit.byTool(workflows.CancelTool)
-	if len(lines) != 2 || lines[1].Decision != policy.DecisionAllowed || lines[1].Confirm != "job-approval" ||
+	if len(lines) != 2 || lines[1].Decision != string(policy.DecisionAllowed) || lines[1].Confirm != "job-approval" ||
 		lines[1].Module != "eq" || lines[1].Action != "abort_reinstall" || lines[1].Session == "" {
 		t.Errorf("the owner's cancel is not audited as sent under the job's approval: %+v", lines)
 	}
@@ -124,7 +124,7 @@ func TestWorkflowReadsPassThePolicy(t *testing.T) {
 		t.Errorf("%d invapi requests (eq/show of a server outside the scope) before the refusal", n)
 	}
 	lines := e.audit.byTool(workflows.ReinstallTool)
-	if len(lines) != 1 || lines[0].Decision != policy.DecisionDeniedScope {
+	if len(lines) != 1 || lines[0].Decision != string(policy.DecisionDeniedScope) {
 		t.Errorf("audit: %+v", lines)
 	}
 	order := map[string]any{"location_name": "NL", "preset": "nope", "os_id": 187, "traffic_plan": 25, "deploy_period": "monthly", "root_pass": "Secret-pass1"}
@@ -141,7 +141,7 @@ func TestWorkflowReadsPassThePolicy(t *testing.T) {
 			t.Error("the audit line carries root_pass")
 		}
 	}
-	if counts[policy.DecisionAllowed] != 2 || counts[policy.DecisionRateLimited] != 1 {
+	if counts[string(policy.DecisionAllowed)] != 2 || counts[string(policy.DecisionRateLimited)] != 1 {
 		t.Errorf("order validation audit: %v", counts)
 	}
 }

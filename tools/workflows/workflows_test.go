@@ -306,7 +306,7 @@ func TestCancelAbortsAndCleansUp(t *testing.T) {
 	if len(jobs) != 1 || jobs[0].State != workflows.Cancelled {
 		t.Errorf("jobs: %+v", jobs)
 	}
-	if lines := e.audit.byTool(workflows.CancelTool); len(lines) != 1 || lines[0].Decision != policy.DecisionAllowed || lines[0].Action != "abort_reinstall" {
+	if lines := e.audit.byTool(workflows.CancelTool); len(lines) != 1 || lines[0].Decision != string(policy.DecisionAllowed) || lines[0].Action != "abort_reinstall" {
 		t.Errorf("the cancel was not audited: %+v", lines)
 	}
 }
