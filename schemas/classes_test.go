@@ -36,8 +36,8 @@ var consequences = []consequence{
 	{"costs money: orders, deploys, payments, invoices", regexp.MustCompile(`(^|_|/)(order|order_instance|deploy|pay|mass_pay|apply_credit|traffic_add|subscription|generate_due_invoice|add_os_addon|update_product)(_|$)|^(paypal|yookassa)/`)},
 	{"loses data or interrupts service", regexp.MustCompile(`(^|_|/)(delete|remove|clear|cancel|cancellation|reinstall|restore|abort|suspend|reset|block|terminate|destroy|wipe|format)(_|$)`)},
 	{"interrupts service: power and boot", regexp.MustCompile(`^eq/(on|off|reboot|hard_off|unit_reset|boot_dev|create_pxe)$|(^|_|/)port_off$`)},
-	{"changes what a server boots or runs", regexp.MustCompile(`(^|_|/)(mount_iso|unmount_iso|create_snapshot|restore_snapshot)$|^jenkins/call$`)},
-	{"changes who can reach the server: IPs, DNS, announcements", regexp.MustCompile(`^ip/set_main$|^eq/announceip$|^pdns/(add|create|delete|edit)`)},
+	{"changes what a server boots or runs", regexp.MustCompile(`(^|_|/)(mount_iso|unmount_iso|restore_snapshot)$|^jenkins/call$`)},
+	{"changes where traffic goes: main IP, announcements, DNS edits", regexp.MustCompile(`^ip/set_main$|^eq/announceip$|^pdns/edit`)},
 }
 
 // explicitDestructive are actions no name pattern catches, each with its reason.
@@ -152,7 +152,7 @@ func TestClassRuleCatchesAccessGrants(t *testing.T) {
 		"eq/add_ipmi_user", "eq/add_ipmi_admin", "eq/novnc", "eq/ovirt_novnc", "eq/recreate_novnc",
 		"eq/console", "eq/request_backup_link", "auth/login", "auth/whmcslogin", "api_keys/add",
 		"api_keys/edit", "ssh_keys/add", "eq/set_pin", "eq/order_instance", "whmcs/mass_pay",
-		"eq/reinstall", "eq/reboot", "nat/add_static_nat", "vm/remove_snapshot", "pdns/add_dns",
+		"eq/reinstall", "eq/reboot", "nat/add_static_nat", "vm/remove_snapshot", "pdns/delete_zone",
 	} {
 		if mustBeDestructive(name, "") == "" {
 			t.Errorf("the rule does not make %s destructive", name)

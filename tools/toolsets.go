@@ -139,7 +139,7 @@ var toolsetDescriptions = map[string]string{
 	"ipmi":      "IPMI users, console and IPMI NAT access.",
 	"backups":   "Backup schedules, backups, restore.",
 	"network":   "Switch ports, announcements and network status.",
-	"account":   "API keys, session, PIN.",
+	"account":   "API keys, session info, PIN (the session tools need --auth-tools).",
 	"billing":   "Invoices, payments, credit, contacts and cancellations (WHMCS).",
 	"catalog":   "What can be ordered: presets, OS, software, traffic plans, stock servers, Jenkins tasks.",
 }

@@ -175,12 +175,12 @@ func (w *Workflows) handleCancel(ctx context.Context, req mcp.CallToolRequest) (
 	if j == nil || j.owner() != tools.SessionID(ctx) {
 		if j != nil {
 			// Audited: someone tried to stop another session's job. Nothing is sent.
-			w.o.Policy.Note(ctx, w.cancelCall(j), policy.DecisionDenied, "server_job_cancel from another MCP session: the job belongs to the session that started it", "")
+			w.o.Policy.Note(ctx, w.cancelCall(j), string(policy.DecisionDenied), "server_job_cancel from another MCP session: the job belongs to the session that started it", "")
 		}
 		return mcp.NewToolResultError(fmt.Sprintf("No job %s of this MCP session in this process; nothing was cancelled. server_job_watch lists this session's jobs.", id)), nil
 	}
 	if info := j.snapshot(); info.State != Running {
-		w.o.Policy.Note(ctx, w.cancelCall(j), policy.DecisionDenied, "the job already ended: "+info.State, "")
+		w.o.Policy.Note(ctx, w.cancelCall(j), string(policy.DecisionDenied), "the job already ended: "+info.State, "")
 		return mcp.NewToolResultStructured(info, fmt.Sprintf("Job %s already ended: %s.", id, info.State)), nil
 	}
 	w.noteCancel(ctx, j, "server_job_cancel")
@@ -217,7 +217,7 @@ func (w *Workflows) noteCancel(ctx context.Context, j *job, via string) {
 		reason = fmt.Sprintf("%s: sends %s/%s under the approval that started the job (its confirmation text states it)", via, call.Module, call.Action)
 		how = "job-approval"
 	}
-	w.o.Policy.Note(ctx, call, policy.DecisionAllowed, reason, how)
+	w.o.Policy.Note(ctx, call, string(policy.DecisionAllowed), reason, how)
 }
 
 // policyCall is the policy's view of a workflow: one destructive call on one server

@@ -146,7 +146,7 @@ func (w *Workflows) AttachTaskHooks(h *server.TaskHooks) {
 			return
 		}
 		if j.owner() != m.SessionID {
-			w.o.Policy.Note(ctx, w.cancelCall(j), policy.DecisionDenied, "tasks/cancel from another MCP session: the job belongs to the session that started it", "")
+			w.o.Policy.Note(ctx, w.cancelCall(j), string(policy.DecisionDenied), "tasks/cancel from another MCP session: the job belongs to the session that started it", "")
 			return
 		}
 		w.noteCancel(ctx, j, "tasks/cancel")

@@ -534,6 +534,9 @@ func TestTaskModeCompletesAndCancels(t *testing.T) {
 			if e.sent("eq", "abort_reinstall") != 1 || e.sent("eq", "clear_pxe") != 1 {
 				t.Errorf("tasks/cancel: abort_reinstall %d, clear_pxe %d", e.sent("eq", "abort_reinstall"), e.sent("eq", "clear_pxe"))
 			}
+			if lines := e.audit.byTool(workflows.CancelTool); len(lines) != 1 || lines[0].Decision != policy.DecisionAllowed || !strings.Contains(lines[0].Reason, "tasks/cancel") {
+				t.Errorf("tasks/cancel not audited: %+v", lines)
+			}
 			close(gate)
 			continue
 		}
