@@ -71,7 +71,7 @@ func TestInvalidArgumentsOfOtherToolsAreExplainedToo(t *testing.T) {
 	called := false
 	tool := server.ServerTool{
 		Tool: mcp.Tool{Name: "server_rebuild", RawInputSchema: json.RawMessage(`{"type":"object","additionalProperties":false,"required":["id","root_pass"],"properties":{` +
-			`"id":{"type":"integer","minimum":1},"root_pass":{"type":"string","writeOnly":true,"pattern":"^[^@#]*$"},"wait_seconds":{"type":"integer","maximum":3600},`+
+			`"id":{"type":"integer","minimum":1},"root_pass":{"type":"string","writeOnly":true,"pattern":"^[^@#]*$"},"wait_seconds":{"type":"integer","maximum":3600},` +
 			`"blob":{"type":"integer","writeOnly":true}}}`)},
 		Handler: func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			called = true
