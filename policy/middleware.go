@@ -105,8 +105,8 @@ func ArgsHash(tool string, args map[string]any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (e *Engine) newTurn(ctx context.Context, call *Call, extra string) *turn {
-	t := &turn{call: call, class: e.ClassOf(call), extra: extra, start: e.now()}
+func (e *Engine) newTurn(ctx context.Context, call *Call) *turn {
+	t := &turn{call: call, class: e.ClassOf(call), start: e.now()}
 	t.session, t.client, t.form, t.url = clientView(ctx)
 	t.argsHash = ArgsHash(call.Tool, call.Args)
 	t.key = t.session + "\x00" + call.Tool + "\x00" + t.argsHash
@@ -136,7 +136,7 @@ func (e *Engine) Middleware(next server.ToolHandlerFunc) server.ToolHandlerFunc 
 		if call == nil {
 			return next(ctx, req)
 		}
-		t := e.newTurn(ctx, call, "")
+		t := e.newTurn(ctx, call)
 		if req.Params.RequestState != "" || len(req.Params.InputResponses) > 0 {
 			return e.resume(ctx, t, req, next)
 		}
