@@ -35,7 +35,8 @@ func (e *Engine) Authorize(ctx context.Context, call *Call, summary string) (con
 	if call == nil {
 		return ctx, nil, errors.New("policy: Authorize without a call")
 	}
-	t := e.newTurn(ctx, call, summary)
+	t := e.newTurn(ctx, call)
+	t.extra = summary
 	v := e.decide(ctx, t, e.askSync)
 	if v.res != nil {
 		return ctx, v.res, nil

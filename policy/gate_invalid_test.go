@@ -1,8 +1,13 @@
 package policy_test
 
 import (
+	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/hostkey/hostkey-mcp/policy"
 )
@@ -56,5 +61,43 @@ func TestInvalidArgumentsAreExplainedInWordsAndAudited(t *testing.T) {
 			// checkNoPINLeak (at cleanup) also looks for the password in every result,
 			// log line and audit line.
 		})
+	}
+}
+
+// Tools the catalog does not know (workflows, discovery) are validated the same way:
+// mcp-go's own check is off, so the policy's must cover them, secrets included.
+func TestInvalidArgumentsOfOtherToolsAreExplainedToo(t *testing.T) {
+	const password, blob = "Secr3t@pass", "sealed-blob-7731"
+	called := false
+	tool := server.ServerTool{
+		Tool: mcp.Tool{Name: "server_rebuild", RawInputSchema: json.RawMessage(`{"type":"object","additionalProperties":false,"required":["id","root_pass"],"properties":{` +
+			`"id":{"type":"integer","minimum":1},"root_pass":{"type":"string","writeOnly":true,"pattern":"^[^@#]*$"},"wait_seconds":{"type":"integer","maximum":3600},` +
+			`"blob":{"type":"integer","writeOnly":true}}}`)},
+		Handler: func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			called = true
+			return mcp.NewToolResultText("ok"), nil
+		},
+	}
+	e := newEnv(t, envOpts{ExtraTools: []server.ServerTool{tool}})
+	e.secrets = append(e.secrets, password, blob)
+	c, _ := e.connect(mrtrClient, nil, nil)
+	res := e.call(c, "server_rebuild", map[string]any{"id": 0, "root_pass": password, "wait_seconds": 7200, "blob": blob})
+	txt := text(res)
+	if strings.Contains(txt, blob) {
+		t.Errorf("a writeOnly value is repeated: %q", txt)
+	}
+	for _, w := range []string{`"id" must be at least 1, got 0`, `"root_pass" must not contain @ or #`, `"wait_seconds" must be at most 3600, got 7200`, `"blob" must be an integer`} {
+		if !strings.Contains(txt, w) {
+			t.Errorf("%q lacks %q", txt, w)
+		}
+	}
+	if called {
+		t.Fatal("the handler ran with invalid arguments")
+	}
+	if d := e.decisions(); len(d) != 1 || d[0] != policy.DecisionInvalid {
+		t.Fatalf("audit %v", d)
+	}
+	if res := e.call(c, "server_rebuild", map[string]any{"id": 1, "root_pass": "fine-pass"}); res.IsError || !called {
+		t.Fatalf("valid call: %s", text(res))
 	}
 }

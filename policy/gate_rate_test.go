@@ -1,14 +1,18 @@
 package policy_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/schemas"
 )
 
 // Issue 12 item 7: a declined confirmation used up the rate limit. Nothing was sent,
@@ -94,4 +98,55 @@ func botDecide(t *testing.T, e *env, token, id, decision string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// The same through Authorize (a workflow asks synchronously) and through the PIN page:
+// a decline on either costs no token.
+func TestDeclinedWorkflowOrPageIsNotRateLimited(t *testing.T) {
+	t.Run("workflow", func(t *testing.T) {
+		var e *env
+		wf := server.ServerTool{
+			Tool: mcp.NewTool("power_cycle", mcp.WithNumber("id", mcp.Required())),
+			Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				c := &policy.Call{Tool: "power_cycle", Module: "eq", Action: "reboot", Class: schemas.Destructive,
+					ServerIDs: []int64{40101}, Args: req.GetArguments()}
+				ctx, res, err := e.eng.Authorize(ctx, c, "Reboots the server.")
+				if err != nil || res != nil {
+					return res, err
+				}
+				_, err = e.eng.Guard(e.inv).Do(ctx, &invapi.Request{Module: "eq", Action: "reboot", Params: map[string]any{"id": 40101, "pin": policy.PINFrom(ctx)}})
+				e.eng.Done(ctx, c, err, time.Time{})
+				return mcp.NewToolResultText("done"), nil
+			},
+		}
+		e = newEnv(t, envOpts{ExtraTools: []server.ServerTool{wf}, Policy: policy.Options{Limits: policy.Limits{Destructive: limit(t, "0.0167:1")}}})
+		el := &elicitor{env: e, form: mcp.ElicitationResponseActionDecline}
+		c, _ := e.connect(legacyClient, el, formOnly)
+		if res := e.call(c, "power_cycle", map[string]any{"id": 40101}); !strings.Contains(text(res), "declined") {
+			t.Fatalf("declined workflow: %s", text(res))
+		}
+		el.mu.Lock()
+		el.form = mcp.ElicitationResponseActionAccept
+		el.mu.Unlock()
+		if res := e.call(c, "power_cycle", map[string]any{"id": 40101}); res.IsError || len(e.sent("eq", "reboot")) != 1 {
+			t.Fatalf("accepted workflow: %s", text(res))
+		}
+		if res := e.call(c, "power_cycle", map[string]any{"id": 40101}); !strings.Contains(text(res), "Rate limited") {
+			t.Fatalf("a second sent workflow within the minute: %s", text(res))
+		}
+	})
+	t.Run("page", func(t *testing.T) {
+		e := newEnv(t, envOpts{NoPIN: true, Policy: policy.Options{Limits: policy.Limits{Destructive: limit(t, "0.0167:1")}}})
+		el := &elicitor{env: e, page: "decline"}
+		c, _ := e.connect(mrtrClient, el, formAndURL)
+		if res := e.call(c, "eq_reboot", map[string]any{"id": 40101}); !strings.Contains(text(res), "declined") {
+			t.Fatalf("declined on the page: %s", text(res))
+		}
+		el.mu.Lock()
+		el.page = "approve"
+		el.mu.Unlock()
+		if res := e.call(c, "eq_reboot", map[string]any{"id": 40101}); res.IsError || len(e.sent("eq", "reboot")) != 1 {
+			t.Fatalf("approved on the page: %s", text(res))
+		}
+	})
 }

@@ -105,8 +105,8 @@ func ArgsHash(tool string, args map[string]any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (e *Engine) newTurn(ctx context.Context, call *Call, extra string) *turn {
-	t := &turn{call: call, class: e.ClassOf(call), extra: extra, start: e.now()}
+func (e *Engine) newTurn(ctx context.Context, call *Call) *turn {
+	t := &turn{call: call, class: e.ClassOf(call), start: e.now()}
 	t.session, t.client, t.form, t.url = clientView(ctx)
 	t.argsHash = ArgsHash(call.Tool, call.Args)
 	t.key = t.session + "\x00" + call.Tool + "\x00" + t.argsHash
@@ -136,7 +136,7 @@ func (e *Engine) Middleware(next server.ToolHandlerFunc) server.ToolHandlerFunc 
 		if call == nil {
 			return next(ctx, req)
 		}
-		t := e.newTurn(ctx, call, "")
+		t := e.newTurn(ctx, call)
 		if req.Params.RequestState != "" || len(req.Params.InputResponses) > 0 {
 			return e.resume(ctx, t, req, next)
 		}
@@ -258,12 +258,12 @@ func (e *Engine) askTwoStep(ctx context.Context, t *turn, confirmed bool, rsv *r
 		rsv.release()
 		why := "this MCP client cannot ask the user (it does not support elicitation)"
 		if e.o.Confirm == ConfirmToken {
-			why = "--confirm token is set"
+			why = "confirmations are configured to come from an approval bot only"
 		} else if t.form && t.needPINEntry {
 			why = "the account PIN is needed, no PIN is configured and this client cannot open the local PIN page"
 		}
 		return e.refuse(t, DecisionDenied, fmt.Sprintf(
-			"This call needs a human's approval, but %s and neither an approval page (serve --http) nor an approval bot (approver token) is configured. Nothing was sent.", why), nil)
+			"This call needs a human's approval, but %s and neither a local approval page nor an approval bot is configured. Nothing was sent.", why), nil)
 	}
 	a, res := e.newApproval(ctx, t, kindTwoStep, confirmed, rsv)
 	if res != nil {

@@ -99,18 +99,19 @@ const (
 // Decision is what the audit log records for one step of a governed call.
 type Decision string
 
-// Decisions recorded in the audit log.
+// Decisions recorded in the audit log. The constants are untyped so that they compare
+// with audit.Entry.Decision as they are; the policy's own functions take a Decision.
 const (
-	DecisionAllowed     Decision = "allowed"      // no confirmation needed; sent
-	DecisionConfirmed   Decision = "confirmed"    // a human confirmed; sent
-	DecisionPending     Decision = "pending"      // a confirmation or approval was asked for; nothing sent yet
-	DecisionDeclined    Decision = "declined"     // the human declined or cancelled; nothing sent
-	DecisionDeniedScope Decision = "denied-scope" // read-only mode or server allowlist; nothing sent
-	DecisionDenied      Decision = "denied"       // PIN cool-down, invalid confirmation state, no PIN…; nothing sent
-	DecisionRateLimited Decision = "rate-limited" // nothing sent
-	DecisionFailed      Decision = "failed"       // sent (or attempted) and failed
-	DecisionDryRun      Decision = "dry-run"      // the request was shown, not sent
-	DecisionInvalid     Decision = "invalid"      // the arguments do not fit the tool, or the call could not be described; nothing sent
+	DecisionAllowed     = "allowed"      // no confirmation needed; sent
+	DecisionConfirmed   = "confirmed"    // a human confirmed; sent
+	DecisionPending     = "pending"      // a confirmation or approval was asked for; nothing sent yet
+	DecisionDeclined    = "declined"     // the human declined or cancelled; nothing sent
+	DecisionDeniedScope = "denied-scope" // read-only mode or server allowlist; nothing sent
+	DecisionDenied      = "denied"       // PIN cool-down, invalid confirmation state, no PIN…; nothing sent
+	DecisionRateLimited = "rate-limited" // nothing sent
+	DecisionFailed      = "failed"       // sent (or attempted) and failed
+	DecisionDryRun      = "dry-run"      // the request was shown, not sent
+	DecisionInvalid     = "invalid"      // the arguments do not fit the tool, or the call could not be described; nothing sent
 )
 
 // channel is how a human confirmed a call (the audit's "confirm" field).

@@ -20,16 +20,16 @@ func (e *Engine) ServerAllowed(ctx context.Context, id int64) error {
 	if len(e.tags) > 0 {
 		f, err := e.facts.get(ctx, id)
 		if err != nil {
-			return fmt.Errorf("server %d is not in --servers and its tags could not be checked (%v), so it is refused", id, err)
+			return fmt.Errorf("server %d is not on the server allowlist and its tags could not be checked (%v), so it is refused", id, err)
 		}
 		for _, want := range e.tags {
 			if hasTag(f.Tags, want) {
 				return nil
 			}
 		}
-		return fmt.Errorf("server %d is outside this assistant's scope: it is not in --servers and carries none of the tags %s", id, strings.Join(e.tags, ", "))
+		return fmt.Errorf("server %d is outside this assistant's scope: it is not on the server allowlist and carries none of the allowed tags %s", id, strings.Join(e.tags, ", "))
 	}
-	return fmt.Errorf("server %d is outside this assistant's scope (--servers)", id)
+	return fmt.Errorf("server %d is outside this assistant's scope (it is not on the server allowlist)", id)
 }
 
 // hasTag matches "name" against a tag "name" or "name=value", and "name=value" exactly.
@@ -49,7 +49,7 @@ func hasTag(tags []string, want string) bool {
 // checkScope refuses a call the configuration forbids, before anything is sent.
 func (e *Engine) checkScope(ctx context.Context, call *Call, class schemas.Class) string {
 	if e.o.ReadOnly && class != schemas.Read {
-		return fmt.Sprintf("Refused: hostkey-mcp runs read-only (--read-only) and %s is a %s action. Nothing was sent.", call.Tool, class)
+		return fmt.Sprintf("Refused: hostkey-mcp runs read-only and %s is a %s action. Nothing was sent.", call.Tool, class)
 	}
 	if e.allowlisted() && call.Request != nil && len(call.ServerIDs) == 0 {
 		if _, known := e.cat.Lookup(call.Request.Module, call.Request.Action); !known {

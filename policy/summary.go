@@ -255,7 +255,7 @@ func (a argView) render(full bool, fullAt string) string {
 		head += ", last line " + visible(lines[len(lines)-1], 100)
 	}
 	if fullAt == "" {
-		fullAt = "in the audit log"
+		return head + " (not shown here in full: no approval page is configured)"
 	}
 	return head + " (the full text is " + fullAt + ")"
 }

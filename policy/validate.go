@@ -36,30 +36,51 @@ type schemaCache struct {
 }
 
 type compiledSchema struct {
-	sum [32]byte
-	sch *jsonschema.Schema // nil: the schema does not compile; not validated
+	sum       [32]byte
+	sch       *jsonschema.Schema // nil: the schema does not compile; not validated
+	writeOnly map[string]bool    // property names the schema marks writeOnly (secrets)
 }
 
-func (c *schemaCache) get(name string, raw []byte) *jsonschema.Schema {
+func (c *schemaCache) get(name string, raw []byte) compiledSchema {
 	sum := sha256.Sum256(raw)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[name]; ok && e.sum == sum {
-		return e.sch
+		return e
 	}
-	var sch *jsonschema.Schema
+	e := compiledSchema{sum: sum, writeOnly: map[string]bool{}}
 	if doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw)); err == nil {
 		comp := jsonschema.NewCompiler()
 		url := "mem:///hostkey-mcp/tools/" + name + ".json"
 		if comp.AddResource(url, doc) == nil {
-			sch, _ = comp.Compile(url)
+			e.sch, _ = comp.Compile(url)
 		}
+		collectWriteOnly(doc, e.writeOnly)
 	}
 	if c.m == nil {
 		c.m = map[string]compiledSchema{}
 	}
-	c.m[name] = compiledSchema{sum: sum, sch: sch}
-	return sch
+	c.m[name] = e
+	return e
+}
+
+// collectWriteOnly finds the properties marked writeOnly at any depth.
+func collectWriteOnly(doc any, into map[string]bool) {
+	m, ok := doc.(map[string]any)
+	if !ok {
+		return
+	}
+	if props, ok := m["properties"].(map[string]any); ok {
+		for k, p := range props {
+			if pm, ok := p.(map[string]any); ok && pm["writeOnly"] == true {
+				into[k] = true
+			}
+			collectWriteOnly(p, into)
+		}
+	}
+	if items, ok := m["items"]; ok {
+		collectWriteOnly(items, into)
+	}
 }
 
 // toolSchema returns the JSON input schema of the tool the server has registered.
@@ -87,16 +108,24 @@ func toolSchema(ctx context.Context, name string) []byte {
 }
 
 // checkArgs validates a call's arguments; it returns one line per problem, none when
-// they fit (or the tool has no usable schema). secret tells which names hold secrets.
-func (e *Engine) checkArgs(ctx context.Context, req mcp.CallToolRequest, secret func(name string) bool) []string {
+// they fit (or the tool has no usable schema), and the names the schema marks writeOnly.
+// secret tells which other names hold secrets.
+func (e *Engine) checkArgs(ctx context.Context, req mcp.CallToolRequest, secret func(name string) bool) (lines []string, writeOnly []string) {
 	raw := toolSchema(ctx, req.Params.Name)
 	if raw == nil {
-		return nil
+		return nil, nil
 	}
-	sch := e.schemas.get(req.Params.Name, raw)
-	if sch == nil {
-		return nil
+	cs := e.schemas.get(req.Params.Name, raw)
+	for k := range cs.writeOnly {
+		writeOnly = append(writeOnly, k)
 	}
+	if cs.sch == nil {
+		return nil, writeOnly
+	}
+	return e.problems(cs.sch, req, func(name string) bool { return cs.writeOnly[name] || secret(name) }), writeOnly
+}
+
+func (e *Engine) problems(sch *jsonschema.Schema, req mcp.CallToolRequest, secret func(name string) bool) []string {
 	var inst any = map[string]any{}
 	switch a := req.Params.Arguments.(type) {
 	case nil:
@@ -322,10 +351,12 @@ func (e *Engine) invalidCall(ctx context.Context, req mcp.CallToolRequest) *mcp.
 		call.Module, call.Action, call.Class = a.Module, a.Action, a.Class
 	}
 	secrets := e.secretFields(call)
-	lines := e.checkArgs(ctx, req, func(name string) bool { return invapi.IsSecretKey(name, secrets...) })
+	lines, writeOnly := e.checkArgs(ctx, req, func(name string) bool { return invapi.IsSecretKey(name, secrets...) })
 	if len(lines) == 0 {
 		return nil
 	}
+	// The audit line redacts by the catalog's secrets; the schema may mark more.
+	call.Args = invapi.RedactParams(call.Args, writeOnly...)
 	t := &turn{call: call, class: e.ClassOf(call), start: e.now()}
 	t.session, t.client, _, _ = clientView(ctx)
 	text := fmt.Sprintf("Invalid arguments for %s; nothing was sent:\n- %s", req.Params.Name, strings.Join(lines, "\n- "))
