@@ -31,7 +31,7 @@ import (
 type Authorizer interface {
 	Authorize(ctx context.Context, call *policy.Call, summary string) (context.Context, *mcp.CallToolResult, error)
 	Done(ctx context.Context, call *policy.Call, err error, start time.Time)
-	Note(ctx context.Context, call *policy.Call, decision policy.Decision, reason, how string)
+	Note(ctx context.Context, call *policy.Call, decision, reason, how string)
 }
 
 // Checker reads install progress (the invapi client's eq_callback/check).
