@@ -68,6 +68,11 @@ func GenericRequest(cat *schemas.Catalog, args map[string]any) (*invapi.Request,
 			return nil, nil, fmt.Errorf("invapi_call: params.%s is supplied by hostkey-mcp; remove it", k)
 		}
 	}
+	// Refuse names PHP would rewrite now, before a human is asked to confirm the call
+	// (the client would refuse them anyway).
+	if err := invapi.CheckParams(&invapi.Request{Module: module, Action: action, Params: params}); err != nil {
+		return nil, nil, fmt.Errorf("invapi_call: %w; nothing was sent", err)
+	}
 	cls := cat.UndocumentedClass(module, action)
 	a := &schemas.Action{
 		Tool: GenericToolName, Module: module, Action: action, Endpoint: module + ".php",
