@@ -53,10 +53,11 @@ type formEncoder struct {
 // params encodes params (sorted) after the name checks; res nil checks only the grammar
 // and collisions (EncodeForm), not the names the client reserves for itself.
 func (e *formEncoder) params(params map[string]any, res *reservation) error {
-	if err := checkNames(params, res); err != nil {
+	keys := sortedKeys(params)
+	if err := checkNames(keys, params, res); err != nil {
 		return err
 	}
-	for _, k := range sortedKeys(params) {
+	for _, k := range keys {
 		if k != "" {
 			encodeValue(e, k, params[k])
 		}

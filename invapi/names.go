@@ -1,7 +1,9 @@
 package invapi
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -69,13 +71,13 @@ func CheckParams(req *Request) error {
 // checkNames checks the top-level names of params: grammar, reserved names, and two
 // names that would fill the same PHP variable ("params" and "params[x]", "ids" and
 // "ids[]"). Nested names are checked as they are written (formEncoder.pair).
-func checkNames(params map[string]any, res *reservation) error {
+func checkNames(keys []string, params map[string]any, res *reservation) error {
 	type claim struct {
 		key  string
 		path []string // the PHP path up to the first append ("[]")
 	}
 	var claims []claim
-	for _, k := range sortedKeys(params) {
+	for _, k := range keys {
 		if k == "" {
 			continue // PHP drops an empty name; nothing is sent
 		}
@@ -93,7 +95,7 @@ func checkNames(params map[string]any, res *reservation) error {
 				return &ParamNameError{Name: k, ReadAs: base, Reason: "on the auth module key is the API key, which hostkey-mcp sends itself"}
 			}
 		}
-		if sendsNothing(params[k]) {
+		if len(keys) == 1 || sendsNothing(params[k]) {
 			continue
 		}
 		for _, c := range claims {
@@ -222,6 +224,30 @@ func phpVariable(name string) string {
 
 // sendsNothing reports whether v encodes to no pair (nil, empty list or map, NaN).
 func sendsNothing(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string, json.Number, bool, []byte, int, int64, int32, uint, uint64, uint32:
+		return false
+	case float64:
+		return math.IsNaN(x) || math.IsInf(x, 0)
+	case []string:
+		return len(x) == 0
+	case []any:
+		for _, it := range x {
+			if !sendsNothing(it) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for k, it := range x {
+			if k != "" && !sendsNothing(it) {
+				return false
+			}
+		}
+		return true
+	}
 	probe := &formEncoder{}
 	encodeValue(probe, "x", v)
 	return probe.fields == 0 && probe.err == nil
