@@ -324,7 +324,8 @@ Usage:
   hostkey-mcp sandbox-api --listen ADDR   run the invapi simulator alone
   hostkey-mcp doctor [flags]              check configuration and connectivity
   hostkey-mcp login-alerts [KEY_ID]       point an API key's login notifications at --public-url
-  hostkey-mcp audit-verify FILE           verify an audit log's hash chain
+  hostkey-mcp audit-verify [--expect-lines N] [--expect-head HASH] FILE
+                                          verify an audit log's hash chain (and an anchor)
   hostkey-mcp version
 
 Without HOSTKEY_API_KEY it serves the built-in sandbox. Secrets (HOSTKEY_API_KEY,
