@@ -52,12 +52,12 @@ type Entry struct {
 // Log appends entries to a chain. It is safe for concurrent use; on Unix a file log is
 // also locked against other processes appending to the same file.
 type Log struct {
-	mu   sync.Mutex
-	w    io.Writer
-	f    *os.File // nil for a plain writer
-	last  string // hash of the last line written
-	lines int    // lines in the chain, as far as this Log knows
-	size  int64  // file size after our last write: a change means another writer
+	mu    sync.Mutex
+	w     io.Writer
+	f     *os.File // nil for a plain writer
+	last  string   // hash of the last line written
+	lines int      // lines in the chain, as far as this Log knows
+	size  int64    // file size after our last write: a change means another writer
 }
 
 // New starts a chain on w (for tests and for writers that are not files). prev is the
