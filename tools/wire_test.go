@@ -15,8 +15,7 @@ import (
 // policyStack is the toolstest stack behind the policy, as the server runs it.
 func policyStack(t *testing.T) *toolstest.Stack {
 	t.Helper()
-	var st *toolstest.Stack
-	st = toolstest.New(t, toolstest.Options{Configure: func(o *tools.Options) {
+	return toolstest.New(t, toolstest.Options{Configure: func(o *tools.Options) {
 		eng, err := policy.New(policy.Options{
 			Describe: tools.Describer(o.Catalog), Catalog: o.Catalog,
 			PIN: policy.StaticPIN("4321"), Confirm: policy.ConfirmToken,
@@ -28,7 +27,6 @@ func policyStack(t *testing.T) *toolstest.Stack {
 		o.PIN = policy.PINFrom
 		o.Middleware = []server.ToolHandlerMiddleware{eng.Middleware}
 	}})
-	return st
 }
 
 // Issue 12, item 1: a parameter name that PHP reads as "action", "token" or "pin" would
