@@ -373,7 +373,7 @@ func (c *Client) send(ctx context.Context, req *Request, token string) (*Respons
 	form, err := encodeRequestForm(req, token)
 	if err != nil {
 		// Before a byte is sent: the name would not reach invapi as written.
-		return nil, &Error{Module: req.Module, Action: req.Action, Kind: KindInvalidParams, Message: err.Error(), Err: err}
+		return nil, invalidParams(req, err)
 	}
 	extra := c.extraSecrets(req)
 	attempts := 1

@@ -138,8 +138,8 @@ func FuzzRequestNames(f *testing.F) {
 			if !errors.As(err, &ne) || ne.Name == "" || !strings.Contains(err.Error(), "not allowed") {
 				t.Fatalf("refusal is not a clear *ParamNameError: %v", err)
 			}
-			if CheckParams(req) == nil {
-				t.Fatal("CheckParams accepts what the encoder refuses")
+			if ce := CheckParams(req); KindOf(ce) != KindInvalidParams || !errors.As(ce, &ne) {
+				t.Fatalf("CheckParams does not refuse what the encoder refuses: %v", ce)
 			}
 			return
 		}

@@ -62,10 +62,19 @@ func requestReservation(req *Request) *reservation {
 }
 
 // CheckParams runs the name checks the client runs before sending req, so a caller can
-// refuse early (before asking a human to confirm). It returns a *ParamNameError or nil.
+// refuse early (before asking a human to confirm, before counting a request as sent). It
+// returns nil or the client's own refusal: an *Error of KindInvalidParams wrapping a
+// *ParamNameError.
 func CheckParams(req *Request) error {
 	e := &formEncoder{}
-	return e.params(req.Params, requestReservation(req))
+	if err := e.params(req.Params, requestReservation(req)); err != nil {
+		return invalidParams(req, err)
+	}
+	return nil
+}
+
+func invalidParams(req *Request, err error) *Error {
+	return &Error{Module: req.Module, Action: req.Action, Kind: KindInvalidParams, Message: err.Error(), Err: err}
 }
 
 // checkNames checks the top-level names of params: grammar, reserved names, and two
