@@ -52,9 +52,11 @@ bench: build
 load:
 	$(GO) run ./webhook/cmd/loadtest -n 20000 -c 64 -timeout 120s
 
-## fuzz: short fuzzing runs of the form encoder, response decoder and webhook parser
+## fuzz: short fuzzing runs of the form encoder and its name checks, the simulator's PHP form parser against php, the response decoder and webhook parser
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEncodeForm$$' -fuzztime 15s ./invapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestNames$$' -fuzztime 15s ./invapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzPHPDifferential$$' -fuzztime 15s ./invapi/sim/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeResponse$$' -fuzztime 15s ./invapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCallback$$' -fuzztime 15s ./webhook/
 

@@ -152,8 +152,9 @@ func (c *Client) login(ctx context.Context) (*Session, string, error) {
 	}
 	req := &Request{
 		Module: "auth", Action: "login", Method: "POST",
-		Params: map[string]any{"key": c.apiKey, "ttl": int64(c.ttl / time.Second)},
-		NoAuth: true,
+		Params:   map[string]any{"ttl": int64(c.ttl / time.Second)},
+		loginKey: c.apiKey, // not a param: params may not carry "key" on auth
+		NoAuth:   true,
 		// Asking again while a token is valid just returns a valid token (001), so a
 		// login may be retried like a read.
 		ReadOnly: true,

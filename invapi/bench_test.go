@@ -53,7 +53,9 @@ func BenchmarkClientOverhead(b *testing.B) {
 	h := http.Header{}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = encodeRequestForm(req, "bench-token-0123456789")
+		if _, err := encodeRequestForm(req, "bench-token-0123456789"); err != nil {
+			b.Fatal(err)
+		}
 		if _, e := decodeResponse("eq", "show", 200, h, body); e != nil {
 			b.Fatal(e)
 		}
@@ -67,6 +69,8 @@ func BenchmarkEncodeForm(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = EncodeForm(p)
+		if _, err := EncodeForm(p); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

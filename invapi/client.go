@@ -81,12 +81,18 @@ func (f ResolverFunc) Resolve(module, action string) (Spec, bool) { return f(mod
 // Request is one invapi call.
 type Request struct {
 	Module, Action string
-	Endpoint       string         // default Module+".php"
-	Method         string         // "POST" (default) or "GET" (form in the query string)
-	Params         map[string]any // JSON-like values, encoded by EncodeForm; "action"/"token" are ignored
-	NoAuth         bool           // send no session token
-	ReadOnly       bool           // safe to retry and to replay once after a re-login
-	SecretKeys     []string       // extra parameter names to redact in logs and errors
+	Endpoint       string // default Module+".php"
+	Method         string // "POST" (default) or "GET" (form in the query string)
+	// Params are JSON-like values, encoded by EncodeForm. Names PHP would read as
+	// "action" or "token", as "key" on the auth module, or as "pin" other than the
+	// single top-level "pin" (the PIN slot tools.RequestWithPIN fills) are refused with a
+	// *ParamNameError before anything is sent.
+	Params     map[string]any
+	NoAuth     bool     // send no session token
+	ReadOnly   bool     // safe to retry and to replay once after a re-login
+	SecretKeys []string // extra parameter names to redact in logs and errors
+
+	loginKey string // auth/login's API key, written by the client itself
 }
 
 // Client talks to invapi. It is safe for concurrent use.
@@ -314,21 +320,23 @@ func (r *Request) method() string {
 	return http.MethodPost
 }
 
-// encodeRequestForm writes action first, then the params in EncodeForm order, then
-// the token (callers' own "action"/"token" params are dropped).
-func encodeRequestForm(req *Request, token string) string {
-	var b strings.Builder
-	writePair(&b, "action", req.Action)
-	for _, k := range sortedKeys(req.Params) {
-		if k == "" || k == "action" || k == "token" {
-			continue
-		}
-		encodeValue(&b, escapeKey(k, true), req.Params[k])
+// encodeRequestForm writes action first, then the login key (auth/login only), the
+// params in EncodeForm order, then the token. Names are checked first (names.go): a
+// param PHP would read as action, token, pin (other than the PIN slot) or, on the auth
+// module, key is refused, so nothing in params can replace what the client sends.
+func encodeRequestForm(req *Request, token string) (string, error) {
+	e := &formEncoder{}
+	writePair(&e.b, "action", req.Action)
+	if req.loginKey != "" {
+		writePair(&e.b, "key", req.loginKey)
+	}
+	if err := e.params(req.Params, requestReservation(req)); err != nil {
+		return "", err
 	}
 	if token != "" {
-		writePair(&b, "token", token)
+		writePair(&e.b, "token", token)
 	}
-	return b.String()
+	return e.b.String(), nil
 }
 
 // extraSecrets is the redaction list for req: the client's, the request's, and "key"
@@ -362,7 +370,11 @@ func (c *Client) secretTexts(req *Request, token string, extra []string) []strin
 func (c *Client) send(ctx context.Context, req *Request, token string) (*Response, error) {
 	method := req.method()
 	endpoint := req.endpoint()
-	form := encodeRequestForm(req, token)
+	form, err := encodeRequestForm(req, token)
+	if err != nil {
+		// Before a byte is sent: the name would not reach invapi as written.
+		return nil, invalidParams(req, err)
+	}
 	extra := c.extraSecrets(req)
 	attempts := 1
 	// A PIN check that timed out may have counted as a failure; invapi locks the PIN

@@ -23,6 +23,9 @@ const (
 	KindTimeout     ErrorKind = "timeout"      // HTTP client timeout or context deadline
 	KindProtocol    ErrorKind = "protocol"     // not a JSON answer: HTML, empty, oversize, redirect
 	KindCanceled    ErrorKind = "canceled"     // the caller's context was canceled
+	// KindInvalidParams: the client refused the request before sending it, because a
+	// parameter name would not reach invapi as written (Err is a *ParamNameError).
+	KindInvalidParams ErrorKind = "invalid_params"
 )
 
 // Error is the only error type the client returns for a request. Message and Err are

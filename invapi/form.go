@@ -31,40 +31,60 @@ import (
 //     digit for digit, so large IDs survive;
 //   - nil, NaN/Inf, empty keys and empty lists/maps send nothing (PHP cannot express an
 //     empty array in a form);
-//   - the brackets of the nesting and of top-level wire names are sent literally, as
-//     curl does in the docs; map keys below the top level are data, so brackets in
-//     them are escaped; everything else is percent-encoded like url.QueryEscape.
-func EncodeForm(params map[string]any) string {
-	var b strings.Builder
-	appendForm(&b, params)
-	return b.String()
-}
-
-// appendForm writes params to b, '&'-separated from anything b already holds.
-func appendForm(b *strings.Builder, params map[string]any) {
-	for _, k := range sortedKeys(params) {
-		if k == "" {
-			continue
-		}
-		// Top-level keys may be wire names ("params[name]"): their brackets are syntax.
-		encodeValue(b, escapeKey(k, true), params[k])
+//   - values are percent-encoded like url.QueryEscape; names are checked, not escaped
+//     (names.go): every name sent, nested ones included, must match wireNameGrammar,
+//     and two params may not fill the same PHP variable. A refused name is a
+//     *ParamNameError and nothing is encoded.
+func EncodeForm(params map[string]any) (string, error) {
+	e := &formEncoder{}
+	if err := e.params(params, nil); err != nil {
+		return "", err
 	}
+	return e.b.String(), nil
 }
 
-// Keys travel through encodeValue already escaped; nested map keys are data, so their
-// brackets are escaped and cannot change the structure.
-func nestedKey(key, k string) string { return key + "[" + escapeKey(k, false) + "]" }
+// formEncoder writes pairs, checking every name.
+type formEncoder struct {
+	b      strings.Builder
+	err    *ParamNameError
+	fields int
+}
 
-func escapeKey(s string, keepBrackets bool) string {
-	for i := 0; i < len(s); i++ {
-		if !unreserved(s[i]) && !(keepBrackets && (s[i] == '[' || s[i] == ']')) {
-			var b strings.Builder
-			escapeTo(&b, s, keepBrackets)
-			return b.String()
+// params encodes params (sorted) after the name checks; res nil checks only the grammar
+// and collisions (EncodeForm), not the names the client reserves for itself.
+func (e *formEncoder) params(params map[string]any, res *reservation) error {
+	keys := sortedKeys(params)
+	if err := checkNames(keys, params, res); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k != "" {
+			encodeValue(e, k, params[k])
 		}
 	}
-	return s
+	if e.err != nil {
+		return e.err
+	}
+	return nil
 }
+
+// pair writes key=val after checking key: nested names are built from data keys.
+func (e *formEncoder) pair(key, val string) {
+	if e.err != nil {
+		return
+	}
+	if _, ok := wireNameDepth(key); !ok {
+		e.err = nameError(key)
+		return
+	}
+	if e.fields++; e.fields > maxFields {
+		e.err = &ParamNameError{Name: key, Reason: fmt.Sprintf("the request has more than %d fields; PHP (max_input_vars) would ignore the rest of the body", maxFields)}
+		return
+	}
+	writePair(&e.b, key, val)
+}
+
+func nestedKey(key, k string) string { return key + "[" + k + "]" }
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
@@ -75,6 +95,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// writePair writes a checked (or client-owned) name, which needs no escaping.
 func writePair(b *strings.Builder, key, val string) {
 	if b.Len() > 0 {
 		b.WriteByte('&')
@@ -84,58 +105,58 @@ func writePair(b *strings.Builder, key, val string) {
 	escapeTo(b, val, false)
 }
 
-func encodeValue(b *strings.Builder, key string, v any) {
+func encodeValue(e *formEncoder, key string, v any) {
 	switch v := v.(type) {
 	case nil:
 	case string:
-		writePair(b, key, v)
+		e.pair(key, v)
 	case json.Number:
-		writePair(b, key, numberString(v))
+		e.pair(key, numberString(v))
 	case bool:
-		writePair(b, key, strconv.FormatBool(v))
+		e.pair(key, strconv.FormatBool(v))
 	case int:
-		writePair(b, key, strconv.Itoa(v))
+		e.pair(key, strconv.Itoa(v))
 	case int64:
-		writePair(b, key, strconv.FormatInt(v, 10))
+		e.pair(key, strconv.FormatInt(v, 10))
 	case int32:
-		writePair(b, key, strconv.FormatInt(int64(v), 10))
+		e.pair(key, strconv.FormatInt(int64(v), 10))
 	case uint:
-		writePair(b, key, strconv.FormatUint(uint64(v), 10))
+		e.pair(key, strconv.FormatUint(uint64(v), 10))
 	case uint64:
-		writePair(b, key, strconv.FormatUint(v, 10))
+		e.pair(key, strconv.FormatUint(v, 10))
 	case uint32:
-		writePair(b, key, strconv.FormatUint(uint64(v), 10))
+		e.pair(key, strconv.FormatUint(uint64(v), 10))
 	case float64:
 		if s, ok := floatString(v, 64); ok {
-			writePair(b, key, s)
+			e.pair(key, s)
 		}
 	case float32:
 		if s, ok := floatString(float64(v), 32); ok {
-			writePair(b, key, s)
+			e.pair(key, s)
 		}
 	case []byte:
-		writePair(b, key, string(v))
+		e.pair(key, string(v))
 	case []string:
 		lk := listKey(key)
 		for _, s := range v {
-			writePair(b, lk, s)
+			e.pair(lk, s)
 		}
 	case []any:
-		encodeList(b, key, v)
+		encodeList(e, key, v)
 	case map[string]any:
 		for _, k := range sortedKeys(v) {
 			if k != "" {
-				encodeValue(b, nestedKey(key, k), v[k])
+				encodeValue(e, nestedKey(key, k), v[k])
 			}
 		}
 	case map[string]string:
 		for _, k := range sortedKeys(v) {
 			if k != "" {
-				writePair(b, nestedKey(key, k), v[k])
+				e.pair(nestedKey(key, k), v[k])
 			}
 		}
 	default:
-		encodeReflect(b, key, v)
+		encodeReflect(e, key, v)
 	}
 }
 
@@ -146,7 +167,7 @@ func listKey(key string) string {
 	return key + "[]"
 }
 
-func encodeList(b *strings.Builder, key string, items []any) {
+func encodeList(e *formEncoder, key string, items []any) {
 	composite := false
 	for _, it := range items {
 		if isComposite(it) {
@@ -157,13 +178,13 @@ func encodeList(b *strings.Builder, key string, items []any) {
 	if !composite {
 		lk := listKey(key)
 		for _, it := range items {
-			encodeValue(b, lk, it)
+			encodeValue(e, lk, it)
 		}
 		return
 	}
 	base := strings.TrimSuffix(key, "[]")
 	for i, it := range items {
-		encodeValue(b, base+"["+strconv.Itoa(i)+"]", it)
+		encodeValue(e, base+"["+strconv.Itoa(i)+"]", it)
 	}
 }
 
@@ -193,7 +214,7 @@ func isComposite(v any) bool {
 
 // encodeReflect covers typed slices and maps ([]int64, map[string]int), named scalar
 // types and pointers, so callers need not convert to []any first.
-func encodeReflect(b *strings.Builder, key string, v any) {
+func encodeReflect(e *formEncoder, key string, v any) {
 	rv := reflect.ValueOf(v)
 	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
 		if rv.IsNil() {
@@ -203,30 +224,30 @@ func encodeReflect(b *strings.Builder, key string, v any) {
 	}
 	switch rv.Kind() {
 	case reflect.String:
-		writePair(b, key, rv.String())
+		e.pair(key, rv.String())
 	case reflect.Bool:
-		writePair(b, key, strconv.FormatBool(rv.Bool()))
+		e.pair(key, strconv.FormatBool(rv.Bool()))
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		writePair(b, key, strconv.FormatInt(rv.Int(), 10))
+		e.pair(key, strconv.FormatInt(rv.Int(), 10))
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		writePair(b, key, strconv.FormatUint(rv.Uint(), 10))
+		e.pair(key, strconv.FormatUint(rv.Uint(), 10))
 	case reflect.Float32, reflect.Float64:
 		if s, ok := floatString(rv.Float(), rv.Type().Bits()); ok {
-			writePair(b, key, s)
+			e.pair(key, s)
 		}
 	case reflect.Slice, reflect.Array:
 		if rv.Type().Elem().Kind() == reflect.Uint8 {
-			writePair(b, key, string(rv.Bytes()))
+			e.pair(key, string(rv.Bytes()))
 			return
 		}
 		items := make([]any, rv.Len())
 		for i := range items {
 			items[i] = rv.Index(i).Interface()
 		}
-		encodeList(b, key, items)
+		encodeList(e, key, items)
 	case reflect.Map:
 		if rv.Type().Key().Kind() != reflect.String {
-			writePair(b, key, fmt.Sprint(rv.Interface()))
+			e.pair(key, fmt.Sprint(rv.Interface()))
 			return
 		}
 		m := make(map[string]any, rv.Len())
@@ -234,13 +255,13 @@ func encodeReflect(b *strings.Builder, key string, v any) {
 		for it.Next() {
 			m[it.Key().String()] = it.Value().Interface()
 		}
-		encodeValue(b, key, m)
+		encodeValue(e, key, m)
 	default:
 		if s, ok := rv.Interface().(fmt.Stringer); ok {
-			writePair(b, key, s.String())
+			e.pair(key, s.String())
 			return
 		}
-		writePair(b, key, fmt.Sprint(rv.Interface()))
+		e.pair(key, fmt.Sprint(rv.Interface()))
 	}
 }
 

@@ -193,9 +193,9 @@ func appendScalars(into []string, v any) []string {
 			into = appendScalars(into, it)
 		}
 	default:
-		var b strings.Builder
-		encodeValue(&b, "x", v)
-		if s, ok := strings.CutPrefix(b.String(), "x="); ok {
+		var e formEncoder
+		encodeValue(&e, "x", v)
+		if s, ok := strings.CutPrefix(e.b.String(), "x="); ok {
 			if u, err := url.QueryUnescape(s); err == nil {
 				s = u
 			}

@@ -87,6 +87,7 @@ func Request(a *schemas.Action, args map[string]any) *invapi.Request {
 // catalog action builds its request here.
 func RequestWithPIN(ctx context.Context, a *schemas.Action, args map[string]any, pin PINSource) *invapi.Request {
 	r := Request(a, args)
+	delete(r.Params, "pin") // the PIN slot is the policy's alone
 	if a.PIN && pin != nil {
 		if p := pin(ctx); p != "" {
 			r.Params[a.PINWire()] = p
@@ -276,6 +277,8 @@ func nextStep(a *schemas.Action, args map[string]any, err error) string {
 		return "The outcome is unknown and this call was not retried (it changes state): check with eq_show or eq_status before trying again."
 	case invapi.KindCanceled:
 		return "The call was cancelled."
+	case invapi.KindInvalidParams:
+		return "Nothing was sent to invapi: name parameters with letters, digits and _ only, and pass nested values as JSON objects or arrays."
 	}
 	return "Check the arguments against the tool's schema and the message above."
 }

@@ -71,6 +71,11 @@ func GenericRequest(cat *schemas.Catalog, args map[string]any) (*invapi.Request,
 	if k := pinLikeKey(params); k != "" {
 		return nil, nil, fmt.Errorf("invapi_call: params %q looks like a PIN; the model never sends one (hostkey-mcp supplies the PIN after a human confirms); remove it", k)
 	}
+	// Refuse names PHP would rewrite now, before a human is asked to confirm the call
+	// (the client would refuse them anyway).
+	if err := invapi.CheckParams(&invapi.Request{Module: module, Action: action, Params: params}); err != nil {
+		return nil, nil, fmt.Errorf("invapi_call: %w; nothing was sent", err)
+	}
 	cls := cat.UndocumentedClass(module, action)
 	a := &schemas.Action{
 		Tool: GenericToolName, Module: module, Action: action, Endpoint: module + ".php",

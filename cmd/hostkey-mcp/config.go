@@ -27,6 +27,7 @@ type Config struct {
 	HTTPToken      string // HOSTKEY_HTTP_TOKEN or --http-token-file: a secret, never a flag
 	HTTPTokenFile  string
 	AllowedOrigins string
+	HTTPMaxBody    int64
 
 	Toolsets     string
 	Tools        string
@@ -92,6 +93,38 @@ func duration(field func(*Config) *time.Duration) func(*flag.FlagSet, *Config, o
 	}
 }
 
+// byteSize binds a size in bytes written as 1048576, 512KiB or 1MiB.
+func byteSize(field func(*Config) *int64) func(*flag.FlagSet, *Config, option) {
+	return func(fs *flag.FlagSet, c *Config, o option) {
+		v := (*sizeValue)(field(c))
+		_ = v.Set(o.Default)
+		fs.Var(v, o.Name, o.Help)
+	}
+}
+
+type sizeValue int64
+
+func (v *sizeValue) String() string { return strconv.FormatInt(int64(*v), 10) }
+
+func (v *sizeValue) Set(s string) error {
+	num, mul := strings.TrimSpace(s), int64(1)
+	for _, u := range []struct {
+		suffix string
+		mul    int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mul = n, u.mul
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/mul {
+		return fmt.Errorf("want a positive size such as 1048576, 512KiB or 1MiB")
+	}
+	*v = sizeValue(n * mul)
+	return nil
+}
+
 // options is the configuration reference. Keep help texts to one line each.
 var options = []option{
 	{Group: "invapi", Name: "api-key-file", Env: "HOSTKEY_API_KEY_FILE", Help: "file holding the invapi API key (the key itself is read only from HOSTKEY_API_KEY or this file, never a flag)", bind: str(func(c *Config) *string { return &c.APIKeyFile })},
@@ -102,6 +135,7 @@ var options = []option{
 
 	{Group: "transport", Name: "http", Env: "HOSTKEY_HTTP", Help: "serve streamable HTTP on this address (e.g. 127.0.0.1:8080) instead of stdio", bind: str(func(c *Config) *string { return &c.HTTP })},
 	{Group: "transport", Name: "http-token-file", Env: "HOSTKEY_HTTP_TOKEN_FILE", Help: "file with the bearer token HTTP clients must send (or set HOSTKEY_HTTP_TOKEN); required when --http is not loopback", bind: str(func(c *Config) *string { return &c.HTTPTokenFile })},
+	{Group: "transport", Name: "http-max-body", Env: "HOSTKEY_HTTP_MAX_BODY", Default: "1MiB", Help: "largest request body --http accepts on /mcp (e.g. 512KiB); larger ones get 413", bind: byteSize(func(c *Config) *int64 { return &c.HTTPMaxBody })},
 	{Group: "transport", Name: "allowed-origins", Env: "HOSTKEY_ALLOWED_ORIGINS", Help: "comma-separated browser origins allowed to call --http (loopback origins always are)", bind: str(func(c *Config) *string { return &c.AllowedOrigins })},
 
 	{Group: "scope", Name: "toolsets", Env: "HOSTKEY_TOOLSETS", Default: "servers,power,ip", Help: "toolsets or modules to expose, comma-separated; 'all' for everything", bind: str(func(c *Config) *string { return &c.Toolsets })},
@@ -294,7 +328,8 @@ Usage:
   hostkey-mcp sandbox-api --listen ADDR   run the invapi simulator alone
   hostkey-mcp doctor [flags]              check configuration and connectivity
   hostkey-mcp login-alerts [KEY_ID]       point an API key's login notifications at --public-url
-  hostkey-mcp audit-verify FILE           verify an audit log's hash chain
+  hostkey-mcp audit-verify [--expect-lines N] [--expect-head HASH] FILE
+                                          verify an audit log's hash chain (and an anchor)
   hostkey-mcp version
 
 Without HOSTKEY_API_KEY it serves the built-in sandbox. Secrets (HOSTKEY_API_KEY,

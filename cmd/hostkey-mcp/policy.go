@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -71,7 +72,11 @@ func (a *app) buildPolicy() (*policy.Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--audit-log: %w", err)
 		}
-		a.closers = append(a.closers, func() { _ = l.Close() })
+		stopAnchor := a.anchorAudit(l)
+		a.closers = append(a.closers, func() {
+			stopAnchor()
+			_ = l.Close()
+		})
 		auditLog = l
 	}
 	pageURL, err := a.startApprovalListener()
@@ -138,19 +143,70 @@ func (a *app) startApprovalListener() (string, error) {
 	return url, nil
 }
 
+// auditVerifyCmd checks a file's chain and prints its line count and head hash: the
+// anchor to keep elsewhere, since cutting lines off the end leaves a chain that verifies.
+// --expect-lines/--expect-head check the file against such an anchor.
 func auditVerifyCmd(args []string, stdout io.Writer) error {
-	if len(args) != 1 {
-		return errors.New("usage: hostkey-mcp audit-verify FILE")
+	fs := flag.NewFlagSet("audit-verify", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var anchor audit.Anchor
+	fs.IntVar(&anchor.Lines, "expect-lines", 0, "the file must still hold this many lines (an anchor's count)")
+	fs.StringVar(&anchor.Head, "expect-head", "", "an anchored head hash that must be in the chain (at line --expect-lines when given)")
+	const usage = "usage: hostkey-mcp audit-verify [--expect-lines N] [--expect-head HASH] FILE"
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%v\n%s", err, usage)
 	}
-	f, err := os.Open(args[0])
+	if fs.NArg() != 1 || anchor.Lines < 0 {
+		return errors.New(usage)
+	}
+	path := fs.Arg(0)
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	n, err := audit.Verify(f)
+	got, err := audit.Check(f, anchor)
 	if err != nil {
-		return fmt.Errorf("%s: %w", args[0], err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	fmt.Fprintf(stdout, "%s: %d lines, hash chain intact\n", args[0], n)
+	fmt.Fprintf(stdout, "%s: hash chain intact; lines %d, head %s", path, got.Lines, got.Head)
+	switch {
+	case anchor == (audit.Anchor{}):
+	case got.Lines == anchor.Lines || anchor.Lines == 0 && got.Head == anchor.Head:
+		fmt.Fprint(stdout, "; matches the anchor")
+	default:
+		fmt.Fprintf(stdout, "; extends the anchor (line %d) by %d lines", anchor.Lines, got.Lines-anchor.Lines)
+	}
+	fmt.Fprintln(stdout)
 	return nil
+}
+
+// auditHeadEvery is how often the server logs the audit head: a log collector then holds
+// a recent anchor without any cron job.
+const auditHeadEvery = 10 * time.Minute
+
+// anchorAudit logs l's line count and head every auditHeadEvery and once more when the
+// returned stop is called (at shutdown).
+func (a *app) anchorAudit(l *audit.Log) (stop func()) {
+	logHead := func(when string) {
+		n, head := l.Head()
+		a.log.Info("audit head", zap.String("file", a.cfg.AuditLog), zap.Int("lines", n), zap.String("head", head), zap.String("when", when))
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(auditHeadEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				logHead("periodic")
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		logHead("shutdown")
+	}
 }

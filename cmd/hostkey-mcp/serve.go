@@ -75,6 +75,7 @@ func (a *app) httpHandler() http.Handler {
 	mux.Handle("/mcp", transport.Guard(mcpHTTP, transport.GuardOptions{
 		Token:          a.cfg.HTTPToken,
 		AllowedOrigins: splitCSV(a.cfg.AllowedOrigins),
+		MaxBody:        a.cfg.HTTPMaxBody,
 	}))
 	// The webhook routes share the listener: callbacks are authenticated by their own
 	// secrets, never by the MCP bearer token.
@@ -98,7 +99,11 @@ func (a *app) serveHTTP(ctx context.Context) error {
 	hs := &http.Server{
 		Handler:           a.httpHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// ReadTimeout bounds reading a whole request (1 MiB arrives well within it); no
+		// WriteTimeout, which would cut the long-lived SSE streams of GET /mcp.
+		ReadTimeout:    30 * time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
 	}
 	a.log.Info("streamable HTTP listening", zap.String("url", "http://"+ln.Addr().String()+"/mcp"))
 	errc := make(chan error, 1)

@@ -271,20 +271,10 @@ func TestRequestLog(t *testing.T) {
 }
 
 func TestPHPNesting(t *testing.T) {
-	v := url.Values{
-		"a[]":                     {"1", "2"},
-		"params[name]":            {"x"},
-		"params[tags][]":          {"p", "q"},
-		"backup_schedule[days][]": {"monday", "friday"},
-		"backup_schedule[time]":   {"03:00"},
-		"plain":                   {"v"},
-		"m[0]":                    {"zero"},
-		"m[1]":                    {"one"},
-		"sparse[3]":               {"three"},
-		"bad[key":                 {"literal"},
-		"deep[a][b][c]":           {"d"},
-	}
-	got := phpNest(v)
+	body := "a[]=1&a[]=2&params[name]=x&params[tags][]=p&params[tags][]=q&backup_schedule[days][]=monday&" +
+		"backup_schedule[days][]=friday&backup_schedule[time]=03%3A00&plain=v&m[0]=zero&m[1]=one&sparse[3]=three&" +
+		"bad[key=literal&deep[a][b][c]=d"
+	got := ParseForm([]byte(body))
 	want := map[string]any{
 		"a":               []any{"1", "2"},
 		"params":          map[string]any{"name": "x", "tags": []any{"p", "q"}},
@@ -292,12 +282,12 @@ func TestPHPNesting(t *testing.T) {
 		"plain":           "v",
 		"m":               []any{"zero", "one"},
 		"sparse":          map[string]any{"3": "three"},
-		"bad[key":         "literal",
+		"bad_key":         "literal", // PHP: an unclosed '[' becomes '_'
 		"deep":            map[string]any{"a": map[string]any{"b": map[string]any{"c": "d"}}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		gb, _ := json.Marshal(got)
-		t.Fatalf("phpNest = %s", gb)
+		t.Fatalf("ParseForm = %s", gb)
 	}
 }
 

@@ -46,14 +46,16 @@ type Options struct {
 	Catalog *schemas.Catalog
 }
 
-// Request is one logged request. Form holds the raw parameters, secrets included: it is
-// for tests and is never logged.
+// Request is one logged request. Form holds the pairs as sent (percent-decoded, names
+// untouched), Vars what PHP (invapi) reads from them (see ParseForm); Action and Token
+// are PHP's reading. Secrets included: it is for tests and is never logged.
 type Request struct {
 	Time   time.Time
 	Method string
 	Module string
 	Action string
 	Form   url.Values
+	Vars   map[string]any
 	Token  string
 }
 
@@ -216,6 +218,9 @@ func (s *Server) Requests() []Request {
 	out := make([]Request, len(s.reqs))
 	for i, r := range s.reqs {
 		r.Form = cloneValues(r.Form)
+		if r.Vars != nil {
+			r.Vars = deepCopy(r.Vars).(map[string]any)
+		}
 		out[i] = r
 	}
 	return out
@@ -485,11 +490,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTML(w, http.StatusBadRequest, badRequestHTML)
 		return
 	}
-	action := form.Get("action")
-	token := form.Get("token")
+	// What PHP reads, not what was sent: a smuggled " action" is "action" here too.
+	action := form.vars.str("action")
+	token := form.vars.str("token")
 
 	s.mu.Lock()
-	s.reqs = append(s.reqs, Request{Time: s.now(), Method: r.Method, Module: module, Action: action, Form: cloneValues(form), Token: token})
+	s.reqs = append(s.reqs, Request{Time: s.now(), Method: r.Method, Module: module, Action: action, Form: form.sent, Vars: form.vars.plainMap(), Token: token})
 	fault := s.takeFault(module, action)
 	s.mu.Unlock()
 
@@ -501,7 +507,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.runDue()
 
-	rq := &call{module: module, action: action, token: token, method: r.Method, a: newArgs(form), remote: remoteIP(r), host: r.Host}
+	rq := &call{module: module, action: action, token: token, method: r.Method, a: newArgs(form.vars), remote: remoteIP(r), host: r.Host}
 	s.mu.Lock()
 	resp := s.dispatch(rq)
 	s.mu.Unlock()

@@ -8,8 +8,10 @@
 //	{"time":"…",…,"prev":"<hash of line n-1>","hash":"<sha256 of {"time":"…",…,"prev":"…"}>"}
 //
 // Editing, inserting, removing or reordering lines breaks the chain and Verify names the
-// first bad line. Cutting lines off the end cannot be seen from the file alone: the
-// policy also logs every hash through zap, so the process log is a second witness.
+// first bad line. Cutting lines off the end cannot be seen from the file alone: it takes
+// an anchor kept elsewhere, a line count and the head hash (Log.Head, the output of
+// `hostkey-mcp audit-verify`, the server's periodic "audit head" log line), which Check
+// compares with the file.
 package audit
 
 import (
@@ -50,11 +52,12 @@ type Entry struct {
 // Log appends entries to a chain. It is safe for concurrent use; on Unix a file log is
 // also locked against other processes appending to the same file.
 type Log struct {
-	mu   sync.Mutex
-	w    io.Writer
-	f    *os.File // nil for a plain writer
-	last string   // hash of the last line written
-	size int64    // file size after our last write: a change means another writer
+	mu    sync.Mutex
+	w     io.Writer
+	f     *os.File // nil for a plain writer
+	last  string   // hash of the last line written
+	lines int      // lines in the chain, as far as this Log knows
+	size  int64    // file size after our last write: a change means another writer
 }
 
 // New starts a chain on w (for tests and for writers that are not files). prev is the
@@ -83,13 +86,12 @@ func Open(path string) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit log %s does not verify (%w): move it aside or repair it; `hostkey-mcp audit-verify` checks a file", path, err)
 	}
-	_ = n
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("audit log %s: %w", path, err)
 	}
-	return &Log{w: f, f: f, last: last, size: st.Size()}, nil
+	return &Log{w: f, f: f, last: last, lines: n, size: st.Size()}, nil
 }
 
 // Close closes the file, if any.
@@ -103,6 +105,14 @@ func (l *Log) Close() error {
 	l.f = nil
 	l.w = io.Discard
 	return err
+}
+
+// Head returns the number of lines and the hash of the last one: the anchor to keep
+// elsewhere (New's writer counts only the lines this Log wrote).
+func (l *Log) Head() (lines int, hash string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lines, l.last
 }
 
 // Last returns the hash of the last line written.
@@ -140,6 +150,7 @@ func (l *Log) Append(e Entry) (string, error) {
 		return "", fmt.Errorf("audit log: write: %w", err)
 	}
 	l.last = hash
+	l.lines++
 	l.size += int64(len(line))
 	return hash, nil
 }
@@ -158,8 +169,30 @@ func (l *Log) resync() error {
 	if err != nil {
 		return err
 	}
-	l.last, l.size = last, st.Size()
+	added, err := countLines(l.f, l.size, st.Size())
+	if err != nil {
+		return err
+	}
+	l.last, l.lines, l.size = last, l.lines+added, st.Size()
 	return nil
+}
+
+// countLines counts the newlines of f between two offsets.
+func countLines(f *os.File, from, to int64) (int, error) {
+	if to < from {
+		return 0, errors.New("audit log: the file shrank under us")
+	}
+	n := 0
+	buf := make([]byte, 64<<10)
+	for off := from; off < to; {
+		k := min(int64(len(buf)), to-off)
+		if _, err := f.ReadAt(buf[:k], off); err != nil && !errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("audit log: read: %w", err)
+		}
+		n += bytes.Count(buf[:k], []byte("\n"))
+		off += k
+	}
+	return n, nil
 }
 
 // lastHash reads the hash of the final line of a file of the given size.
@@ -235,7 +268,43 @@ func Verify(r io.Reader) (lines int, err error) {
 	return n, err
 }
 
-func verify(r io.Reader) (int, string, error) {
+// Anchor is what was recorded of a log elsewhere: its line count and the hash of that
+// last line. A zero field is not checked.
+type Anchor struct {
+	Lines int
+	Head  string
+}
+
+// Check verifies the chain of r and that it extends the anchor: the anchored lines are
+// all still there, and the anchored head is among them (the hash of line a.Lines when
+// both are given). A log that grew since is fine; one cut below the anchor is not. It
+// returns the file's own line count and head.
+func Check(r io.Reader, a Anchor) (Anchor, error) {
+	at := 0 // the line whose hash is a.Head
+	n, head, err := verifyEach(r, func(line int, hash string) {
+		if a.Head != "" && hash == a.Head && at == 0 {
+			at = line
+		}
+	})
+	got := Anchor{Lines: n, Head: head}
+	if err != nil {
+		return got, err
+	}
+	switch {
+	case a.Lines > 0 && n < a.Lines:
+		return got, fmt.Errorf("the file has %d lines, the anchor %d: %d lines were cut off the end (or the file was replaced)", n, a.Lines, a.Lines-n)
+	case a.Head != "" && at == 0:
+		return got, fmt.Errorf("the anchored head %s is not in the chain of %d lines: lines were cut off the end, or this is another log", a.Head, n)
+	case a.Head != "" && a.Lines > 0 && at != a.Lines:
+		return got, fmt.Errorf("the anchored head %s is line %d here, not line %d: this is not the anchored log", a.Head, at, a.Lines)
+	}
+	return got, nil
+}
+
+func verify(r io.Reader) (int, string, error) { return verifyEach(r, nil) }
+
+// verifyEach is verify calling visit with every good line's number and hash.
+func verifyEach(r io.Reader, visit func(line int, hash string)) (int, string, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	prev := ""
 	n := 0
@@ -273,5 +342,8 @@ func verify(r io.Reader) (int, string, error) {
 			return n - 1, prev, fmt.Errorf("line %d: prev does not match the hash of line %d: lines were removed, inserted or reordered", n, n-1)
 		}
 		prev = hash
+		if visit != nil {
+			visit(n, hash)
+		}
 	}
 }
