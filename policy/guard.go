@@ -50,6 +50,11 @@ func (g *guard) Do(ctx context.Context, req *invapi.Request) (*invapi.Response, 
 	if _, ok := req.Params["old_pin"]; ok { // eq/set_pin carries the current PIN as old_pin
 		hasPIN = true
 	}
+	// A request the client would refuse for its names never leaves: refuse it here, so it
+	// is neither admitted nor counted as sent.
+	if err := invapi.CheckParams(req); err != nil {
+		return nil, err
+	}
 	rec := recordFrom(ctx)
 	if rec == nil {
 		if !req.ReadOnly || hasPIN {
