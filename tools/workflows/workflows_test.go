@@ -173,11 +173,18 @@ func TestReinstallSucceedsWithStagesInOrder(t *testing.T) {
 	if len(orders) != 1 || orders[0].Form.Get("location_name") != "NL" || orders[0].Form.Get("pin") != e.st.Sim.PIN() {
 		t.Fatalf("order_instance requests: %v", orders)
 	}
-	// Stage progress arrives in order.
+	// Stage progress arrives in order. The client hands notifications to its handler on
+	// its own goroutine, so the last ones may land just after the result: wait for them.
 	var stages []string
-	for _, m := range e.progress() {
-		if i := strings.Index(m, "/5)"); i > 0 {
-			stages = append(stages, m[i-1:i])
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		stages = stages[:0]
+		for _, m := range e.progress() {
+			if i := strings.Index(m, "/5)"); i > 0 {
+				stages = append(stages, m[i-1:i])
+			}
+		}
+		if strings.Join(stages, "") == "12345" || time.Now().After(deadline) {
+			break
 		}
 	}
 	if strings.Join(stages, "") != "12345" {
