@@ -33,20 +33,24 @@ func (c Class) Valid() bool { return c == Read || c == Write || c == Destructive
 // Action is one invapi module/action and everything the client, the policy and the
 // tool layer need to know about it.
 type Action struct {
-	Tool        string          `json:"tool"`     // MCP tool name, <module>_<action>
-	Module      string          `json:"module"`   // e.g. "eq"
-	Action      string          `json:"action"`   // e.g. "reboot"
-	Endpoint    string          `json:"endpoint"` // e.g. "eq.php"
-	Methods     []string        `json:"methods"`  // first is used
-	Class       Class           `json:"class"`
-	PIN         bool            `json:"pin,omitempty"`   // invapi wants the account PIN
-	Async       bool            `json:"async,omitempty"` // the response carries a key to check later
-	Idempotent  bool            `json:"idempotent,omitempty"`
-	NoAuth      bool            `json:"no_auth,omitempty"` // invapi answers without a session token
-	Toolset     string          `json:"toolset"`
-	Description string          `json:"description"`
-	Params      []Param         `json:"params"`
-	Sources     []string        `json:"sources,omitempty"`
+	Tool        string   `json:"tool"`     // MCP tool name, <module>_<action>
+	Module      string   `json:"module"`   // e.g. "eq"
+	Action      string   `json:"action"`   // e.g. "reboot"
+	Endpoint    string   `json:"endpoint"` // e.g. "eq.php"
+	Methods     []string `json:"methods"`  // first is used
+	Class       Class    `json:"class"`
+	PIN         bool     `json:"pin,omitempty"`   // invapi wants the account PIN
+	Async       bool     `json:"async,omitempty"` // the response carries a key to check later
+	Idempotent  bool     `json:"idempotent,omitempty"`
+	NoAuth      bool     `json:"no_auth,omitempty"` // invapi answers without a session token
+	Toolset     string   `json:"toolset"`
+	Description string   `json:"description"`
+	Params      []Param  `json:"params"`
+	Sources     []string `json:"sources,omitempty"`
+	// Permission is the login permission that grants the action when it is not the
+	// action's own name (rule 13: pdns/edit for pdns/delete_dns, tag/list for tags/list),
+	// or "unlisted" when the permission list names no grant for it.
+	Permission  string          `json:"permission,omitempty"`
 	Notes       []string        `json:"notes,omitempty"`
 	InputSchema json.RawMessage `json:"input_schema"`
 }
@@ -75,6 +79,22 @@ func (a *Action) Method() string {
 	}
 	return a.Methods[0]
 }
+
+// PermissionName is the name auth/login's permission list grants the action under: its
+// own module/action unless the catalog says otherwise; "" when the list names no grant
+// (the permission filter then leaves the tool visible).
+func (a *Action) PermissionName() string {
+	switch a.Permission {
+	case "":
+		return a.Module + "/" + a.Action
+	case Unlisted:
+		return ""
+	}
+	return a.Permission
+}
+
+// Unlisted is the Permission of an action the login permission list names no grant for.
+const Unlisted = "unlisted"
 
 // ReadOnly reports whether the action changes nothing upstream.
 func (a *Action) ReadOnly() bool { return a.Class == Read }
@@ -160,10 +180,19 @@ type Undocumented struct {
 	Note   string `json:"note,omitempty"`
 }
 
+// VendorTool maps one tool of the vendor's own MCP server (hostkey-cloud/mcp-server) to
+// the tool here that covers it, for the capability table and its tests.
+type VendorTool struct {
+	Vendor string `json:"vendor"` // the vendor's tool name
+	Tool   string `json:"tool"`   // ours
+	Source string `json:"source"` // the vendor file at a commit
+}
+
 // Catalog is the whole set of actions.
 type Catalog struct {
 	Actions      []*Action      `json:"actions"`
 	Undocumented []Undocumented `json:"undocumented"`
+	Vendor       []VendorTool   `json:"vendor,omitempty"`
 
 	byTool   map[string]*Action
 	byAction map[string]*Action
