@@ -160,7 +160,12 @@ func build(m *rawModule, r *rawAction) (*action, error) {
 		}
 	}
 	out := &action{Action: a}
-	listing := listingSources(r, sources)
+	var listing []string // a source describing another action (hidden-sources) makes nothing optional
+	for _, s := range listingSources(r, sources) {
+		if !contains(hiddenSrc, s) {
+			listing = append(listing, s)
+		}
+	}
 	seen := map[string]bool{}
 	for _, rp := range r.Params {
 		name := rp.Name
