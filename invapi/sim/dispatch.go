@@ -270,7 +270,7 @@ func (s *Server) validate(c *call) (resp, bool) {
 		if name == "action" || name == "token" || name == "pin" {
 			continue
 		}
-		if p.Required && !c.a.has(p.Wire) && !answersItself[c.key()+" "+p.Wire] {
+		if p.Required && !hasEither(c.a, p.Wire) && !answersItself[c.key()+" "+p.Wire] {
 			return fail(-1, c.tag()+": "+p.Wire+" required"), true
 		}
 		if !c.a.has(p.Wire) {

@@ -33,3 +33,37 @@ func (s *Server) presetPrices(currencies string) []any {
 	}
 	return out
 }
+
+func init() {
+	register(presetsGroups, "presets/groups")
+	register(presetsShow, "presets/show")
+}
+
+// presetsGroups lists the hardware kinds the presets fall into, with their presets.
+func presetsGroups(s *Server, c *call) resp {
+	by := map[string][]any{}
+	for _, p := range s.fx.presets {
+		by[p.kind()] = append(by[p.kind()], p.Name)
+	}
+	out := []any{}
+	for _, k := range sortedKeys(by) {
+		out = append(out, obj{"group": k, "presets": by[k]})
+	}
+	return ok(obj{"result": "OK", "groups": out})
+}
+
+// presetsShow shows one preset by id, or all of them.
+func presetsShow(s *Server, c *call) resp {
+	if ref := c.a.get("id"); ref != "" {
+		p := s.findPreset(ref)
+		if p == nil {
+			return fail(-1, c.tag()+": preset "+ref+" not found")
+		}
+		return ok(obj{"result": "OK", "preset": deepCopy(p.raw)})
+	}
+	out := []any{}
+	for _, p := range s.fx.presets {
+		out = append(out, deepCopy(p.raw))
+	}
+	return ok(obj{"result": "OK", "presets": out})
+}
