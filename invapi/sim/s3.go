@@ -34,7 +34,7 @@ type s3Account struct {
 	Location  string
 	AccessKey string
 	SecretKey string
-	Status    string // active, cancelling
+	Status    string                      // active, cancelling
 	Buckets   map[string]map[string]int64 // bucket → file → size
 	Traffic   int64
 }
