@@ -1232,7 +1232,7 @@ func (p *EqOnParams) Request() *Request {
 
 // EqOrderInstanceParams are the parameters of eq/order_instance: Order an instant or stock server, or reinstall one when id is given.
 type EqOrderInstanceParams struct {
-	// Server ID to reinstall; omit to order a new server
+	// Server ID to reinstall
 	ID *int64
 	// Preset name or ID from presets_list (new orders)
 	Preset string

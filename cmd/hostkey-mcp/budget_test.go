@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/hostkey/hostkey-mcp/schemas"
@@ -28,7 +29,13 @@ func TestContextBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	var list []struct {
-		Name string `json:"name"`
+		Name        string `json:"name"`
+		InputSchema struct {
+			Properties map[string]struct {
+				Description string `json:"description"`
+			} `json:"properties"`
+			Required []string `json:"required"`
+		} `json:"inputSchema"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &list); err != nil {
 		t.Fatal(err)
@@ -39,6 +46,16 @@ func TestContextBudget(t *testing.T) {
 	}
 	if compact.Len() > vendorToolsListBytes {
 		t.Errorf("tools/list is %d bytes with every toolset on; the budget is %d (shorten descriptions, hide staff fields)", compact.Len(), vendorToolsListBytes)
+	}
+
+	// A required field never tells the model it may leave it out (server_reinstall's id
+	// once said "omit for a new order", copied from eq_order_instance).
+	for _, tl := range list {
+		for _, r := range tl.InputSchema.Required {
+			if d := tl.InputSchema.Properties[r].Description; strings.Contains(strings.ToLower(d), "omit") {
+				t.Errorf("%s: required %s says %q", tl.Name, r, d)
+			}
+		}
 	}
 
 	// None of the vendor's capabilities needs the generic tool: each maps to a listed tool.
