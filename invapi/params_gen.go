@@ -4129,13 +4129,13 @@ type WHMCSUpdateClientParams struct {
 	CoAutopayment string
 	// Bank details
 	CoBankdata string
-	// Client type: individual or legal entity
+	// individual or legal entity
 	CoCustomertype string
 	// Marketing emails
 	CoMarktemails string
 	// Marketing SMS
 	CoMarktsms string
-	// Pay for services on the first of the month
+	// Pay on the 1st of the month
 	CoPayfirstday string
 	// Legal address
 	CoRegaddress string
@@ -4143,9 +4143,9 @@ type WHMCSUpdateClientParams struct {
 	CoSecret string
 	// Skype/Telegram handle
 	CoSkype string
-	// Phone number for SMS notices and 2FA codes
+	// Phone for SMS notices and 2FA
 	CoSmsnum string
-	// Automatic payment subscription (PayPal etc.)
+	// Autopay subscription (PayPal etc.)
 	CoSubscription string
 }
 
