@@ -2,8 +2,10 @@ package tools_test
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/tools"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 )
@@ -114,5 +116,29 @@ func TestPermissionGrantNames(t *testing.T) {
 	}
 	if !st.Server.Permitted("pdns", "list_zones") || st.Server.Permitted("tags", "list") {
 		t.Error("Permitted does not follow the grant names")
+	}
+}
+
+// TestDescriptionHints: every PIN tool tells the model never to ask for the PIN, whatever
+// its class; a read's answer holds its data, so no read says it returns a key to poll.
+func TestDescriptionHints(t *testing.T) {
+	pins := 0
+	for _, a := range schemas.Load().Actions {
+		d := tools.Definition(a).Description
+		if a.PIN {
+			pins++
+			if !strings.Contains(d, "never ask for it") {
+				t.Errorf("%s wants the PIN but its description does not say never to ask for it: %q", a.Tool, d)
+			}
+		}
+		if a.Class == schemas.Read && strings.Contains(d, "key to poll") {
+			t.Errorf("%s is a read but says it returns a key to poll: %q", a.Tool, d)
+		}
+		if a.Async && a.Class != schemas.Read && !strings.Contains(d, "key to poll") {
+			t.Errorf("%s is async but does not say so: %q", a.Tool, d)
+		}
+	}
+	if pins < 10 {
+		t.Fatalf("%d PIN tools: the catalog is not loaded", pins)
 	}
 }
