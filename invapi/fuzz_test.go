@@ -129,7 +129,7 @@ func FuzzRequestNames(f *testing.F) {
 		params := fuzzParams(spec)
 		req := &Request{Module: "tag", Action: "list", Params: params}
 		if auth {
-			req.Module = "auth"
+			req.Module, req.loginKey = "auth", "the-clients-own-key"
 		}
 		const token = "tok-123"
 		body, err := encodeRequestForm(req, token)
@@ -148,6 +148,9 @@ func FuzzRequestNames(f *testing.F) {
 		}
 		vars := sim.ParseForm([]byte(body))
 		want := map[string]bool{"action": true, "token": true}
+		if auth {
+			want["key"] = true
+		}
 		for k, v := range params {
 			if k != "" && !sendsNothing(v) {
 				want[wirePath(k)[0]] = true

@@ -53,12 +53,13 @@ func clientOwned(base string) bool {
 // reservation says which PHP variables the caller's params may not fill in one request:
 // "action" and "token" never (the client writes them), "pin" only as the single
 // top-level "pin" holding a scalar (the slot tools.RequestWithPIN fills from the policy's
-// PIN), "key" not on the auth module (there it is the API key; nat_callback/check's
-// async "key" is an ordinary parameter).
+// PIN), "key" not in the client's own login (there it is the API key the client writes;
+// elsewhere, e.g. nat_callback/check's async key or auth_login's key under --auth-tools,
+// it is the caller's own parameter and overrides nothing the client set).
 type reservation struct{ loginKey bool }
 
 func requestReservation(req *Request) *reservation {
-	return &reservation{loginKey: req.Module == "auth" || req.endpoint() == "auth.php"}
+	return &reservation{loginKey: req.loginKey != ""}
 }
 
 // CheckParams runs the name checks the client runs before sending req, so a caller can
@@ -101,7 +102,7 @@ func checkNames(keys []string, params map[string]any, res *reservation) error {
 			case base == "pin" && !(k == "pin" && !isComposite(params[k])):
 				return &ParamNameError{Name: k, ReadAs: base, Reason: "the PIN is added by hostkey-mcp after a human confirms, as a single value named pin"}
 			case base == "key" && res.loginKey:
-				return &ParamNameError{Name: k, ReadAs: base, Reason: "on the auth module key is the API key, which hostkey-mcp sends itself"}
+				return &ParamNameError{Name: k, ReadAs: base, Reason: "in the login request key is the API key, which hostkey-mcp sends itself"}
 			}
 		}
 		if len(keys) == 1 || sendsNothing(params[k]) {

@@ -2,7 +2,7 @@
 
 package invapi
 
-// APIKeysAddParams are the parameters of api_keys/add: Create an API key for the whole account or for one server; the key itself is returned once.
+// APIKeysAddParams are the parameters of api_keys/add: Create an API key for the account or one server; the key is shown only once.
 type APIKeysAddParams struct {
 	// 1 enables the key, 0 disables it (required)
 	ParamsActive int64
@@ -49,7 +49,7 @@ func (p *APIKeysDeleteParams) Request() *Request {
 	return &Request{Module: "api_keys", Action: "delete", Endpoint: "api_keys.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// APIKeysEditParams are the parameters of api_keys/edit: Change an API key's name, IP allow-list, notification settings or active state.
+// APIKeysEditParams are the parameters of api_keys/edit: Change an API key's name, IP allow-list, login alerts or active state.
 type APIKeysEditParams struct {
 	// 1 enables the key, 0 disables it (required)
 	ParamsActive int64
@@ -86,7 +86,7 @@ func (p *APIKeysEditParams) Request() *Request {
 	return &Request{Module: "api_keys", Action: "edit", Endpoint: "api_keys.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// APIKeysHistoryParams are the parameters of api_keys/history: Show the change and usage history of an API key for a date range.
+// APIKeysHistoryParams are the parameters of api_keys/history: Show an API key's change and usage history for a date range.
 type APIKeysHistoryParams struct {
 	// API key ID from api_keys_list (required)
 	ID int64
@@ -121,7 +121,7 @@ func (p *APIKeysListParams) Request() *Request {
 
 // APIKeysListForServerParams are the parameters of api_keys/list_for_server: List the API keys bound to one server.
 type APIKeysListForServerParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ServerID int64
 }
 
@@ -145,7 +145,7 @@ func (p *APIKeysViewParams) Request() *Request {
 	return &Request{Module: "api_keys", Action: "view", Endpoint: "api_keys.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// AuthInfoParams are the parameters of auth/info: Show the current session: servers, role, permissions, billing options and token expiry.
+// AuthInfoParams are the parameters of auth/info: Show the session: servers, role, permissions, billing options, expiry.
 type AuthInfoParams struct {
 }
 
@@ -155,7 +155,7 @@ func (p *AuthInfoParams) Request() *Request {
 	return &Request{Module: "auth", Action: "info", Endpoint: "auth.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// AuthLoginParams are the parameters of auth/login: Exchange an API key for a session token (valid 2 hours by default).
+// AuthLoginParams are the parameters of auth/login: Exchange an API key for a session token (2 hours by default).
 type AuthLoginParams struct {
 	// 0 = do not bind the token to the caller's IP
 	FixIP *int64
@@ -188,7 +188,7 @@ func (p *AuthLogoutParams) Request() *Request {
 	return &Request{Module: "auth", Action: "logout", Endpoint: "auth.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// AuthWhmcsloginParams are the parameters of auth/whmcslogin: Get a session token from the billing login and password (whole account).
+// AuthWhmcsloginParams are the parameters of auth/whmcslogin: Get a session token from the billing login and password.
 type AuthWhmcsloginParams struct {
 	// 1 binds the token to the caller's IP, 0 does not
 	FixIP *int64
@@ -250,7 +250,7 @@ func (p *EqAddIPMIAdminParams) Request() *Request {
 	return &Request{Module: "eq", Action: "add_ipmi_admin", Endpoint: "eq.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// EqAddIPMIUserParams are the parameters of eq/add_ipmi_user: Create a temporary IPMI user for IPMI web access; returns the login and password.
+// EqAddIPMIUserParams are the parameters of eq/add_ipmi_user: Create a temporary IPMI web user; returns its login and password.
 type EqAddIPMIUserParams struct {
 	// Server ID (required)
 	ID int64
@@ -273,7 +273,7 @@ func (p *EqAddIPMIUserParams) Request() *Request {
 	return &Request{Module: "eq", Action: "add_ipmi_user", Endpoint: "eq.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// EqAnnounceipParams are the parameters of eq/announceip: Announce a subnet or server for traffic routing (BGP announcement request).
+// EqAnnounceipParams are the parameters of eq/announceip: Request a BGP announcement of a subnet or server.
 type EqAnnounceipParams struct {
 	// Server ID (required)
 	ID int64
@@ -393,7 +393,7 @@ func (p *EqBackupSaveScheduleParams) Request() *Request {
 type EqBootDevParams struct {
 	// Server ID (required)
 	ID int64
-	// Boot from PXE, local disk, or virtual CD
+	// Boot from PXE, local disk, or virtual CD (required)
 	Media string
 	// Boot mode; auto detects from hardware
 	BootMode string
@@ -405,9 +405,7 @@ type EqBootDevParams struct {
 func (p *EqBootDevParams) Request() *Request {
 	v := map[string]any{}
 	setPath(v, []string{"id"}, p.ID)
-	if p.Media != "" {
-		setPath(v, []string{"media"}, p.Media)
-	}
+	setPath(v, []string{"media"}, p.Media)
 	if p.BootMode != "" {
 		setPath(v, []string{"boot_mode"}, p.BootMode)
 	}
@@ -417,7 +415,7 @@ func (p *EqBootDevParams) Request() *Request {
 	return &Request{Module: "eq", Action: "boot_dev", Endpoint: "eq.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// EqCallbackCheckParams are the parameters of eq_callback/check: Check the stage of a PXE reinstall by its reinstall key (stages 1–5, then OK).
+// EqCallbackCheckParams are the parameters of eq_callback/check: Check a PXE reinstall's stage by its reinstall key (1-5, then OK).
 type EqCallbackCheckParams struct {
 	// Async key from eq_reinstall, eq_order_instance (callback) or a power action
 	ReinstallKey string
@@ -460,7 +458,7 @@ func (p *EqCheckPINParams) Request() *Request {
 	return &Request{Module: "eq", Action: "check_pin", Endpoint: "eq.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// EqClearPXEParams are the parameters of eq/clear_pxe: Remove the server's PXE config after an install, preventing accidental reinstalls.
+// EqClearPXEParams are the parameters of eq/clear_pxe: Remove the server's PXE config after an install, so it does not reinstall again.
 type EqClearPXEParams struct {
 	// Server ID (required)
 	ID int64
@@ -509,7 +507,7 @@ func (p *EqCreateBackupParams) Request() *Request {
 	return &Request{Module: "eq", Action: "create_backup", Endpoint: "eq.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// EqCreatePXEParams are the parameters of eq/create_pxe: Create the PXE install config for an OS reinstall (step 2 of the PXE reinstall).
+// EqCreatePXEParams are the parameters of eq/create_pxe: Create the PXE install config for an OS reinstall (step 2).
 type EqCreatePXEParams struct {
 	// Server ID (required)
 	ID int64
@@ -869,7 +867,7 @@ func (p *EqDeleteBackupParams) Request() *Request {
 	return &Request{Module: "eq", Action: "delete_backup", Endpoint: "eq.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// EqDeployParams are the parameters of eq/deploy: Deploy a given server or a new server from a preset (billing-linked, admin-oriented).
+// EqDeployParams are the parameters of eq/deploy: Deploy a server or a new one from a preset, billed to an invoice or email (admin path).
 type EqDeployParams struct {
 	// Server ID to deploy
 	ID *int64
@@ -889,7 +887,7 @@ type EqDeployParams struct {
 	PostInstallScript string
 	// URL called after install completes
 	PostInstallCallback string
-	// Billing data: invoice ID or email (required)
+	// Invoice ID or email to bill (required)
 	DeployData string
 	// Deployment options (admin) (required)
 	DeployOptions string
@@ -994,7 +992,7 @@ func (p *EqGetTrafficParams) Request() *Request {
 	return &Request{Module: "eq", Action: "get_traffic", Endpoint: "eq.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// EqGetUpgradeKeyParams are the parameters of eq/get_upgrade_key: Get the upgrade key linked to an invoice; empty string when none.
+// EqGetUpgradeKeyParams are the parameters of eq/get_upgrade_key: Get the upgrade key linked to an invoice (empty when none).
 type EqGetUpgradeKeyParams struct {
 	// Invoice ID
 	InvoiceID *int64
@@ -1073,7 +1071,7 @@ func (p *EqHistoryParams) Request() *Request {
 	return &Request{Module: "eq", Action: "history", Endpoint: "eq.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// EqListParams are the parameters of eq/list: List the account's server IDs, optionally filtered by location, status, group, IP and more.
+// EqListParams are the parameters of eq/list: List the account's server IDs, filtered by location, status, group, IP or MAC.
 type EqListParams struct {
 	// Server ID filter
 	ID *int64
@@ -1173,7 +1171,7 @@ func (p *EqListParams) Request() *Request {
 	return &Request{Module: "eq", Action: "list", Endpoint: "eq.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// EqNovncParams are the parameters of eq/novnc: Open a NoVNC console session for the server; returns a key to track it.
+// EqNovncParams are the parameters of eq/novnc: Open a NoVNC (browser) console session for the server.
 type EqNovncParams struct {
 	// Server ID (required)
 	ID int64
@@ -1227,13 +1225,13 @@ func (p *EqOnParams) Request() *Request {
 	return &Request{Module: "eq", Action: "on", Endpoint: "eq.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// EqOrderInstanceParams are the parameters of eq/order_instance: Order a new instant/stock server, or reinstall an existing one when id is given.
+// EqOrderInstanceParams are the parameters of eq/order_instance: Order an instant or stock server, or reinstall one when id is given.
 type EqOrderInstanceParams struct {
-	// Server ID to reinstall; omit for a new order
+	// Server ID to reinstall
 	ID *int64
 	// Preset name or ID from presets_list (new orders)
 	Preset string
-	// Location code; on reinstall the server's current one
+	// Location code; on reinstall the server's current one (required)
 	LocationName string
 	// OS ID from os_list; 0 with own_os=1
 	OSID *int64
@@ -1259,7 +1257,7 @@ type EqOrderInstanceParams struct {
 	PostInstallCallback string
 	// 1 = no OS install (set os_id=0)
 	OwnOS *int64
-	// Root partition size (001: percent, default 100)
+	// Root partition size (percent of the disk, default 100)
 	RootSize *int64
 	// Post-install task: 1 GPU driver, 2 +docker, 3 +IOMMU, -1 none
 	JenkinsTask string
@@ -1324,9 +1322,7 @@ func (p *EqOrderInstanceParams) Request() *Request {
 	if p.Preset != "" {
 		setPath(v, []string{"preset"}, p.Preset)
 	}
-	if p.LocationName != "" {
-		setPath(v, []string{"location_name"}, p.LocationName)
-	}
+	setPath(v, []string{"location_name"}, p.LocationName)
 	if p.OSID != nil {
 		setPath(v, []string{"os_id"}, *p.OSID)
 	}
@@ -1494,7 +1490,7 @@ func (p *EqRecreateNovncParams) Request() *Request {
 	return &Request{Module: "eq", Action: "recreate_novnc", Endpoint: "eq.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// EqReinstallParams are the parameters of eq/reinstall: Create the reinstall master key that tracks a PXE reinstall (step 1 of the PXE reinstall).
+// EqReinstallParams are the parameters of eq/reinstall: Create the master key that tracks a PXE reinstall (step 1).
 type EqReinstallParams struct {
 	// Server ID (required)
 	ID int64
@@ -1892,7 +1888,7 @@ func (p *EqRestoreBackupParams) Request() *Request {
 	return &Request{Module: "eq", Action: "restore_backup", Endpoint: "eq.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// EqSearchParams are the parameters of eq/search: Search the account's servers with filters (group, location, status, IP, etc.).
+// EqSearchParams are the parameters of eq/search: Search the account's servers by group, location, status, IP, MAC or ID.
 type EqSearchParams struct {
 	// Group names, e.g. 1CPU, 2CPU
 	ParamsGroup []string
@@ -1992,7 +1988,7 @@ func (p *EqSearchParams) Request() *Request {
 	return &Request{Module: "eq", Action: "search", Endpoint: "eq.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// EqSensorsParams are the parameters of eq/sensors: Read the server's IPMI sensors (temperatures, fans, voltages); bare-metal only.
+// EqSensorsParams are the parameters of eq/sensors: Read the server's IPMI sensors (temperatures, fans, voltages); bare metal only.
 type EqSensorsParams struct {
 	// Server ID (required)
 	ID int64
@@ -2028,7 +2024,7 @@ func (p *EqSetPINParams) Request() *Request {
 	return &Request{Module: "eq", Action: "set_pin", Endpoint: "eq.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// EqShowParams are the parameters of eq/show: Get full details of a server: hardware, status, IPs, interfaces, IPMI, tags.
+// EqShowParams are the parameters of eq/show: Get a server's details: hardware, status, IPs, interfaces, IPMI, tags.
 type EqShowParams struct {
 	// Server ID (required)
 	ID int64
@@ -2119,7 +2115,7 @@ func (p *EqUnifiedServerSearchParams) Request() *Request {
 	return &Request{Module: "eq", Action: "unified_server_search", Endpoint: "eq.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// EqUnitResetParams are the parameters of eq/unit_reset: Reset (cold-restart) the server's IPMI controller when it stops responding.
+// EqUnitResetParams are the parameters of eq/unit_reset: Cold-restart the server's IPMI controller when it stops responding.
 type EqUnitResetParams struct {
 	// Server ID (required)
 	ID int64
@@ -2185,7 +2181,7 @@ func (p *IPGetClientIPParams) Request() *Request {
 	return &Request{Module: "ip", Action: "get_client_ip", Endpoint: "ip.php", Method: "GET", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// IPGetIPParams are the parameters of ip/get_ip: Show the network configuration of an IP address: network, netmask, gateway, broadcast.
+// IPGetIPParams are the parameters of ip/get_ip: Show an IP's network settings: network, netmask, gateway, broadcast.
 type IPGetIPParams struct {
 	// IPv4 address, e.g. from eq_show (required)
 	IP string
@@ -2198,9 +2194,9 @@ func (p *IPGetIPParams) Request() *Request {
 	return &Request{Module: "ip", Action: "get_ip", Endpoint: "ip.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// IPGetPTRParams are the parameters of ip/get_ptr: Show the reverse DNS (PTR) record of one of the server's IP addresses.
+// IPGetPTRParams are the parameters of ip/get_ptr: Show the reverse DNS (PTR) of one of the server's IP addresses.
 type IPGetPTRParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
 	// IP address of that server (required)
 	IP string
@@ -2219,7 +2215,7 @@ func (p *IPGetPTRParams) Request() *Request {
 	return &Request{Module: "ip", Action: "get_ptr", Endpoint: "ip.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// IPGetTrafficParams are the parameters of ip/get_traffic: Show inbound and outbound traffic of an IP address over a period, as a summary or per timestamp.
+// IPGetTrafficParams are the parameters of ip/get_traffic: Show an IP's inbound and outbound traffic over a period, in total or per timestamp.
 type IPGetTrafficParams struct {
 	// IP address, e.g. from eq_show (required)
 	IP string
@@ -2252,7 +2248,7 @@ func (p *IPGetTrafficParams) Request() *Request {
 	return &Request{Module: "ip", Action: "get_traffic", Endpoint: "ip.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// IPListFreeIPParams are the parameters of ip/list_free_ip: List unused IPv4 addresses in a location (for clients, only within their own subnets).
+// IPListFreeIPParams are the parameters of ip/list_free_ip: List unused IPv4 addresses in a location (clients: own subnets only).
 type IPListFreeIPParams struct {
 	// 1 = leave out special addresses
 	ExcludeSpecial *int64
@@ -2277,11 +2273,11 @@ func (p *IPListFreeIPParams) Request() *Request {
 	return &Request{Module: "ip", Action: "list_free_ip", Endpoint: "ip.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// IPSetMainParams are the parameters of ip/set_main: Make an IP address the server's main (primary) IP; billing data is updated too.
+// IPSetMainParams are the parameters of ip/set_main: Make an IP the server's main IP; billing data follows.
 type IPSetMainParams struct {
 	// Description stored with the IP
 	Description string
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
 	// IP address of that server to make main (required)
 	IP string
@@ -2303,19 +2299,27 @@ func (p *IPSetMainParams) Request() *Request {
 	return &Request{Module: "ip", Action: "set_main", Endpoint: "ip.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// IPShowCactiParams are the parameters of ip/show_cacti: Get IP information or graphs (method table only; parameters undocumented).
+// IPShowCactiParams are the parameters of ip/show_cacti: Get IP information or traffic graphs for an IP of the server.
 type IPShowCactiParams struct {
+	// Server ID (required)
+	ID int64
+	// IP address of that server
+	IP string
 }
 
 // Request builds the invapi request for ip/show_cacti.
 func (p *IPShowCactiParams) Request() *Request {
 	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	if p.IP != "" {
+		setPath(v, []string{"ip"}, p.IP)
+	}
 	return &Request{Module: "ip", Action: "show_cacti", Endpoint: "ip.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// IPUpdatePTRParams are the parameters of ip/update_ptr: Set the reverse DNS (PTR) record of an IP address assigned to the server.
+// IPUpdatePTRParams are the parameters of ip/update_ptr: Set the reverse DNS (PTR) of one of the server's IP addresses.
 type IPUpdatePTRParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
 	// IP address of that server (required)
 	IP string
@@ -2337,7 +2341,138 @@ func (p *IPUpdatePTRParams) Request() *Request {
 	return &Request{Module: "ip", Action: "update_ptr", Endpoint: "ip.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// JenkinsGetTasksParams are the parameters of jenkins/get_tasks: List the post-install tasks (Ansible via Jenkins) with tags saying which server types they suit.
+// IsoAddParams are the parameters of iso/add: Add or update a library image by name (needs a special grant).
+type IsoAddParams struct {
+	// Image name (required)
+	Name string
+	// Image URL
+	URL string
+}
+
+// Request builds the invapi request for iso/add.
+func (p *IsoAddParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"name"}, p.Name)
+	if p.URL != "" {
+		setPath(v, []string{"url"}, p.URL)
+	}
+	return &Request{Module: "iso", Action: "add", Endpoint: "iso.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// IsoDeleteParams are the parameters of iso/delete: Delete an image from the library (staff only, per the vendor).
+type IsoDeleteParams struct {
+	// Image ID (required)
+	ID int64
+}
+
+// Request builds the invapi request for iso/delete.
+func (p *IsoDeleteParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "iso", Action: "delete", Endpoint: "iso.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// IsoListIsoParams are the parameters of iso/list_iso: List the ISO images available to mount.
+type IsoListIsoParams struct {
+	// Server ID; customer keys need it
+	ServerID *int64
+}
+
+// Request builds the invapi request for iso/list_iso.
+func (p *IsoListIsoParams) Request() *Request {
+	v := map[string]any{}
+	if p.ServerID != nil {
+		setPath(v, []string{"server_id"}, *p.ServerID)
+	}
+	return &Request{Module: "iso", Action: "list_iso", Endpoint: "iso.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// IsoMountIsoParams are the parameters of iso/mount_iso: Mount an ISO image on the server's virtual CD drive.
+type IsoMountIsoParams struct {
+	// Server ID (required)
+	ID int64
+	// Image ID from iso_list_iso or iso_uploaded
+	IsoID *int64
+	// Image name, instead of iso_id
+	Name string
+}
+
+// Request builds the invapi request for iso/mount_iso.
+func (p *IsoMountIsoParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	if p.IsoID != nil {
+		setPath(v, []string{"iso_id"}, *p.IsoID)
+	}
+	if p.Name != "" {
+		setPath(v, []string{"name"}, p.Name)
+	}
+	return &Request{Module: "iso", Action: "mount_iso", Endpoint: "iso.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// IsoUnmountIsoParams are the parameters of iso/unmount_iso: Unmount the ISO image from the server.
+type IsoUnmountIsoParams struct {
+	// Server ID (required)
+	ID int64
+}
+
+// Request builds the invapi request for iso/unmount_iso.
+func (p *IsoUnmountIsoParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "iso", Action: "unmount_iso", Endpoint: "iso.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// IsoUploadParams are the parameters of iso/upload: Upload an ISO image to your library from a URL.
+type IsoUploadParams struct {
+	// Direct URL of the .iso (required)
+	URL string
+	// Name in the library
+	Name string
+}
+
+// Request builds the invapi request for iso/upload.
+func (p *IsoUploadParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"url"}, p.URL)
+	if p.Name != "" {
+		setPath(v, []string{"name"}, p.Name)
+	}
+	return &Request{Module: "iso", Action: "upload", Endpoint: "iso.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// IsoUploadedParams are the parameters of iso/uploaded: List the ISO images you uploaded.
+type IsoUploadedParams struct {
+}
+
+// Request builds the invapi request for iso/uploaded.
+func (p *IsoUploadedParams) Request() *Request {
+	v := map[string]any{}
+	return &Request{Module: "iso", Action: "uploaded", Endpoint: "iso.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// JenkinsCallParams are the parameters of jenkins/call: Run a post-install task (Ansible via Jenkins) on a server, e.g. install GPU drivers.
+type JenkinsCallParams struct {
+	// Server ID (required)
+	ID int64
+	// Task ID or name from jenkins_get_tasks (required)
+	Task string
+	// Extra task parameters
+	Params map[string]any
+}
+
+// Request builds the invapi request for jenkins/call.
+func (p *JenkinsCallParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	setPath(v, []string{"task"}, p.Task)
+	if p.Params != nil {
+		setPath(v, []string{"params"}, p.Params)
+	}
+	return &Request{Module: "jenkins", Action: "call", Endpoint: "jenkins.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// JenkinsGetTasksParams are the parameters of jenkins/get_tasks: List the post-install tasks (Ansible via Jenkins) and the server types they suit.
 type JenkinsGetTasksParams struct {
 }
 
@@ -2347,19 +2482,110 @@ func (p *JenkinsGetTasksParams) Request() *Request {
 	return &Request{Module: "jenkins", Action: "get_tasks", Endpoint: "jenkins.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// JenkinsListParams are the parameters of jenkins/list: List the available post-install (Ansible) tasks; the reinstall method table's name for the task list.
-type JenkinsListParams struct {
+// JiraRequestPXEbootParams are the parameters of jira/request_PXEboot: Remote hands: boot the server from PXE.
+type JiraRequestPXEbootParams struct {
+	// Server ID (required)
+	ID int64
 }
 
-// Request builds the invapi request for jenkins/list.
-func (p *JenkinsListParams) Request() *Request {
+// Request builds the invapi request for jira/request_PXEboot.
+func (p *JiraRequestPXEbootParams) Request() *Request {
 	v := map[string]any{}
-	return &Request{Module: "jenkins", Action: "list", Endpoint: "jenkins.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "jira", Action: "request_PXEboot", Endpoint: "jira.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// NATAddStaticNATParams are the parameters of nat/add_static_nat: Expose the server's IPMI on a public IP through a static DNAT rule (temporary, about 2 hours).
+// JiraRequestAssistanceParams are the parameters of jira/request_assistance: Open a ticket with sales (cancel or move a service, and the like).
+type JiraRequestAssistanceParams struct {
+	// Server ID, if it is about one
+	ID *int64
+	// Subject
+	Subject string
+	// What to do and why (required)
+	Message string
+}
+
+// Request builds the invapi request for jira/request_assistance.
+func (p *JiraRequestAssistanceParams) Request() *Request {
+	v := map[string]any{}
+	if p.ID != nil {
+		setPath(v, []string{"id"}, *p.ID)
+	}
+	if p.Subject != "" {
+		setPath(v, []string{"subject"}, p.Subject)
+	}
+	setPath(v, []string{"message"}, p.Message)
+	return &Request{Module: "jira", Action: "request_assistance", Endpoint: "jira.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// JiraRequestCheckParams are the parameters of jira/request_check: Remote hands: check the server and boot its OS.
+type JiraRequestCheckParams struct {
+	// Server ID (required)
+	ID int64
+}
+
+// Request builds the invapi request for jira/request_check.
+func (p *JiraRequestCheckParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "jira", Action: "request_check", Endpoint: "jira.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// JiraRequestKvmParams are the parameters of jira/request_kvm: Remote hands: attach an IP KVM to the server.
+type JiraRequestKvmParams struct {
+	// Server ID (required)
+	ID int64
+}
+
+// Request builds the invapi request for jira/request_kvm.
+func (p *JiraRequestKvmParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "jira", Action: "request_kvm", Endpoint: "jira.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// JiraRequestPoffParams are the parameters of jira/request_poff: Remote hands: power the server off by hand.
+type JiraRequestPoffParams struct {
+	// Server ID (required)
+	ID int64
+}
+
+// Request builds the invapi request for jira/request_poff.
+func (p *JiraRequestPoffParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "jira", Action: "request_poff", Endpoint: "jira.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// JiraRequestPonParams are the parameters of jira/request_pon: Remote hands: power the server on by hand.
+type JiraRequestPonParams struct {
+	// Server ID (required)
+	ID int64
+}
+
+// Request builds the invapi request for jira/request_pon.
+func (p *JiraRequestPonParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "jira", Action: "request_pon", Endpoint: "jira.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// JiraRequestRebootParams are the parameters of jira/request_reboot: Remote hands: reboot the server by hand.
+type JiraRequestRebootParams struct {
+	// Server ID (required)
+	ID int64
+}
+
+// Request builds the invapi request for jira/request_reboot.
+func (p *JiraRequestRebootParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "jira", Action: "request_reboot", Endpoint: "jira.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// NATAddStaticNATParams are the parameters of nat/add_static_nat: Expose the server's IPMI on a public IP (static DNAT, about 2 hours).
 type NATAddStaticNATParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
 	// PIN is the account PIN; the policy supplies it after a human confirms.
 	PIN string
@@ -2375,7 +2601,7 @@ func (p *NATAddStaticNATParams) Request() *Request {
 	return &Request{Module: "nat", Action: "add_static_nat", Endpoint: "nat.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// NATCallbackCheckParams are the parameters of nat_callback/check: Check the progress or result of a NAT operation by its async key.
+// NATCallbackCheckParams are the parameters of nat_callback/check: Check a NAT operation's progress by its async key.
 type NATCallbackCheckParams struct {
 	// Async key returned by nat_add_static_nat or nat_remove_static_nat (required)
 	Key string
@@ -2388,9 +2614,42 @@ func (p *NATCallbackCheckParams) Request() *Request {
 	return &Request{Module: "nat_callback", Action: "check", Endpoint: "nat_callback.php", Method: "GET", ReadOnly: true, NoAuth: false, Params: v}
 }
 
+// NATClearStaticNATParams are the parameters of nat/clear_static_nat: Clear stale static-NAT rules left for an internal IP.
+type NATClearStaticNATParams struct {
+	// Internal (IPMI) IP address (required)
+	IP string
+}
+
+// Request builds the invapi request for nat/clear_static_nat.
+func (p *NATClearStaticNATParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"ip"}, p.IP)
+	return &Request{Module: "nat", Action: "clear_static_nat", Endpoint: "nat.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// NATDropNATParams are the parameters of nat/drop_nat: Delete a NAT record from invapi's database (a service operation).
+type NATDropNATParams struct {
+	// NAT record ID
+	ID *int64
+	// IP address of the record
+	IP string
+}
+
+// Request builds the invapi request for nat/drop_nat.
+func (p *NATDropNATParams) Request() *Request {
+	v := map[string]any{}
+	if p.ID != nil {
+		setPath(v, []string{"id"}, *p.ID)
+	}
+	if p.IP != "" {
+		setPath(v, []string{"ip"}, p.IP)
+	}
+	return &Request{Module: "nat", Action: "drop_nat", Endpoint: "nat.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
 // NATRemoveStaticNATParams are the parameters of nat/remove_static_nat: Remove the static DNAT rule that exposes the server's IPMI.
 type NATRemoveStaticNATParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
 }
 
@@ -2401,19 +2660,33 @@ func (p *NATRemoveStaticNATParams) Request() *Request {
 	return &Request{Module: "nat", Action: "remove_static_nat", Endpoint: "nat.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// NetBlockIPParams are the parameters of net/block_ip: Block a specific IP address (method table only; parameters undocumented).
+// NetBlockIPParams are the parameters of net/block_ip: Block an IP address from reaching the server (e.g. an abuse source).
 type NetBlockIPParams struct {
+	// Server ID (required)
+	ID int64
+	// IP address to block (required)
+	IP string
+	// Reason for the block (required)
+	Description string
+	// 1: lift the block after 4 hours
+	FourHours *int64
 }
 
 // Request builds the invapi request for net/block_ip.
 func (p *NetBlockIPParams) Request() *Request {
 	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	setPath(v, []string{"ip"}, p.IP)
+	setPath(v, []string{"description"}, p.Description)
+	if p.FourHours != nil {
+		setPath(v, []string{"four_hours"}, *p.FourHours)
+	}
 	return &Request{Module: "net", Action: "block_ip", Endpoint: "net.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// NetGetStatusParams are the parameters of net/get_status: Show the server's switch-port status: link, speed, VLAN, MACs, port security and shaping.
+// NetGetStatusParams are the parameters of net/get_status: Show the server's switch port: link, speed, VLAN, MACs, security, shaping.
 type NetGetStatusParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
 	// Switch port or interface, e.g. eth0 (from eq_show)
 	Port string
@@ -2436,9 +2709,9 @@ func (p *NetGetStatusParams) Request() *Request {
 
 // NetPortOffParams are the parameters of net/port_off: Disable the server's network port; the server goes offline.
 type NetPortOffParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
-	// Switch port or interface, e.g. eth0 (from net_get_status) (required)
+	// Switch port, e.g. eth0 (net_get_status) (required)
 	Port string
 	// PIN is the account PIN; the policy supplies it after a human confirms.
 	PIN string
@@ -2457,9 +2730,9 @@ func (p *NetPortOffParams) Request() *Request {
 
 // NetPortOnParams are the parameters of net/port_on: Enable the server's network port.
 type NetPortOnParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
-	// Switch port or interface, e.g. eth0 (from net_get_status) (required)
+	// Switch port, e.g. eth0 (net_get_status) (required)
 	Port string
 	// PIN is the account PIN; the policy supplies it after a human confirms.
 	PIN string
@@ -2480,9 +2753,9 @@ func (p *NetPortOnParams) Request() *Request {
 type NetShowCactiParams struct {
 	// 1 daily, 2 monthly, 3 yearly graph (required)
 	Graph string
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
-	// Switch port or interface, e.g. eth0 (from net_get_status) (required)
+	// Switch port, e.g. eth0 (net_get_status) (required)
 	Port string
 	// PIN is the account PIN; the policy supplies it after a human confirms.
 	PIN string
@@ -2500,17 +2773,23 @@ func (p *NetShowCactiParams) Request() *Request {
 	return &Request{Module: "net", Action: "show_cacti", Endpoint: "net.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// NetUnblockIPParams are the parameters of net/unblock_ip: Remove a block from a specific IP address (method table only; parameters undocumented).
+// NetUnblockIPParams are the parameters of net/unblock_ip: Lift a block from an IP address.
 type NetUnblockIPParams struct {
+	// Server ID (required)
+	ID int64
+	// Blocked IP address (required)
+	IP string
 }
 
 // Request builds the invapi request for net/unblock_ip.
 func (p *NetUnblockIPParams) Request() *Request {
 	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	setPath(v, []string{"ip"}, p.IP)
 	return &Request{Module: "net", Action: "unblock_ip", Endpoint: "net.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// OSListParams are the parameters of os/list: List the operating systems installable on a preset (or on all presets), with license prices.
+// OSListParams are the parameters of os/list: List the operating systems installable on a preset (or any), with license prices.
 type OSListParams struct {
 	// Preset ID from presets_list; omit for all presets
 	InstanceID *int64
@@ -2525,7 +2804,328 @@ func (p *OSListParams) Request() *Request {
 	return &Request{Module: "os", Action: "list", Endpoint: "os.php", Method: "POST", ReadOnly: true, NoAuth: true, Params: v}
 }
 
-// PresetsListParams are the parameters of presets/list: List the instant-server configurations (presets) orderable in a location, with prices and stock.
+// PdnsAddDNSParams are the parameters of pdns/add_dns: Add a record to a zone, or replace the records of that name and type.
+type PdnsAddDNSParams struct {
+	// Zone name (required)
+	ParamsZone string
+	// Record name, e.g. www; empty for the apex
+	ParamsName string
+	// Record type (required)
+	ParamsType string
+	// Values, e.g. 10.0.0.5 (required)
+	ParamsContent []string
+	// TTL seconds (default 3600)
+	ParamsTTL *int64
+	// MX/SRV priority
+	ParamsPriority *int64
+	// Previous name, to rename
+	ParamsOldName string
+	// SRV protocol, e.g. tcp
+	ParamsProto string
+	// SRV weight
+	ParamsWeight *int64
+	// SRV port
+	ParamsPort *int64
+	// SRV target
+	ParamsTarget string
+	// Bump the SOA serial (default 1)
+	ParamsIncreaseSoaSerial *int64
+	// SOA primary NS
+	ParamsMname string
+	// SOA admin mailbox
+	ParamsRname string
+}
+
+// Request builds the invapi request for pdns/add_dns.
+func (p *PdnsAddDNSParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "zone"}, p.ParamsZone)
+	if p.ParamsName != "" {
+		setPath(v, []string{"params", "name"}, p.ParamsName)
+	}
+	setPath(v, []string{"params", "type"}, p.ParamsType)
+	if p.ParamsContent != nil {
+		setPath(v, []string{"params", "content"}, p.ParamsContent)
+	}
+	if p.ParamsTTL != nil {
+		setPath(v, []string{"params", "ttl"}, *p.ParamsTTL)
+	}
+	if p.ParamsPriority != nil {
+		setPath(v, []string{"params", "priority"}, *p.ParamsPriority)
+	}
+	if p.ParamsOldName != "" {
+		setPath(v, []string{"params", "old_name"}, p.ParamsOldName)
+	}
+	if p.ParamsProto != "" {
+		setPath(v, []string{"params", "proto"}, p.ParamsProto)
+	}
+	if p.ParamsWeight != nil {
+		setPath(v, []string{"params", "weight"}, *p.ParamsWeight)
+	}
+	if p.ParamsPort != nil {
+		setPath(v, []string{"params", "port"}, *p.ParamsPort)
+	}
+	if p.ParamsTarget != "" {
+		setPath(v, []string{"params", "target"}, p.ParamsTarget)
+	}
+	if p.ParamsIncreaseSoaSerial != nil {
+		setPath(v, []string{"params", "increase_soa_serial"}, *p.ParamsIncreaseSoaSerial)
+	}
+	if p.ParamsMname != "" {
+		setPath(v, []string{"params", "mname"}, p.ParamsMname)
+	}
+	if p.ParamsRname != "" {
+		setPath(v, []string{"params", "rname"}, p.ParamsRname)
+	}
+	return &Request{Module: "pdns", Action: "add_dns", Endpoint: "pdns.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// PdnsAddDomainParams are the parameters of pdns/add_domain: Add a domain: creates its zone and a row in the domain table.
+type PdnsAddDomainParams struct {
+	// Domain, e.g. example.com (required)
+	ParamsName string
+	// Server ID to attach it to
+	ParamsServerID *int64
+}
+
+// Request builds the invapi request for pdns/add_domain.
+func (p *PdnsAddDomainParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "name"}, p.ParamsName)
+	if p.ParamsServerID != nil {
+		setPath(v, []string{"params", "server_id"}, *p.ParamsServerID)
+	}
+	return &Request{Module: "pdns", Action: "add_domain", Endpoint: "pdns.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// PdnsAddSubdomainParams are the parameters of pdns/add_subdomain: Add a subdomain of a domain, attached to a server.
+type PdnsAddSubdomainParams struct {
+	// Server ID (required)
+	ParamsServerID int64
+	// Domain ID from pdns_list_domains (required)
+	ParamsDomainID int64
+	// Subdomain name (required)
+	ParamsName string
+}
+
+// Request builds the invapi request for pdns/add_subdomain.
+func (p *PdnsAddSubdomainParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "server_id"}, p.ParamsServerID)
+	setPath(v, []string{"params", "domain_id"}, p.ParamsDomainID)
+	setPath(v, []string{"params", "name"}, p.ParamsName)
+	return &Request{Module: "pdns", Action: "add_subdomain", Endpoint: "pdns.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// PdnsAddZoneParams are the parameters of pdns/add_zone: Create a zone on the authoritative servers (no domain-table row).
+type PdnsAddZoneParams struct {
+	// Zone, e.g. example.com (required)
+	ParamsName string
+	// Default Master
+	ParamsKind string
+	// Sign the zone
+	ParamsDnssec *bool
+	// Master servers (Slave zones)
+	ParamsMasters []string
+	// NS names; default ns1/ns2.hostkey.com
+	ParamsNameservers []string
+	// SOA TTL, seconds
+	ParamsDNSTTL *int64
+	// RRsets instead of records (default true)
+	ParamsRrsets *bool
+}
+
+// Request builds the invapi request for pdns/add_zone.
+func (p *PdnsAddZoneParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "name"}, p.ParamsName)
+	if p.ParamsKind != "" {
+		setPath(v, []string{"params", "kind"}, p.ParamsKind)
+	}
+	if p.ParamsDnssec != nil {
+		setPath(v, []string{"params", "dnssec"}, *p.ParamsDnssec)
+	}
+	if p.ParamsMasters != nil {
+		setPath(v, []string{"params", "masters"}, p.ParamsMasters)
+	}
+	if p.ParamsNameservers != nil {
+		setPath(v, []string{"params", "nameservers"}, p.ParamsNameservers)
+	}
+	if p.ParamsDNSTTL != nil {
+		setPath(v, []string{"params", "dns", "ttl"}, *p.ParamsDNSTTL)
+	}
+	if p.ParamsRrsets != nil {
+		setPath(v, []string{"params", "rrsets"}, *p.ParamsRrsets)
+	}
+	return &Request{Module: "pdns", Action: "add_zone", Endpoint: "pdns.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// PdnsDeleteDNSParams are the parameters of pdns/delete_dns: Delete records from a zone.
+type PdnsDeleteDNSParams struct {
+	// Zone name (required)
+	ParamsZone string
+	// Record name; @ for the apex (required)
+	ParamsName string
+	// Record type (required)
+	ParamsType string
+	// Values to delete; omitted: every record of the type
+	ParamsContent []string
+	// MX/SRV priority
+	ParamsPriority *int64
+}
+
+// Request builds the invapi request for pdns/delete_dns.
+func (p *PdnsDeleteDNSParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "zone"}, p.ParamsZone)
+	setPath(v, []string{"params", "name"}, p.ParamsName)
+	setPath(v, []string{"params", "type"}, p.ParamsType)
+	if p.ParamsContent != nil {
+		setPath(v, []string{"params", "content"}, p.ParamsContent)
+	}
+	if p.ParamsPriority != nil {
+		setPath(v, []string{"params", "priority"}, *p.ParamsPriority)
+	}
+	return &Request{Module: "pdns", Action: "delete_dns", Endpoint: "pdns.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// PdnsDeleteDomainParams are the parameters of pdns/delete_domain: Delete a domain with its zone, records and subdomains.
+type PdnsDeleteDomainParams struct {
+	// Domain ID from pdns_list_domains (required)
+	ParamsID int64
+	// Its zone name
+	ParamsZone string
+}
+
+// Request builds the invapi request for pdns/delete_domain.
+func (p *PdnsDeleteDomainParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "id"}, p.ParamsID)
+	if p.ParamsZone != "" {
+		setPath(v, []string{"params", "zone"}, p.ParamsZone)
+	}
+	return &Request{Module: "pdns", Action: "delete_domain", Endpoint: "pdns.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// PdnsDeleteSubdomainParams are the parameters of pdns/delete_subdomain: Delete a subdomain entry.
+type PdnsDeleteSubdomainParams struct {
+	// Server ID (required)
+	ParamsServerID int64
+	// Subdomain ID from pdns_list_subdomains (required)
+	ParamsID int64
+}
+
+// Request builds the invapi request for pdns/delete_subdomain.
+func (p *PdnsDeleteSubdomainParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "server_id"}, p.ParamsServerID)
+	setPath(v, []string{"params", "id"}, p.ParamsID)
+	return &Request{Module: "pdns", Action: "delete_subdomain", Endpoint: "pdns.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// PdnsDeleteZoneParams are the parameters of pdns/delete_zone: Delete a zone with all its records.
+type PdnsDeleteZoneParams struct {
+	// Zone name (required)
+	ParamsZone string
+}
+
+// Request builds the invapi request for pdns/delete_zone.
+func (p *PdnsDeleteZoneParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "zone"}, p.ParamsZone)
+	return &Request{Module: "pdns", Action: "delete_zone", Endpoint: "pdns.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// PdnsEditSubdomainParams are the parameters of pdns/edit_subdomain: Update a subdomain entry.
+type PdnsEditSubdomainParams struct {
+	// Subdomain ID from pdns_list_subdomains (required)
+	ParamsID int64
+	// Server ID
+	ParamsServerID *int64
+}
+
+// Request builds the invapi request for pdns/edit_subdomain.
+func (p *PdnsEditSubdomainParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "id"}, p.ParamsID)
+	if p.ParamsServerID != nil {
+		setPath(v, []string{"params", "server_id"}, *p.ParamsServerID)
+	}
+	return &Request{Module: "pdns", Action: "edit_subdomain", Endpoint: "pdns.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// PdnsListDomainsParams are the parameters of pdns/list_domains: List the account's domains (the domain table, with IDs).
+type PdnsListDomainsParams struct {
+}
+
+// Request builds the invapi request for pdns/list_domains.
+func (p *PdnsListDomainsParams) Request() *Request {
+	v := map[string]any{}
+	return &Request{Module: "pdns", Action: "list_domains", Endpoint: "pdns.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// PdnsListSubdomainsParams are the parameters of pdns/list_subdomains: List the subdomains attached to a server.
+type PdnsListSubdomainsParams struct {
+	// Server ID (required)
+	ParamsServerID int64
+}
+
+// Request builds the invapi request for pdns/list_subdomains.
+func (p *PdnsListSubdomainsParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "server_id"}, p.ParamsServerID)
+	return &Request{Module: "pdns", Action: "list_subdomains", Endpoint: "pdns.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// PdnsListZonesParams are the parameters of pdns/list_zones: List the account's DNS zones.
+type PdnsListZonesParams struct {
+}
+
+// Request builds the invapi request for pdns/list_zones.
+func (p *PdnsListZonesParams) Request() *Request {
+	v := map[string]any{}
+	return &Request{Module: "pdns", Action: "list_zones", Endpoint: "pdns.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// PdnsViewZoneParams are the parameters of pdns/view_zone: Show a zone and all its records.
+type PdnsViewZoneParams struct {
+	// Zone name, e.g. example.com (required)
+	ParamsZone string
+}
+
+// Request builds the invapi request for pdns/view_zone.
+func (p *PdnsViewZoneParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "zone"}, p.ParamsZone)
+	return &Request{Module: "pdns", Action: "view_zone", Endpoint: "pdns.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// PresetsGroupsParams are the parameters of presets/groups: List the preset groups the catalog is sorted into.
+type PresetsGroupsParams struct {
+}
+
+// Request builds the invapi request for presets/groups.
+func (p *PresetsGroupsParams) Request() *Request {
+	v := map[string]any{}
+	return &Request{Module: "presets", Action: "groups", Endpoint: "presets.php", Method: "POST", ReadOnly: true, NoAuth: true, Params: v}
+}
+
+// PresetsInfoParams are the parameters of presets/info: Show preset prices in the given currencies.
+type PresetsInfoParams struct {
+	// Comma-separated codes, e.g. EUR,USD (default EUR)
+	Currencies string
+}
+
+// Request builds the invapi request for presets/info.
+func (p *PresetsInfoParams) Request() *Request {
+	v := map[string]any{}
+	if p.Currencies != "" {
+		setPath(v, []string{"currencies"}, p.Currencies)
+	}
+	return &Request{Module: "presets", Action: "info", Endpoint: "presets.php", Method: "POST", ReadOnly: true, NoAuth: true, Params: v}
+}
+
+// PresetsListParams are the parameters of presets/list: List the instant-server presets orderable in a location, with prices and stock.
 type PresetsListParams struct {
 	// Location code (required)
 	Location string
@@ -2538,7 +3138,396 @@ func (p *PresetsListParams) Request() *Request {
 	return &Request{Module: "presets", Action: "list", Endpoint: "presets.php", Method: "POST", ReadOnly: true, NoAuth: true, Params: v}
 }
 
-// SoftwareListParams are the parameters of software/list: List the software (marketplace apps) installable on a preset or in a location.
+// PresetsSearchParams are the parameters of presets/search: Find free servers that match a preset in a location.
+type PresetsSearchParams struct {
+	// Preset name, e.g. vm.pico (required)
+	Name string
+	// Location code (required)
+	Location string
+	// free (default): only free servers
+	Scope string
+}
+
+// Request builds the invapi request for presets/search.
+func (p *PresetsSearchParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"name"}, p.Name)
+	setPath(v, []string{"location"}, p.Location)
+	if p.Scope != "" {
+		setPath(v, []string{"scope"}, p.Scope)
+	}
+	return &Request{Module: "presets", Action: "search", Endpoint: "presets.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// PresetsShowParams are the parameters of presets/show: Show one preset, or all of them.
+type PresetsShowParams struct {
+	// Preset ID; omit for all
+	ID *int64
+}
+
+// Request builds the invapi request for presets/show.
+func (p *PresetsShowParams) Request() *Request {
+	v := map[string]any{}
+	if p.ID != nil {
+		setPath(v, []string{"id"}, *p.ID)
+	}
+	return &Request{Module: "presets", Action: "show", Endpoint: "presets.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// RhrAddParams are the parameters of rhr/add: Order remote-hands work on a server; use only when remote control cannot do it.
+type RhrAddParams struct {
+	// Server ID (required)
+	ID int64
+	// The work, in detail (required)
+	Comment string
+	// Kind of work
+	RequestType string
+}
+
+// Request builds the invapi request for rhr/add.
+func (p *RhrAddParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	setPath(v, []string{"comment"}, p.Comment)
+	if p.RequestType != "" {
+		setPath(v, []string{"request_type"}, p.RequestType)
+	}
+	return &Request{Module: "rhr", Action: "add", Endpoint: "rhr.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// RhrChatParams are the parameters of rhr/chat: Add a message to a remote-hands request.
+type RhrChatParams struct {
+	// Request ID from rhr_list (required)
+	ID int64
+	// Message text (required)
+	Message string
+}
+
+// Request builds the invapi request for rhr/chat.
+func (p *RhrChatParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	setPath(v, []string{"message"}, p.Message)
+	return &Request{Module: "rhr", Action: "chat", Endpoint: "rhr.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// RhrDiscardParams are the parameters of rhr/discard: Cancel a remote-hands request.
+type RhrDiscardParams struct {
+	// Request ID from rhr_list (required)
+	ID int64
+}
+
+// Request builds the invapi request for rhr/discard.
+func (p *RhrDiscardParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "rhr", Action: "discard", Endpoint: "rhr.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// RhrListParams are the parameters of rhr/list: List remote-hands requests.
+type RhrListParams struct {
+	// Location filter, e.g. NL
+	Location string
+	// Status filter
+	Status string
+}
+
+// Request builds the invapi request for rhr/list.
+func (p *RhrListParams) Request() *Request {
+	v := map[string]any{}
+	if p.Location != "" {
+		setPath(v, []string{"location"}, p.Location)
+	}
+	if p.Status != "" {
+		setPath(v, []string{"status"}, p.Status)
+	}
+	return &Request{Module: "rhr", Action: "list", Endpoint: "rhr.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// S3CancelPaymentAccountDeletionParams are the parameters of s3/cancel_payment_account_deletion: Withdraw a pending S3 cancellation; billing resumes.
+type S3CancelPaymentAccountDeletionParams struct {
+	// S3 account ID
+	AccountID *int64
+}
+
+// Request builds the invapi request for s3/cancel_payment_account_deletion.
+func (p *S3CancelPaymentAccountDeletionParams) Request() *Request {
+	v := map[string]any{}
+	if p.AccountID != nil {
+		setPath(v, []string{"account_id"}, *p.AccountID)
+	}
+	return &Request{Module: "s3", Action: "cancel_payment_account_deletion", Endpoint: "s3.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// S3CreateAccountParams are the parameters of s3/create_account: Create an S3 account on a plan, with a first bucket.
+type S3CreateAccountParams struct {
+	// Plan ID from s3_list_plans
+	PlanID string
+	// Location from s3_get_available_locations
+	Location string
+	// First bucket's name
+	Bucket string
+}
+
+// Request builds the invapi request for s3/create_account.
+func (p *S3CreateAccountParams) Request() *Request {
+	v := map[string]any{}
+	if p.PlanID != "" {
+		setPath(v, []string{"plan_id"}, p.PlanID)
+	}
+	if p.Location != "" {
+		setPath(v, []string{"location"}, p.Location)
+	}
+	if p.Bucket != "" {
+		setPath(v, []string{"bucket"}, p.Bucket)
+	}
+	return &Request{Module: "s3", Action: "create_account", Endpoint: "s3.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// S3CreateBucketParams are the parameters of s3/create_bucket: Create an empty bucket in an S3 account.
+type S3CreateBucketParams struct {
+	// Bucket name (S3 rules: 3-63 lowercase letters, digits, dots, hyphens) (required)
+	Bucket string
+	// S3 account ID
+	AccountID *int64
+}
+
+// Request builds the invapi request for s3/create_bucket.
+func (p *S3CreateBucketParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"bucket"}, p.Bucket)
+	if p.AccountID != nil {
+		setPath(v, []string{"account_id"}, *p.AccountID)
+	}
+	return &Request{Module: "s3", Action: "create_bucket", Endpoint: "s3.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// S3CreateOrderParams are the parameters of s3/create_order: Order paid S3 storage (creates an invoice).
+type S3CreateOrderParams struct {
+	// Plan ID
+	PlanID string
+	// Location
+	Location string
+}
+
+// Request builds the invapi request for s3/create_order.
+func (p *S3CreateOrderParams) Request() *Request {
+	v := map[string]any{}
+	if p.PlanID != "" {
+		setPath(v, []string{"plan_id"}, p.PlanID)
+	}
+	if p.Location != "" {
+		setPath(v, []string{"location"}, p.Location)
+	}
+	return &Request{Module: "s3", Action: "create_order", Endpoint: "s3.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// S3DeleteAccountParams are the parameters of s3/delete_account: Delete an S3 account with all its buckets and data.
+type S3DeleteAccountParams struct {
+	// S3 account ID
+	AccountID *int64
+}
+
+// Request builds the invapi request for s3/delete_account.
+func (p *S3DeleteAccountParams) Request() *Request {
+	v := map[string]any{}
+	if p.AccountID != nil {
+		setPath(v, []string{"account_id"}, *p.AccountID)
+	}
+	return &Request{Module: "s3", Action: "delete_account", Endpoint: "s3.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// S3DeleteBucketParams are the parameters of s3/delete_bucket: Delete a bucket and every file in it.
+type S3DeleteBucketParams struct {
+	// Bucket name (required)
+	Bucket string
+	// S3 account ID
+	AccountID *int64
+}
+
+// Request builds the invapi request for s3/delete_bucket.
+func (p *S3DeleteBucketParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"bucket"}, p.Bucket)
+	if p.AccountID != nil {
+		setPath(v, []string{"account_id"}, *p.AccountID)
+	}
+	return &Request{Module: "s3", Action: "delete_bucket", Endpoint: "s3.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// S3DeleteFileParams are the parameters of s3/delete_file: Delete a file from a bucket for good.
+type S3DeleteFileParams struct {
+	// Bucket name (required)
+	Bucket string
+	// File key (required)
+	File string
+	// S3 account ID
+	AccountID *int64
+}
+
+// Request builds the invapi request for s3/delete_file.
+func (p *S3DeleteFileParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"bucket"}, p.Bucket)
+	setPath(v, []string{"file"}, p.File)
+	if p.AccountID != nil {
+		setPath(v, []string{"account_id"}, *p.AccountID)
+	}
+	return &Request{Module: "s3", Action: "delete_file", Endpoint: "s3.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// S3DeletePaymentAccountParams are the parameters of s3/delete_payment_account: Cancel the S3 service in billing; it is deleted at the end date.
+type S3DeletePaymentAccountParams struct {
+	// S3 account ID
+	AccountID *int64
+}
+
+// Request builds the invapi request for s3/delete_payment_account.
+func (p *S3DeletePaymentAccountParams) Request() *Request {
+	v := map[string]any{}
+	if p.AccountID != nil {
+		setPath(v, []string{"account_id"}, *p.AccountID)
+	}
+	return &Request{Module: "s3", Action: "delete_payment_account", Endpoint: "s3.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// S3GetAvailableLocationsParams are the parameters of s3/get_available_locations: List the locations that offer S3.
+type S3GetAvailableLocationsParams struct {
+}
+
+// Request builds the invapi request for s3/get_available_locations.
+func (p *S3GetAvailableLocationsParams) Request() *Request {
+	v := map[string]any{}
+	return &Request{Module: "s3", Action: "get_available_locations", Endpoint: "s3.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// S3GetBucketsParams are the parameters of s3/get_buckets: List the buckets of an S3 account with their usage.
+type S3GetBucketsParams struct {
+	// S3 account ID (s3_get_users)
+	AccountID *int64
+}
+
+// Request builds the invapi request for s3/get_buckets.
+func (p *S3GetBucketsParams) Request() *Request {
+	v := map[string]any{}
+	if p.AccountID != nil {
+		setPath(v, []string{"account_id"}, *p.AccountID)
+	}
+	return &Request{Module: "s3", Action: "get_buckets", Endpoint: "s3.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// S3GetBucketsRmqParams are the parameters of s3/get_buckets_rmq: List buckets, usage and access keys through the task queue.
+type S3GetBucketsRmqParams struct {
+	// S3 account ID
+	AccountID *int64
+}
+
+// Request builds the invapi request for s3/get_buckets_rmq.
+func (p *S3GetBucketsRmqParams) Request() *Request {
+	v := map[string]any{}
+	if p.AccountID != nil {
+		setPath(v, []string{"account_id"}, *p.AccountID)
+	}
+	return &Request{Module: "s3", Action: "get_buckets_rmq", Endpoint: "s3.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// S3GetFilesParams are the parameters of s3/get_files: List the files in a bucket, a page at a time.
+type S3GetFilesParams struct {
+	// Bucket name (required)
+	Bucket string
+	// Page number
+	Page *int64
+	// Page size
+	Limit *int64
+	// Part of a file name
+	Search string
+	// S3 account ID
+	AccountID *int64
+}
+
+// Request builds the invapi request for s3/get_files.
+func (p *S3GetFilesParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"bucket"}, p.Bucket)
+	if p.Page != nil {
+		setPath(v, []string{"page"}, *p.Page)
+	}
+	if p.Limit != nil {
+		setPath(v, []string{"limit"}, *p.Limit)
+	}
+	if p.Search != "" {
+		setPath(v, []string{"search"}, p.Search)
+	}
+	if p.AccountID != nil {
+		setPath(v, []string{"account_id"}, *p.AccountID)
+	}
+	return &Request{Module: "s3", Action: "get_files", Endpoint: "s3.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// S3GetUsersParams are the parameters of s3/get_users: List the S3 accounts (users) with their plan, traffic and usage.
+type S3GetUsersParams struct {
+	// Location filter (staff)
+	Location string
+}
+
+// Request builds the invapi request for s3/get_users.
+func (p *S3GetUsersParams) Request() *Request {
+	v := map[string]any{}
+	if p.Location != "" {
+		setPath(v, []string{"location"}, p.Location)
+	}
+	return &Request{Module: "s3", Action: "get_users", Endpoint: "s3.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// S3ListPlansParams are the parameters of s3/list_plans: List the S3 storage plans.
+type S3ListPlansParams struct {
+	// Location filter
+	Location string
+}
+
+// Request builds the invapi request for s3/list_plans.
+func (p *S3ListPlansParams) Request() *Request {
+	v := map[string]any{}
+	if p.Location != "" {
+		setPath(v, []string{"location"}, p.Location)
+	}
+	return &Request{Module: "s3", Action: "list_plans", Endpoint: "s3.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// S3ShowKeyParams are the parameters of s3/show_key: Reveal an S3 access key or secret key.
+type S3ShowKeyParams struct {
+	// Which key (required)
+	KeyType string
+	// S3 account ID
+	AccountID *int64
+}
+
+// Request builds the invapi request for s3/show_key.
+func (p *S3ShowKeyParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"key_type"}, p.KeyType)
+	if p.AccountID != nil {
+		setPath(v, []string{"account_id"}, *p.AccountID)
+	}
+	return &Request{Module: "s3", Action: "show_key", Endpoint: "s3.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// S3UpdateTrafficInfoParams are the parameters of s3/update_traffic_info: Refresh an S3 account's traffic figures (staff only).
+type S3UpdateTrafficInfoParams struct {
+	// S3 account ID
+	AccountID *int64
+}
+
+// Request builds the invapi request for s3/update_traffic_info.
+func (p *S3UpdateTrafficInfoParams) Request() *Request {
+	v := map[string]any{}
+	if p.AccountID != nil {
+		setPath(v, []string{"account_id"}, *p.AccountID)
+	}
+	return &Request{Module: "s3", Action: "update_traffic_info", Endpoint: "s3.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// SoftwareListParams are the parameters of software/list: List the apps installable on a preset or in a location.
 type SoftwareListParams struct {
 	// Preset ID from presets_list; omit for all presets
 	InstanceID *int64
@@ -2558,7 +3547,51 @@ func (p *SoftwareListParams) Request() *Request {
 	return &Request{Module: "software", Action: "list", Endpoint: "software.php", Method: "POST", ReadOnly: true, NoAuth: true, Params: v}
 }
 
-// StocksListParams are the parameters of stocks/list: List stock (ready physical) servers in a location and group, with hardware and prices.
+// SSHKeysAddParams are the parameters of ssh_keys/add: Store an SSH public key for installs.
+type SSHKeysAddParams struct {
+	// Key name (required)
+	ParamsName string
+	// Public key, e.g. ssh-ed25519 AAAA... (required)
+	ParamsKey string
+	// 1: offer it by default
+	ParamsDefault *int64
+}
+
+// Request builds the invapi request for ssh_keys/add.
+func (p *SSHKeysAddParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"params", "name"}, p.ParamsName)
+	setPath(v, []string{"params", "key"}, p.ParamsKey)
+	if p.ParamsDefault != nil {
+		setPath(v, []string{"params", "default"}, *p.ParamsDefault)
+	}
+	return &Request{Module: "ssh_keys", Action: "add", Endpoint: "ssh_keys.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// SSHKeysDeleteParams are the parameters of ssh_keys/delete: Delete a stored SSH key.
+type SSHKeysDeleteParams struct {
+	// Key ID from ssh_keys_list (required)
+	ID int64
+}
+
+// Request builds the invapi request for ssh_keys/delete.
+func (p *SSHKeysDeleteParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "ssh_keys", Action: "delete", Endpoint: "ssh_keys.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// SSHKeysListParams are the parameters of ssh_keys/list: List the stored SSH public keys.
+type SSHKeysListParams struct {
+}
+
+// Request builds the invapi request for ssh_keys/list.
+func (p *SSHKeysListParams) Request() *Request {
+	v := map[string]any{}
+	return &Request{Module: "ssh_keys", Action: "list", Endpoint: "ssh_keys.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// StocksListParams are the parameters of stocks/list: List ready physical (stock) servers in a location, with hardware and prices.
 type StocksListParams struct {
 	// Server group; ALL for every group except GPU (required)
 	Group string
@@ -2587,6 +3620,84 @@ func (p *StocksShowParams) Request() *Request {
 	return &Request{Module: "stocks", Action: "show", Endpoint: "stocks.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
+// TagsAddParams are the parameters of tags/add: Set a tag on a server (adds it, or changes its value).
+type TagsAddParams struct {
+	// Server ID (required)
+	ID int64
+	// Tag name (required)
+	Tag string
+	// Tag value
+	Value string
+}
+
+// Request builds the invapi request for tags/add.
+func (p *TagsAddParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	setPath(v, []string{"tag"}, p.Tag)
+	if p.Value != "" {
+		setPath(v, []string{"value"}, p.Value)
+	}
+	return &Request{Module: "tags", Action: "add", Endpoint: "tags.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// TagsListParams are the parameters of tags/list: List a server's tags.
+type TagsListParams struct {
+	// Server ID (required)
+	ID int64
+	// Tagged object kind (eq: servers)
+	Component string
+}
+
+// Request builds the invapi request for tags/list.
+func (p *TagsListParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	if p.Component != "" {
+		setPath(v, []string{"component"}, p.Component)
+	}
+	return &Request{Module: "tags", Action: "list", Endpoint: "tags.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// TagsRemoveParams are the parameters of tags/remove: Remove a tag from a server.
+type TagsRemoveParams struct {
+	// Server ID (required)
+	ID int64
+	// Tag name (required)
+	Tag string
+	// Tagged object kind
+	Component string
+	// Tagged object ID (the server ID)
+	ComponentID *int64
+}
+
+// Request builds the invapi request for tags/remove.
+func (p *TagsRemoveParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	setPath(v, []string{"tag"}, p.Tag)
+	if p.Component != "" {
+		setPath(v, []string{"component"}, p.Component)
+	}
+	if p.ComponentID != nil {
+		setPath(v, []string{"component_id"}, *p.ComponentID)
+	}
+	return &Request{Module: "tags", Action: "remove", Endpoint: "tags.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// TagsUserSearchParams are the parameters of tags/user_search: Find servers whose tag name or value matches a pattern.
+type TagsUserSearchParams struct {
+	// Text to look for in tag names and values (required)
+	Value string
+}
+
+// Request builds the invapi request for tags/user_search.
+func (p *TagsUserSearchParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"value"}, p.Value)
+	return &Request{Module: "tags", Action: "user_search", Endpoint: "tags.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
 // TrafficPlansListParams are the parameters of traffic_plans/list: List the traffic plans available for a preset in a location.
 type TrafficPlansListParams struct {
 	// Preset ID from presets_list
@@ -2605,7 +3716,91 @@ func (p *TrafficPlansListParams) Request() *Request {
 	return &Request{Module: "traffic_plans", Action: "list", Endpoint: "traffic_plans.php", Method: "POST", ReadOnly: true, NoAuth: true, Params: v}
 }
 
-// WHMCSAddContactParams are the parameters of whmcs/add_contact: Add an additional contact to the account; it gets a random email that must then be changed.
+// VMCreateSnapshotParams are the parameters of vm/create_snapshot: Take a snapshot of a VM.
+type VMCreateSnapshotParams struct {
+	// Server ID (VM) (required)
+	ID int64
+	// Snapshot name (required)
+	Name string
+}
+
+// Request builds the invapi request for vm/create_snapshot.
+func (p *VMCreateSnapshotParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	setPath(v, []string{"name"}, p.Name)
+	return &Request{Module: "vm", Action: "create_snapshot", Endpoint: "vm.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// VMGetEngineParams are the parameters of vm/get_engine: Show the virtualization engine.
+type VMGetEngineParams struct {
+}
+
+// Request builds the invapi request for vm/get_engine.
+func (p *VMGetEngineParams) Request() *Request {
+	v := map[string]any{}
+	return &Request{Module: "vm", Action: "get_engine", Endpoint: "vm.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// VMGetSnapshotParams are the parameters of vm/get_snapshot: List a VM's snapshots (name, snapshot_id, date).
+type VMGetSnapshotParams struct {
+	// Server ID (VM) (required)
+	ID int64
+}
+
+// Request builds the invapi request for vm/get_snapshot.
+func (p *VMGetSnapshotParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "vm", Action: "get_snapshot", Endpoint: "vm.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// VMLoadStatsParams are the parameters of vm/load_stats: Show a VM's load statistics.
+type VMLoadStatsParams struct {
+	// Server ID (VM) (required)
+	ID int64
+}
+
+// Request builds the invapi request for vm/load_stats.
+func (p *VMLoadStatsParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	return &Request{Module: "vm", Action: "load_stats", Endpoint: "vm.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
+}
+
+// VMRemoveSnapshotParams are the parameters of vm/remove_snapshot: Delete a snapshot for good (the VM must be off).
+type VMRemoveSnapshotParams struct {
+	// Server ID (VM) (required)
+	ID int64
+	// Snapshot name (required)
+	Name string
+}
+
+// Request builds the invapi request for vm/remove_snapshot.
+func (p *VMRemoveSnapshotParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	setPath(v, []string{"name"}, p.Name)
+	return &Request{Module: "vm", Action: "remove_snapshot", Endpoint: "vm.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// VMRestoreSnapshotParams are the parameters of vm/restore_snapshot: Roll a VM's disk back to a snapshot; changes since it are lost.
+type VMRestoreSnapshotParams struct {
+	// Server ID (VM) (required)
+	ID int64
+	// Snapshot name from vm_get_snapshot (required)
+	Name string
+}
+
+// Request builds the invapi request for vm/restore_snapshot.
+func (p *VMRestoreSnapshotParams) Request() *Request {
+	v := map[string]any{}
+	setPath(v, []string{"id"}, p.ID)
+	setPath(v, []string{"name"}, p.Name)
+	return &Request{Module: "vm", Action: "restore_snapshot", Endpoint: "vm.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
+}
+
+// WHMCSAddContactParams are the parameters of whmcs/add_contact: Add a contact to the account; it gets a random email you must change.
 type WHMCSAddContactParams struct {
 }
 
@@ -2615,7 +3810,7 @@ func (p *WHMCSAddContactParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "add_contact", Endpoint: "whmcs.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// WHMCSApplyCreditParams are the parameters of whmcs/apply_credit: Pay an invoice fully or partly from the account's credit balance.
+// WHMCSApplyCreditParams are the parameters of whmcs/apply_credit: Pay an invoice, fully or partly, from the credit balance.
 type WHMCSApplyCreditParams struct {
 	// Credit amount to apply, in the account currency (required)
 	Amount int64
@@ -2631,7 +3826,7 @@ func (p *WHMCSApplyCreditParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "apply_credit", Endpoint: "whmcs.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// WHMCSCreateAddfundsParams are the parameters of whmcs/create_addfunds: Create an invoice for topping up the credit balance (nothing is charged until it is paid).
+// WHMCSCreateAddfundsParams are the parameters of whmcs/create_addfunds: Create an invoice to top up the credit balance (charged only when paid).
 type WHMCSCreateAddfundsParams struct {
 	// Top-up amount, in the account currency (required)
 	Amount int64
@@ -2644,9 +3839,9 @@ func (p *WHMCSCreateAddfundsParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "create_addfunds", Endpoint: "whmcs.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// WHMCSDeleteCancellationRequestParams are the parameters of whmcs/delete_cancellation_request: Withdraw a pending cancellation request for a server, so its billing continues.
+// WHMCSDeleteCancellationRequestParams are the parameters of whmcs/delete_cancellation_request: Withdraw a server's pending cancellation; billing continues.
 type WHMCSDeleteCancellationRequestParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
 }
 
@@ -2685,7 +3880,7 @@ func (p *WHMCSDownloadInvoiceParams) Request() *Request {
 
 // WHMCSGenerateDueInvoiceParams are the parameters of whmcs/generate_due_invoice: Issue the next (due) invoice for a server ahead of schedule.
 type WHMCSGenerateDueInvoiceParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
 }
 
@@ -2696,9 +3891,9 @@ func (p *WHMCSGenerateDueInvoiceParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "generate_due_invoice", Endpoint: "whmcs.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// WHMCSGetBillingDataParams are the parameters of whmcs/get_billing_data: Show a server's billing data: status, cycle, recurring amount, next due date, days left.
+// WHMCSGetBillingDataParams are the parameters of whmcs/get_billing_data: Show a server's billing: status, cycle, amount, next due date.
 type WHMCSGetBillingDataParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
 }
 
@@ -2709,7 +3904,7 @@ func (p *WHMCSGetBillingDataParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "get_billing_data", Endpoint: "whmcs.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// WHMCSGetCancellationRequestsParams are the parameters of whmcs/get_cancellation_requests: List active service cancellation requests, optionally for one server.
+// WHMCSGetCancellationRequestsParams are the parameters of whmcs/get_cancellation_requests: List pending cancellation requests, optionally of one server.
 type WHMCSGetCancellationRequestsParams struct {
 	// Server ID from eq_list, to filter
 	ID *int64
@@ -2724,7 +3919,7 @@ func (p *WHMCSGetCancellationRequestsParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "get_cancellation_requests", Endpoint: "whmcs.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// WHMCSGetClientParams are the parameters of whmcs/get_client: Show the billing account's client details (name, address, credit, currency, custom fields).
+// WHMCSGetClientParams are the parameters of whmcs/get_client: Show the billing account's details (name, address, credit, currency).
 type WHMCSGetClientParams struct {
 }
 
@@ -2769,7 +3964,7 @@ func (p *WHMCSGetInvoicesParams) Request() *Request {
 
 // WHMCSGetRelatedInvoicesParams are the parameters of whmcs/get_related_invoices: List the invoices of one server.
 type WHMCSGetRelatedInvoicesParams struct {
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
 }
 
@@ -2782,7 +3977,7 @@ func (p *WHMCSGetRelatedInvoicesParams) Request() *Request {
 
 // WHMCSGetcreditsParams are the parameters of whmcs/getcredits: Show credit balance movements: top-ups and amounts applied to invoices.
 type WHMCSGetcreditsParams struct {
-	// Server ID from eq_list (the docs require it) (required)
+	// Server ID (required)
 	ID int64
 }
 
@@ -2793,7 +3988,7 @@ func (p *WHMCSGetcreditsParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "getcredits", Endpoint: "whmcs.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// WHMCSGetpaymentgwParams are the parameters of whmcs/getpaymentgw: Show the available ways to pay an invoice (payment gateway forms and bank details).
+// WHMCSGetpaymentgwParams are the parameters of whmcs/getpaymentgw: Show the ways to pay an invoice (gateways and bank details).
 type WHMCSGetpaymentgwParams struct {
 	// Invoice ID from whmcs_get_invoices (required)
 	InvoiceID int64
@@ -2821,11 +4016,11 @@ func (p *WHMCSMassPayParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "mass_pay", Endpoint: "whmcs.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// WHMCSRequestCancellationParams are the parameters of whmcs/request_cancellation: Request cancellation of a server's service, immediately or at the end of the billing period.
+// WHMCSRequestCancellationParams are the parameters of whmcs/request_cancellation: Request cancellation of a server, now or at the end of the billing period.
 type WHMCSRequestCancellationParams struct {
 	// 1 = immediately with partial refund if possible; 0 = at period end (required)
 	CancellationType int64
-	// Server ID from eq_list (required)
+	// Server ID (required)
 	ID int64
 	// Reason for cancelling
 	TerminateReasonCustom string
@@ -2842,7 +4037,7 @@ func (p *WHMCSRequestCancellationParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "request_cancellation", Endpoint: "whmcs.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// WHMCSResetPasswordParams are the parameters of whmcs/reset_password: Send a password reset link for the billing account to its email address.
+// WHMCSResetPasswordParams are the parameters of whmcs/reset_password: Email a password reset link for the billing account.
 type WHMCSResetPasswordParams struct {
 	// The account's email address; the reset link goes there (required)
 	Email string
@@ -2855,7 +4050,7 @@ func (p *WHMCSResetPasswordParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "reset_password", Endpoint: "whmcs.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// WHMCSTransactionsParams are the parameters of whmcs/transactions: List the account's payment transactions, optionally for one invoice or transaction.
+// WHMCSTransactionsParams are the parameters of whmcs/transactions: List payment transactions, optionally of one invoice or transaction.
 type WHMCSTransactionsParams struct {
 	// Invoice ID from whmcs_get_invoices, to filter
 	InvoiceID *int64
@@ -2875,7 +4070,7 @@ func (p *WHMCSTransactionsParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "transactions", Endpoint: "whmcs.php", Method: "POST", ReadOnly: true, NoAuth: false, Params: v}
 }
 
-// WHMCSUpdateClientParams are the parameters of whmcs/update_client: Change the billing account's details, preferences and custom fields; only given fields change.
+// WHMCSUpdateClientParams are the parameters of whmcs/update_client: Change the billing account's details and preferences; only given fields change.
 type WHMCSUpdateClientParams struct {
 	// Address line 1
 	BillingAddress1 string
@@ -2929,13 +4124,13 @@ type WHMCSUpdateClientParams struct {
 	CoAutopayment string
 	// Bank details
 	CoBankdata string
-	// Client type: individual or legal entity
+	// individual or legal entity
 	CoCustomertype string
 	// Marketing emails
 	CoMarktemails string
 	// Marketing SMS
 	CoMarktsms string
-	// Pay for services on the first of the month
+	// Pay on the 1st of the month
 	CoPayfirstday string
 	// Legal address
 	CoRegaddress string
@@ -2943,9 +4138,9 @@ type WHMCSUpdateClientParams struct {
 	CoSecret string
 	// Skype/Telegram handle
 	CoSkype string
-	// Phone number for SMS notices and 2FA codes
+	// Phone for SMS notices and 2FA
 	CoSmsnum string
-	// Automatic payment subscription (PayPal etc.)
+	// Autopay subscription (PayPal etc.)
 	CoSubscription string
 }
 
@@ -3060,7 +4255,7 @@ func (p *WHMCSUpdateClientParams) Request() *Request {
 	return &Request{Module: "whmcs", Action: "update_client", Endpoint: "whmcs.php", Method: "POST", ReadOnly: false, NoAuth: false, Params: v}
 }
 
-// WHMCSUpdateContactParams are the parameters of whmcs/update_contact: Change an additional contact's email, password or phone (a phone enables SMS 2FA).
+// WHMCSUpdateContactParams are the parameters of whmcs/update_contact: Change a contact's email, password or phone (a phone turns on SMS 2FA).
 type WHMCSUpdateContactParams struct {
 	// Contact ID from whmcs_get_contacts (required)
 	ContactID int64

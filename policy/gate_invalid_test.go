@@ -29,11 +29,11 @@ func TestInvalidArgumentsAreExplainedInWordsAndAudited(t *testing.T) {
 				args map[string]any
 				want []string
 			}{
-				{"eq_reinstall", map[string]any{"id": 40101, "os_id": 5, "root_pass": password}, []string{`"root_pass" must not contain @ or #`}},
+				{"eq_create_pxe", map[string]any{"id": 40101, "os_id": 5, "root_pass": password}, []string{`"root_pass" must not contain @ or #`}},
 				{"eq_reboot", map[string]any{"id": "40101"}, []string{`"id" must be an integer, got "40101"`}},
 				{"eq_reboot", map[string]any{}, []string{`missing required argument "id"`}},
 				{"eq_reboot", map[string]any{"id": 40101, "force": true}, []string{`unknown argument "force"`}},
-				{"eq_reinstall", map[string]any{"id": "x", "root_pass": "short"}, []string{`"id" must be an integer, got "x"`, `"root_pass" must be at least 8 characters long (it is 5)`}},
+				{"eq_create_pxe", map[string]any{"id": "x", "os_id": 5, "root_pass": "short"}, []string{`"id" must be an integer, got "x"`, `"root_pass" must be at least 8 characters long (it is 5)`}},
 			}
 			for _, tc := range cases {
 				before := len(e.auditLines())

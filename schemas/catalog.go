@@ -42,14 +42,18 @@ type Action struct {
 	PIN      bool     `json:"pin,omitempty"` // invapi wants the account PIN
 	// PINParam is the wire name invapi reads the PIN from when it is not "pin" (eq/set_pin
 	// wants the current PIN as old_pin). The policy supplies it; the model never does.
-	PINParam    string          `json:"pin_param,omitempty"`
-	Async       bool            `json:"async,omitempty"` // the response carries a key to check later
-	Idempotent  bool            `json:"idempotent,omitempty"`
-	NoAuth      bool            `json:"no_auth,omitempty"` // invapi answers without a session token
-	Toolset     string          `json:"toolset"`
-	Description string          `json:"description"`
-	Params      []Param         `json:"params"`
-	Sources     []string        `json:"sources,omitempty"`
+	PINParam    string   `json:"pin_param,omitempty"`
+	Async       bool     `json:"async,omitempty"` // the response carries a key to check later
+	Idempotent  bool     `json:"idempotent,omitempty"`
+	NoAuth      bool     `json:"no_auth,omitempty"` // invapi answers without a session token
+	Toolset     string   `json:"toolset"`
+	Description string   `json:"description"`
+	Params      []Param  `json:"params"`
+	Sources     []string `json:"sources,omitempty"`
+	// Permission is the login permission that grants the action when it is not the
+	// action's own name (rule 13: pdns/edit for pdns/delete_dns, tag/list for tags/list),
+	// or "unlisted" when the permission list names no grant for it.
+	Permission  string          `json:"permission,omitempty"`
 	Notes       []string        `json:"notes,omitempty"`
 	InputSchema json.RawMessage `json:"input_schema"`
 }
@@ -86,6 +90,22 @@ func (a *Action) PINWire() string {
 	}
 	return "pin"
 }
+
+// PermissionName is the name auth/login's permission list grants the action under: its
+// own module/action unless the catalog says otherwise; "" when the list names no grant
+// (the permission filter then leaves the tool visible).
+func (a *Action) PermissionName() string {
+	switch a.Permission {
+	case "":
+		return a.Module + "/" + a.Action
+	case Unlisted:
+		return ""
+	}
+	return a.Permission
+}
+
+// Unlisted is the Permission of an action the login permission list names no grant for.
+const Unlisted = "unlisted"
 
 // ReadOnly reports whether the action changes nothing upstream.
 func (a *Action) ReadOnly() bool { return a.Class == Read }
@@ -171,10 +191,19 @@ type Undocumented struct {
 	Note   string `json:"note,omitempty"`
 }
 
+// VendorTool maps one tool of the vendor's own MCP server (hostkey-cloud/mcp-server) to
+// the tool here that covers it, for the capability table and its tests.
+type VendorTool struct {
+	Vendor string `json:"vendor"` // the vendor's tool name
+	Tool   string `json:"tool"`   // ours
+	Source string `json:"source"` // the vendor file at a commit
+}
+
 // Catalog is the whole set of actions.
 type Catalog struct {
 	Actions      []*Action      `json:"actions"`
 	Undocumented []Undocumented `json:"undocumented"`
+	Vendor       []VendorTool   `json:"vendor,omitempty"`
 
 	byTool   map[string]*Action
 	byAction map[string]*Action

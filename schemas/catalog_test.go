@@ -107,6 +107,7 @@ func TestGoldenSchemas(t *testing.T) {
 		"eq_create_pxe", "eq_order_instance", "eq_search", "eq_backup_save_schedule", "eq_reboot",
 		"eq_boot_dev", "ip_get_traffic", "ip_update_ptr", "api_keys_add", "whmcs_mass_pay",
 		"whmcs_get_invoices", "eq_callback_check", "nat_callback_check",
+		"pdns_add_dns", "iso_mount_iso", "vm_restore_snapshot", "s3_create_bucket", "net_block_ip",
 	} {
 		a, ok := cat.Tool(name)
 		if !ok {
@@ -171,6 +172,12 @@ func TestEveryDocumentedActionHasATool(t *testing.T) {
 	cat := schemas.Load()
 	var missing []string
 	for act := range documented {
+		if why, ok := notActions[act]; ok {
+			if _, inCatalog := schemas.Load().Tool(strings.ReplaceAll(act, "/", "_")); inCatalog {
+				t.Errorf("%s is in the catalog although %s", act, why)
+			}
+			continue
+		}
 		mod, name, _ := strings.Cut(act, "/")
 		if _, ok := cat.Lookup(mod, name); !ok {
 			missing = append(missing, act)
@@ -180,6 +187,12 @@ func TestEveryDocumentedActionHasATool(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("documented actions without a tool: %v", missing)
 	}
+}
+
+// notActions are names the seeds mention that are not invapi actions: they have no tool on
+// purpose.
+var notActions = map[string]string{
+	"jenkins/list": "only 001's reinstall method table names it; its prose, the permission list and every client use jenkins/get_tasks",
 }
 
 var (

@@ -42,10 +42,10 @@ func TestConsequentialParamsAreMarked(t *testing.T) {
 			t.Errorf("no action that changes state has a %q parameter: the list is out of date", n)
 		}
 	}
-	// The reinstall, the worst case, shows everything that lands on the machine.
-	a, ok := schemas.Load().Lookup("eq", "reinstall")
+	// The PXE install, the worst case, shows everything that lands on the machine.
+	a, ok := schemas.Load().Lookup("eq", "create_pxe")
 	if !ok {
-		t.Fatal("no eq/reinstall")
+		t.Fatal("no eq/create_pxe")
 	}
 	for _, n := range []string{"ssh_key", "post_install_script", "root_pass", "os_id", "hostname"} {
 		found := false
@@ -55,7 +55,7 @@ func TestConsequentialParamsAreMarked(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Errorf("eq/reinstall: %s not consequential", n)
+			t.Errorf("eq/create_pxe: %s not consequential", n)
 		}
 	}
 }

@@ -36,16 +36,21 @@ func Definition(a *schemas.Action) mcp.Tool {
 	desc := a.Description
 	switch {
 	case a.Class == schemas.Destructive && a.PIN:
-		desc += " Destructive: a human confirms it and the server supplies the PIN; never ask the user for the PIN."
+		desc += " Destructive: a human confirms it; the server adds the PIN (never ask for it)."
 	case a.Class == schemas.Destructive:
 		desc += " Destructive: a human confirms it."
+	case a.PIN && a.Class == schemas.Write:
+		// The policy confirms every write that needs the PIN.
+		desc += " A human confirms it; the server adds the PIN (never ask for it)."
+	case a.PIN:
+		desc += " The server adds the PIN (never ask for it)."
 	}
-	if a.Async {
-		desc += " Returns a key to follow progress."
+	if a.Async && a.Class != schemas.Read {
+		// A read's answer already holds its data; only changes have progress to follow.
+		desc += " Returns a key to poll."
 	}
 	return mcp.Tool{
 		Name:           a.Tool,
-		Title:          title(a),
 		Description:    desc,
 		RawInputSchema: a.InputSchema,
 		Annotations:    annotations(a.Class, a.Idempotent),
@@ -60,10 +65,6 @@ func annotations(c schemas.Class, idempotent bool) mcp.ToolAnnotation {
 		IdempotentHint:  mcp.ToBoolPtr(ro || idempotent),
 		OpenWorldHint:   mcp.ToBoolPtr(true),
 	}
-}
-
-func title(a *schemas.Action) string {
-	return a.Module + "/" + a.Action
 }
 
 // Request turns validated tool arguments into the upstream request. The policy and dry

@@ -217,19 +217,30 @@ func (s *Server) permissionFilter(_ context.Context, tools []mcp.Tool) []mcp.Too
 	out := tools[:0:0]
 	for _, t := range tools {
 		a, ok := s.opts.Catalog.Tool(t.Name)
-		if !ok || a.NoAuth || !modules[a.Module] || perms[a.Module+"/"+a.Action] {
+		if !ok || a.NoAuth || granted(perms, modules, a.PermissionName()) {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
+// granted reports whether perm ("module/action", the name the permission list grants an
+// action under: schemas rule 13) is granted, or the list says nothing about it.
+func granted(perms, modules map[string]bool, perm string) bool {
+	m, _, _ := strings.Cut(perm, "/")
+	return perm == "" || !modules[m] || perms[perm]
+}
+
 // Permitted reports whether the token may call module/action as far as its permission
 // list tells (true when unknown).
 func (s *Server) Permitted(module, action string) bool {
+	perm := module + "/" + action
+	if a, ok := s.opts.Catalog.Lookup(module, action); ok {
+		perm = a.PermissionName()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.perms == nil || !s.modules[module] || s.perms[module+"/"+action]
+	return s.perms == nil || granted(s.perms, s.modules, perm)
 }
 
 // RefreshPermissions reads the token's permissions and, when they changed, tells every

@@ -139,9 +139,15 @@ var toolsetDescriptions = map[string]string{
 	"ipmi":      "IPMI users, console and IPMI NAT access.",
 	"backups":   "Backup schedules, backups, restore.",
 	"network":   "Switch ports, announcements and network status.",
-	"account":   "API keys, session info, PIN (the session tools need --auth-tools).",
+	"account":   "API keys, SSH keys, session info, PIN (the session tools need --auth-tools).",
 	"billing":   "Invoices, payments, credit, contacts and cancellations (WHMCS).",
 	"catalog":   "What can be ordered: presets, OS, software, traffic plans, stock servers, Jenkins tasks.",
+	"dns":       "DNS hosting: zones, records, domains and subdomains (PowerDNS).",
+	"tags":      "Server tags: list, search, set and remove.",
+	"iso":       "ISO images: library, uploads, mount and unmount on a server.",
+	"snapshots": "VM snapshots (take, restore, delete), engine and load statistics.",
+	"storage":   "S3 object storage: plans, accounts, buckets, files and keys.",
+	"support":   "Remote-hands requests and tickets to the data centre and sales.",
 }
 
 // Toolsets lists every toolset with its tools, marking those s enables.

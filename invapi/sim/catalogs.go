@@ -56,7 +56,9 @@ func presetsInfo(s *Server, c *call) resp {
 		ref = c.a.get("instance_id")
 	}
 	if ref == "" {
-		return fail(-1, "PRESETS/info: id required")
+		// Without a preset, the price list in the asked currencies (the vendor's client
+		// calls it so, with currencies=EUR,USD).
+		return ok(obj{"result": "OK", "action": "info", "presets": s.presetPrices(c.a.get("currencies"))})
 	}
 	p := s.findPreset(ref)
 	if p == nil {

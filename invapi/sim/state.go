@@ -172,6 +172,7 @@ type state struct {
 	natPool  []string
 	freeIPs  map[string][]string
 	nextTag  int64
+	mod      modState // DNS, ISO, snapshots, S3, support, IP blocks, SSH keys (modstate.go)
 }
 
 func newState(fx *fixtures) *state {

@@ -31,6 +31,16 @@ func main() {
 			}
 		}
 	}
+	// The capability table in schemas/README.md sits between markers in a hand-written file.
+	readme := filepath.Join(*root, filepath.FromSlash(tablegen.ReadmePath))
+	old2, err := os.ReadFile(readme)
+	if err == nil {
+		files[tablegen.ReadmePath], err = tablegen.SpliceReadme(old2, cat)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
 	paths := make([]string, 0, len(files))
 	for p := range files {
 		paths = append(paths, p)

@@ -19,6 +19,15 @@ type rawModule struct {
 	Actions  []*rawAction
 	// Undocumented rows come only from the _undocumented.md file.
 	Undocumented []rawUndocumented
+	// Vendor rows come only from _vendor.md: the vendor's MCP tools and our actions.
+	Vendor []rawVendor
+}
+
+type rawVendor struct {
+	Line   int
+	Tool   string // the vendor's tool name
+	Action string // module/action, or a tool outside the catalog (invapi_call)
+	Source string // the vendor file at a commit
 }
 
 type rawAction struct {
@@ -125,10 +134,14 @@ func parseModule(file string, data []byte) (*rawModule, error) {
 				return nil, fail("row has %d cells, header has %d", len(cells), len(tableHeader))
 			}
 			if cur == nil {
-				if !equal(tableHeader, []string{"action", "class", "note"}) {
+				switch {
+				case equal(tableHeader, []string{"action", "class", "note"}):
+					m.Undocumented = append(m.Undocumented, rawUndocumented{Line: n, Action: cells[0], Class: cells[1], Note: cells[2]})
+				case equal(tableHeader, []string{"vendor tool", "action", "source"}):
+					m.Vendor = append(m.Vendor, rawVendor{Line: n, Tool: cells[0], Action: cells[1], Source: cells[2]})
+				default:
 					return nil, fail("table outside an action section")
 				}
-				m.Undocumented = append(m.Undocumented, rawUndocumented{Line: n, Action: cells[0], Class: cells[1], Note: cells[2]})
 				continue
 			}
 			if !equal(tableHeader, paramHeader) {

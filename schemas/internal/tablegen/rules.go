@@ -10,8 +10,16 @@ import (
 	"github.com/hostkey/hostkey-mcp/schemas"
 )
 
-// sourceRank orders the seeds from newest to oldest: rule 5's tie-breaker.
-var sourceRank = map[string]int{"000": 0, "002": 1, "004": 2, "001": 3, "003": 4}
+// sourceRank orders the sources for rule 5's tie-breaker: the seeds from newest to oldest,
+// then the public clients (rule 12: the seeds win where they are explicit; the Terraform
+// provider's tested wire code over the vendor's MCP server, which forwards arguments).
+var sourceRank = map[string]int{"000": 0, "002": 1, "004": 2, "001": 3, "003": 4, "tf": 5, "vendor-mcp": 6}
+
+// clientSourceRE is a public client file at a commit: vendor-mcp@cb3408e:src/tools/dns.ts.
+var clientSourceRE = regexp.MustCompile(`^(vendor-mcp|tf)@[0-9a-f]{7,40}:[A-Za-z0-9_./-]+$`)
+
+// permissionRE is a login permission name (module/action), or "unlisted" (rule 13).
+var permissionRE = regexp.MustCompile(`^([a-z][a-z0-9_]*/[A-Za-z][A-Za-z0-9_]*|unlisted)$`)
 
 // notModelFacing are supplied by the client (action, token) or by the policy (pin and
 // old_pin, the current PIN: a model that could fill them could guess the PIN).
@@ -24,6 +32,8 @@ var pinNames = map[string]bool{"pin": true, "old_pin": true}
 var secretNames = map[string]bool{
 	"pin": true, "new_pin": true, "root_pass": true, "password": true,
 	"admin_pass": true, "token": true, "new_password": true,
+	// Callback URLs carry hostkey-mcp's per-job tokens; login alerts point at a private address.
+	"post_install_callback": true, "login_notify_address": true,
 }
 
 var typeAliases = map[string]string{
@@ -83,7 +93,7 @@ func build(m *rawModule, r *rawAction) (*action, error) {
 	if a.Endpoint == "" {
 		a.Endpoint = r.Module + ".php"
 	}
-	known := map[string]bool{"method": true, "class": true, "async": true, "idempotent": true, "toolset": true, "auth": true, "endpoint": true, "sources": true}
+	known := map[string]bool{"method": true, "class": true, "async": true, "idempotent": true, "toolset": true, "auth": true, "endpoint": true, "sources": true, "permission": true, "required": true, "hidden-sources": true}
 	for k := range r.Facts {
 		if !known[k] {
 			return nil, r.fail(r.Line, "unknown fact %q", k)
@@ -128,13 +138,38 @@ func build(m *rawModule, r *rawAction) (*action, error) {
 		return nil, r.fail(r.Line, "sources missing")
 	}
 	for _, s := range sources {
-		if _, ok := sourceRank[seedOf(s)]; !ok {
-			return nil, r.fail(r.Line, "unknown source %q", s)
+		if _, ok := sourceRank[seedOf(s)]; !ok || (strings.Contains(s, "@") && !clientSourceRE.MatchString(s)) {
+			return nil, r.fail(r.Line, "unknown source %q: want a seed (000-004, optionally #variant) or a client file vendor-mcp@<commit>:<path> or tf@<commit>:<path>", s)
 		}
 	}
 	a.Sources = sources
+	if v := r.Facts["permission"]; v != "" {
+		if !permissionRE.MatchString(v) {
+			return nil, r.fail(r.Line, "permission %q: want module/action or unlisted", v)
+		}
+		if v == r.Module+"/"+r.Action {
+			return nil, r.fail(r.Line, "permission %q is the action's own name: leave the fact out", v)
+		}
+		a.Permission = v
+	}
 
+	forced := map[string]bool{} // rule 2's exception: a seed's prose says the parameter is mandatory
+	for _, n := range splitList(r.Facts["required"]) {
+		forced[n] = true
+	}
+	hiddenSrc := splitList(r.Facts["hidden-sources"]) // rule 11: a source describing another action
+	for _, s := range hiddenSrc {
+		if !contains(sources, s) {
+			return nil, r.fail(r.Line, "hidden-sources names %q, which is not one of the action's sources", s)
+		}
+	}
 	out := &action{Action: a}
+	var listing []string // a source describing another action (hidden-sources) makes nothing optional
+	for _, s := range listingSources(r, sources) {
+		if !contains(hiddenSrc, s) {
+			listing = append(listing, s)
+		}
+	}
 	seen := map[string]bool{}
 	for _, rp := range r.Params {
 		name := rp.Name
@@ -157,9 +192,16 @@ func build(m *rawModule, r *rawAction) (*action, error) {
 		if notModelFacing[name] {
 			continue // rule 3
 		}
-		p, err := buildParam(r, rp, name, sources)
+		p, err := buildParam(r, rp, name, sources, listing)
 		if err != nil {
 			return nil, err
+		}
+		if forced[name] {
+			p.Required = true
+			delete(forced, name)
+		}
+		if len(hiddenSrc) > 0 && strings.TrimSpace(rp.In) != "" && subset(splitList(rp.In), hiddenSrc) {
+			p.Constraints.Hidden = true
 		}
 		out.params = append(out.params, p)
 		if !p.Constraints.Hidden {
@@ -169,10 +211,47 @@ func build(m *rawModule, r *rawAction) (*action, error) {
 	if a.PINParam == "pin" {
 		a.PINParam = "" // the default wire name
 	}
+	for n := range forced {
+		return nil, r.fail(r.Line, "required names %q, which is not a parameter of the action", n)
+	}
 	return out, nil
 }
 
-func buildParam(r *rawAction, rp rawParam, name string, sources []string) (param, error) {
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// listingSources are the sources that list any parameter of the action besides the
+// client-supplied ones. A source with no parameter table (rule 9: method table only)
+// documents nothing, so it cannot make a parameter optional (rule 2).
+func listingSources(r *rawAction, sources []string) []string {
+	lists := map[string]bool{}
+	for _, rp := range r.Params {
+		if notModelFacing[rp.Name] {
+			continue
+		}
+		if strings.TrimSpace(rp.In) == "" {
+			return sources
+		}
+		for _, s := range splitList(rp.In) {
+			lists[s] = true
+		}
+	}
+	var out []string
+	for _, s := range sources {
+		if lists[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func buildParam(r *rawAction, rp rawParam, name string, sources, listing []string) (param, error) {
 	p := param{line: rp.Line}
 	p.Wire = name
 	p.Description = strings.TrimSpace(rp.Description)
@@ -200,7 +279,10 @@ func buildParam(r *rawAction, rp rawParam, name string, sources []string) (param
 		}
 		allYes = allYes && v
 	}
-	p.Required = allYes && len(listedIn) == len(sources)
+	p.Required = allYes
+	for _, s := range listing {
+		p.Required = p.Required && contains(listedIn, s)
+	}
 
 	if err := parseConstraints(rp.Constraints, &p); err != nil {
 		return p, r.fail(rp.Line, "%s: Constraints: %v", name, err)
@@ -238,11 +320,12 @@ func perSource(cell string, sources []string) (map[string]string, error) {
 		return out, nil
 	}
 	for _, f := range strings.Fields(cell) {
-		src, v, ok := strings.Cut(f, ":")
-		if !ok {
+		// The last colon: a client source (tf@abc:internal/x.go) has one of its own.
+		i := strings.LastIndex(f, ":")
+		if i <= 0 {
 			return nil, fmt.Errorf("%q: want `src:value` pairs", cell)
 		}
-		out[src] = v
+		out[f[:i]] = f[i+1:]
 	}
 	for _, s := range sources {
 		if _, ok := out[s]; !ok {
@@ -402,7 +485,12 @@ func splitList(s string) []string {
 	return out
 }
 
+// seedOf names the document a source belongs to: the seed (001 for 001#order) or the
+// client (tf for tf@bc7212a:internal/invapi/pdns.go).
 func seedOf(source string) string {
+	if c, _, ok := strings.Cut(source, "@"); ok {
+		return c
+	}
 	s, _, _ := strings.Cut(source, "#")
 	return s
 }

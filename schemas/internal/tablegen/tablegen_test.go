@@ -122,7 +122,7 @@ func TestTableErrorsNameFileAndLine(t *testing.T) {
 // TestCommittedOutputIsFresh fails when someone edits a table and forgets `make gen`.
 func TestCommittedOutputIsFresh(t *testing.T) {
 	root := filepath.Join("..", "..", "..")
-	files, _, err := Generate(os.DirFS(filepath.Join(root, "schemas", "tables")))
+	files, cat, err := Generate(os.DirFS(filepath.Join(root, "schemas", "tables")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,11 +132,95 @@ func TestCommittedOutputIsFresh(t *testing.T) {
 			t.Errorf("%s is stale: run `make gen`", p)
 		}
 	}
+	readme, err := os.ReadFile(filepath.Join(root, ReadmePath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh, err := SpliceReadme(readme, cat); err != nil || string(fresh) != string(readme) {
+		t.Errorf("%s: the capability table is stale (%v): run `make gen`", ReadmePath, err)
+	}
 	old, _ := filepath.Glob(filepath.Join(root, ToolsDir, "*.schema.json"))
 	for _, f := range old {
 		rel, _ := filepath.Rel(root, f)
 		if _, ok := files[filepath.ToSlash(rel)]; !ok {
 			t.Errorf("%s has no table row any more: run `make gen`", rel)
 		}
+	}
+}
+
+// TestClientSourcesAndFacts covers rules 2 (listing sources, the required fact), 11
+// (hidden-sources), 12 (client sources) and 13 (permission).
+func TestClientSourcesAndFacts(t *testing.T) {
+	const v, tf = "vendor-mcp@cb3408e:src/tools/x.ts", "tf@bc7212a:internal/invapi/x.go"
+	md := "# m\n- toolset: x\n\n## m/a\n\nDo.\n\n- method: POST\n- class: read\n- permission: m/view\n- required: loc\n- hidden-sources: 002\n- sources: 001, 002, " + v + ", " + tf + "\n\n" +
+		"| Parameter | Required | Type | In | Constraints | Description |\n|---|---|---|---|---|---|\n" +
+		"| id | yes | integer | " + v + " " + tf + " | | Server ID |\n" +
+		"| zone | " + v + ":yes " + tf + ":no | string | " + v + " " + tf + " | | Zone |\n" +
+		"| loc | no | string | " + v + " | | Location |\n" +
+		"| staff | no | string | 002 | | Staff field |\n" +
+		"| token | yes | string | | | Session token |\n"
+	_, cat, err := Generate(fstest.MapFS{"m.md": {Data: []byte(md)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := cat.Tool("m_a")
+	req := map[string]bool{}
+	shown := map[string]bool{}
+	for _, p := range a.Params {
+		req[p.Wire] = p.Required
+		shown[p.Wire] = true
+	}
+	// 001 lists no parameters (token only): it makes nothing optional. 002 lists only staff.
+	if !req["id"] {
+		t.Error("id: a source without a parameter table made it optional")
+	}
+	if req["zone"] {
+		t.Error("zone: required although the Terraform provider marks it optional")
+	}
+	if !req["loc"] {
+		t.Error("loc: the required fact did not apply")
+	}
+	if shown["staff"] {
+		t.Error("staff: hidden-sources did not hide a 002-only row")
+	}
+	if a.Permission != "m/view" || a.PermissionName() != "m/view" {
+		t.Errorf("permission %q", a.Permission)
+	}
+
+	bad := map[string]string{
+		"client source without commit": "- sources: vendor-mcp:src/x.ts",
+		"unknown client":               "- sources: npm@abcdef1:x.ts",
+		"bad permission":               "- sources: 000\n- permission: view",
+		"own name as permission":       "- sources: 000\n- permission: m/a",
+		"required names no parameter":  "- sources: 000\n- required: nope",
+		"hidden-sources not a source":  "- sources: 000\n- hidden-sources: 002",
+	}
+	for name, facts := range bad {
+		md := "# m\n- toolset: x\n\n## m/a\n\nDo.\n\n- method: POST\n- class: read\n" + facts + "\n"
+		if _, _, err := Generate(fstest.MapFS{"m.md": {Data: []byte(md)}}); err == nil || !strings.Contains(err.Error(), "schemas/tables/m.md:") {
+			t.Errorf("%s: err = %v, want one naming the file and line", name, err)
+		}
+	}
+}
+
+// TestVendorMap: every _vendor.md row must name a catalog action (or invapi_call).
+func TestVendorMap(t *testing.T) {
+	table := "# m\n- toolset: x\n\n## m/a\n\nDo.\n\n- method: POST\n- class: read\n- sources: 000\n"
+	vendor := func(action string) string {
+		return "# vendor\n\n| Vendor tool | Action | Source |\n|---|---|---|\n| do_a | " + action + " | vendor-mcp@cb3408e:src/tools/m.ts |\n| raw | invapi_call | vendor-mcp@cb3408e:src/tools/raw.ts |\n"
+	}
+	_, cat, err := Generate(fstest.MapFS{"m.md": {Data: []byte(table)}, "_vendor.md": {Data: []byte(vendor("m/a"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.Vendor) != 2 || cat.Vendor[0].Tool != "m_a" || cat.Vendor[1].Tool != "invapi_call" {
+		t.Fatalf("vendor map %+v", cat.Vendor)
+	}
+	got, err := SpliceReadme([]byte("x\n"+CapabilityBegin+"\nold\n"+CapabilityEnd+"\ny\n"), cat)
+	if err != nil || !strings.Contains(string(got), "| do_a | `m_a` | read |") || strings.Contains(string(got), "old") {
+		t.Errorf("capability table: %v\n%s", err, got)
+	}
+	if _, _, err := Generate(fstest.MapFS{"m.md": {Data: []byte(table)}, "_vendor.md": {Data: []byte(vendor("m/b"))}}); err == nil || !strings.Contains(err.Error(), "_vendor.md:") {
+		t.Errorf("a row naming no action: err = %v", err)
 	}
 }
