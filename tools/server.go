@@ -34,8 +34,11 @@ type Options struct {
 	Dynamic      bool // expose tools_search / toolsets_enable and start with the selection only
 	PIN          PINSource
 	Middleware   []server.ToolHandlerMiddleware // the policy, outermost first
-	ExtraTools   []server.ServerTool            // workflows, events: always exposed unless excluded
-	ExtraOptions []server.ServerOption
+	ExtraTools   []server.ServerTool            // events: always exposed unless excluded
+	// ExtraToolsets are named groups of tools outside the catalog (the workflows): they
+	// load like toolsets (--toolsets, toolsets_enable) and tools_search finds them.
+	ExtraToolsets []ExtraToolset
+	ExtraOptions  []server.ServerOption
 	// ServerAllowed, when set, is asked before a server's resource is read: resources do
 	// not pass the tool middleware, and the allowlist must hold for them too.
 	ServerAllowed func(ctx context.Context, id int64) error
@@ -68,7 +71,14 @@ func New(opts Options) (*Server, error) {
 	for _, t := range opts.ExtraTools {
 		extraNames = append(extraNames, t.Tool.Name)
 	}
-	if err := opts.Selection.Resolve(opts.Catalog, extraNames...); err != nil {
+	var extraSets []string
+	for _, ts := range opts.ExtraToolsets {
+		extraSets = append(extraSets, ts.Name)
+		for _, t := range ts.Tools {
+			extraNames = append(extraNames, t.Tool.Name)
+		}
+	}
+	if err := opts.Selection.resolve(opts.Catalog, extraSets, extraNames); err != nil {
 		return nil, err
 	}
 	if opts.Name == "" {
@@ -83,6 +93,7 @@ func New(opts Options) (*Server, error) {
 		hooks = &server.Hooks{}
 	}
 	s.subs.Attach(hooks)
+	hooks.AddBeforeCallTool(s.redirectUnknownTool)
 	sopts := []server.ServerOption{
 		server.WithToolCapabilities(true),
 		server.WithResourceCapabilities(true, true),
@@ -111,9 +122,11 @@ func New(opts Options) (*Server, error) {
 			s.mcp.AddTool(t.Tool, t.Handler)
 		}
 	}
+	s.mcp.AddTools(s.selectedExtraToolsets(nil)...)
 	if opts.Dynamic {
 		s.mcp.AddTools(s.discoveryTools()...)
 	}
+	s.mcp.AddTool(unknownTool(), s.handleUnknownTool)
 	if opts.Sessions != nil {
 		s.addResources()
 	}
@@ -154,7 +167,7 @@ func (s *Server) selectedTools() []server.ServerTool {
 	s.mu.Unlock()
 	var out []server.ServerTool
 	for _, a := range s.opts.Catalog.Actions {
-		if sel.Allows(a) {
+		if s.exposes(sel, a) {
 			out = append(out, server.ServerTool{Tool: Definition(a), Handler: handler(a, s.opts.Client, s.opts.PIN)})
 		}
 	}
@@ -168,21 +181,22 @@ func (s *Server) selectedTools() []server.ServerTool {
 // tools that became visible; mcp-go then tells clients the list changed.
 func (s *Server) EnableToolsets(names ...string) ([]string, error) {
 	probe := Selection{Toolsets: names}
-	if err := probe.Resolve(s.opts.Catalog); err != nil {
+	if err := probe.resolve(s.opts.Catalog, s.extraToolsetNames(), nil); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	before := map[string]bool{}
 	for _, a := range s.opts.Catalog.Actions {
-		if s.sel.Allows(a) {
+		if s.exposes(s.sel, a) {
 			before[a.Tool] = true
 		}
 	}
-	s.sel.Toolsets = append(s.sel.Toolsets, names...)
+	prev := s.sel
+	s.sel.Toolsets = append(append([]string(nil), s.sel.Toolsets...), names...)
 	s.mu.Unlock()
 	var added []server.ServerTool
 	var names2 []string
-	for _, t := range s.selectedTools() {
+	for _, t := range append(s.selectedTools(), s.selectedExtraToolsets(&prev)...) {
 		if !before[t.Tool.Name] && t.Tool.Name != GenericToolName {
 			added = append(added, t)
 			names2 = append(names2, t.Tool.Name)
@@ -201,11 +215,16 @@ func (s *Server) permissionFilter(_ context.Context, tools []mcp.Tool) []mcp.Too
 	s.mu.Lock()
 	perms, modules := s.perms, s.modules
 	s.mu.Unlock()
-	if perms == nil {
-		return tools
-	}
 	out := tools[:0:0]
 	for _, t := range tools {
+		// The unknown-tool helper is callable (by redirection) but never listed.
+		if t.Name == unknownToolName && len(tools) > 1 {
+			continue
+		}
+		if perms == nil {
+			out = append(out, t)
+			continue
+		}
 		a, ok := s.opts.Catalog.Tool(t.Name)
 		if !ok || a.NoAuth || !modules[a.Module] || perms[a.Module+"/"+a.Action] {
 			out = append(out, t)
@@ -269,7 +288,9 @@ func sameSet(a, b map[string]bool) bool {
 func (s *Server) ToolNames() []string {
 	var names []string
 	for name := range s.mcp.ListTools() {
-		names = append(names, name)
+		if name != unknownToolName {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	return names

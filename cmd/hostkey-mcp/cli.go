@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -22,36 +23,39 @@ import (
 	"github.com/hostkey/hostkey-mcp/tools"
 )
 
-// splitLocalFlags pulls the subcommand's own flags (e.g. --json) out of args, leaving the
-// shared configuration flags for parseConfig.
-func splitLocalFlags(args []string, bools map[string]*bool, strs map[string]*string) ([]string, error) {
+// splitLocalFlags pulls the subcommand's own flags (declared on local, e.g. --json) out
+// of args wherever they stand, leaving the configuration flags and the positional
+// arguments for parseConfig.
+func splitLocalFlags(cmd string, args []string, local *flag.FlagSet) ([]string, error) {
 	var rest []string
 	for i := 0; i < len(args); i++ {
-		name := strings.TrimLeft(args[i], "-")
-		val, hasVal := "", false
-		if k, v, ok := strings.Cut(name, "="); ok {
-			name, val, hasVal = k, v, true
+		if args[i] == "--" {
+			return append(rest, args[i:]...), nil
 		}
 		if !strings.HasPrefix(args[i], "-") {
 			rest = append(rest, args[i])
 			continue
 		}
-		if p, ok := bools[name]; ok {
-			*p = !hasVal || val == "true"
+		name, val, hasVal := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		f := local.Lookup(name)
+		if f == nil {
+			rest = append(rest, args[i])
 			continue
 		}
-		if p, ok := strs[name]; ok {
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
 			if !hasVal {
-				if i+1 >= len(args) {
-					return nil, fmt.Errorf("--%s needs a value", name)
-				}
-				i++
-				val = args[i]
+				val = "true"
 			}
-			*p = val
-			continue
+		} else if !hasVal {
+			if i+1 >= len(args) {
+				return nil, flagError(cmd, fmt.Errorf("flag needs an argument: --%s", name))
+			}
+			i++
+			val = args[i]
 		}
-		rest = append(rest, args[i])
+		if err := local.Set(name, val); err != nil {
+			return nil, flagError(cmd, fmt.Errorf("--%s %q: %v", name, val, err))
+		}
 	}
 	return rest, nil
 }
@@ -108,9 +112,15 @@ func (a *app) inProcessClient(ctx context.Context, confirm client.ElicitationHan
 	return c, nil
 }
 
+func toolsFlags(fs *flag.FlagSet) (asJSON, sizes *bool) {
+	return fs.Bool("json", false, "print the tools as the JSON array a client receives in tools/list"),
+		fs.Bool("sizes", false, "measure tools/list (bytes, ~tokens) for the default toolsets, each toolset and all")
+}
+
 func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	asJSON, sizes := false, false
-	args, err := splitLocalFlags(args, map[string]*bool{"json": &asJSON, "sizes": &sizes}, nil)
+	local := newFlagSet("tools")
+	asJSON, sizes := toolsFlags(local)
+	args, err := splitLocalFlags("tools", args, local)
 	if err != nil {
 		return err
 	}
@@ -126,7 +136,7 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	defer a.Close()
-	if sizes {
+	if *sizes {
 		return toolSizes(ctx, a, stdout)
 	}
 	if err := a.buildServer(ctx); err != nil {
@@ -141,7 +151,7 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(list.Tools)
@@ -217,19 +227,25 @@ func classOf(t mcp.Tool) string {
 	return "write"
 }
 
+func callFlags(fs *flag.FlagSet) (argsJSON *string) {
+	return fs.String("args", "", "the arguments as one JSON object (key=value pairs are applied on top)")
+}
+
 func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
-	argsJSON := ""
-	args, err := splitLocalFlags(args, nil, map[string]*string{"args": &argsJSON})
+	local := newFlagSet("call")
+	argsJSONp := callFlags(local)
+	args, err := splitLocalFlags("call", args, local)
 	if err != nil {
 		return err
 	}
+	argsJSON := *argsJSONp
 	args = flagsFirst(args)
 	cfg, rest, err := parseConfig("hostkey-mcp call", args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	if len(rest) == 0 {
-		return errors.New("usage: hostkey-mcp call <tool> [key=value ...] [--args JSON]")
+		return errors.New("call needs a tool name (see 'hostkey-mcp call --help')")
 	}
 	tool, kvs := rest[0], rest[1:]
 	arguments := map[string]any{}
@@ -237,13 +253,6 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if err := json.Unmarshal([]byte(argsJSON), &arguments); err != nil {
 			return fmt.Errorf("--args: not a JSON object: %v", err)
 		}
-	}
-	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("argument %q: want key=value", kv)
-		}
-		setArg(arguments, k, parseScalar(v))
 	}
 	a, err := newApp(ctx, cfg, stderr)
 	if err != nil {
@@ -258,6 +267,24 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	defer c.Close()
+	list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		return err
+	}
+	var schema map[string]any
+	found := false
+	for _, t := range list.Tools {
+		if t.Name == tool {
+			schema, found = schemaOf(t), true
+		}
+	}
+	if !found {
+		return fmt.Errorf("no tool %q here. %s", tool, a.srv.UnknownToolHint(tool))
+	}
+	// key=value pairs are typed by the tool's schema (query=40101 stays a string).
+	if err := applyKV(schema, arguments, kvs); err != nil {
+		return fmt.Errorf("%s: %v (see 'hostkey-mcp call %s --help')", tool, err, tool)
+	}
 	// Long workflows report stage progress: show it to the person at the terminal.
 	c.OnNotification(func(n mcp.JSONRPCNotification) {
 		switch n.Method {
@@ -289,20 +316,6 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return errors.New("the tool reported an error (see isError above)")
 	}
 	return nil
-}
-
-// setArg sets a dotted key (params.location=NL) in the argument map.
-func setArg(m map[string]any, key string, v any) {
-	parts := strings.Split(key, ".")
-	for _, p := range parts[:len(parts)-1] {
-		next, ok := m[p].(map[string]any)
-		if !ok {
-			next = map[string]any{}
-			m[p] = next
-		}
-		m = next
-	}
-	m[parts[len(parts)-1]] = v
 }
 
 // parseScalar reads numbers, booleans and JSON arrays/objects; anything else is a string.
@@ -350,14 +363,24 @@ func (t *terminalConfirm) Elicit(_ context.Context, req mcp.ElicitationRequest) 
 	return res, nil
 }
 
+func sandboxAPIFlags(fs *flag.FlagSet) (listen *string, install *time.Duration) {
+	return fs.String("listen", "127.0.0.1:8090", "address to serve the invapi simulator on"),
+		fs.Duration("install-duration", sim.SandboxInstallDuration, "how long a simulated install takes (5 stages)")
+}
+
 func sandboxAPICmd(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("hostkey-mcp sandbox-api", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8090", "address to serve the invapi simulator on")
+	fs := newFlagSet("sandbox-api")
+	listen, install := sandboxAPIFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return flagError("sandbox-api", err)
 	}
-	s, err := sim.New(sim.Options{StageDuration: sim.SandboxStageDuration})
+	if fs.NArg() > 0 {
+		return flagError("sandbox-api", fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	if *install <= 0 {
+		return flagError("sandbox-api", fmt.Errorf("--install-duration %s: want a positive duration, e.g. 20s", *install))
+	}
+	s, err := sim.New(sim.Options{StageDuration: *install / 5})
 	if err != nil {
 		return err
 	}
@@ -368,4 +391,33 @@ func sandboxAPICmd(ctx context.Context, args []string, stderr io.Writer) error {
 	key, _ := s.Keys()
 	fmt.Fprintf(stderr, "invapi simulator on http://%s/\nuse it with: HOSTKEY_BASE_URL=http://%s/ HOSTKEY_API_KEY=%s hostkey-mcp\n", ln.Addr(), ln.Addr(), key)
 	return s.Serve(ctx, ln, 1)
+}
+
+// listTools lists the tools a configuration selects, through an in-process client.
+func listTools(ctx context.Context, cfg *Config) ([]mcp.Tool, error) {
+	a, err := newApp(ctx, cfg, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	if err := a.buildServer(ctx); err != nil {
+		return nil, err
+	}
+	c, err := a.inProcessClient(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return list.Tools, nil
+}
+
+func suggestText(name string, names []string) string {
+	if near := tools.Suggest(name, names); len(near) > 0 {
+		return " Did you mean " + strings.Join(near, " or ") + "?"
+	}
+	return ""
 }

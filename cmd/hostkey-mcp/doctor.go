@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,13 +30,22 @@ func (r *report) fail(remedy, format string, args ...any) {
 }
 
 // doctorCmd checks configuration and connectivity and prints remedies; ok=false → exit 1.
+func doctorFlags(fs *flag.FlagSet) (healthz *bool) {
+	return fs.Bool("healthz", false, "only probe the running server's /healthz (--http, from the same flags and HOSTKEY_HTTP); exit 1 if it does not answer")
+}
+
 func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (bool, error) {
-	healthz := false
-	args, err := splitLocalFlags(args, map[string]*bool{"healthz": &healthz}, nil)
+	local := newFlagSet("doctor")
+	healthzp := doctorFlags(local)
+	args, err := splitLocalFlags("doctor", args, local)
 	if err != nil {
 		return false, err
 	}
-	cfg, _, err := parseConfig("hostkey-mcp doctor", args, getenv, stderr)
+	healthz := *healthzp
+	cfg, rest, err := parseConfig("hostkey-mcp doctor", args, getenv, stderr)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("unexpected argument %q (see 'hostkey-mcp doctor --help')", rest[0])
+	}
 	if err != nil {
 		fmt.Fprintf(stdout, "  FAIL  configuration: %v\n        → fix the flag or variable named above (hostkey-mcp --help)\n", err)
 		return false, nil

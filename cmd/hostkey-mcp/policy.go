@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -130,9 +131,18 @@ func (a *app) startApprovalListener() (string, error) {
 	return url, nil
 }
 
+// auditVerifyFlags declares audit-verify's own flags (its --help lists them).
+func auditVerifyFlags(fs *flag.FlagSet) {}
+
 func auditVerifyCmd(args []string, stdout io.Writer) error {
+	fs := newFlagSet("audit-verify")
+	auditVerifyFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return flagError("audit-verify", err)
+	}
+	args = fs.Args()
 	if len(args) != 1 {
-		return errors.New("usage: hostkey-mcp audit-verify FILE")
+		return errors.New("want exactly one FILE (see 'hostkey-mcp audit-verify --help')")
 	}
 	f, err := os.Open(args[0])
 	if err != nil {

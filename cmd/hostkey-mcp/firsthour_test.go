@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Issue 17: call, tools, login-alerts printed the 100-line global help; doctor --help
+// printed it and then "FAIL configuration: flag: help requested" (exit 1); audit-verify
+// --help said "open --help: no such file".
+func TestEachSubcommandHasShortHelp(t *testing.T) {
+	for _, c := range commands {
+		var out, errb bytes.Buffer
+		args := []string{c.name, "--help"}
+		if c.name == "serve" {
+			args = []string{"--help"}
+		}
+		code := run(t.Context(), args, nil, &out, &errb, env())
+		text := out.String()
+		if code != 0 || errb.Len() > 0 {
+			t.Errorf("%s --help: exit %d, stderr %q", c.name, code, errb.String())
+		}
+		if c.name == "serve" {
+			if !strings.Contains(text, "hostkey-mcp <command> --help") || strings.Count(text, "\n general:") != 1 {
+				t.Errorf("global help: no pointer to command help, or general: not exactly once:\n%s", text)
+			}
+			continue
+		}
+		if !strings.HasPrefix(text, "Usage: hostkey-mcp "+c.name) || !strings.Contains(text, "Examples:") {
+			t.Errorf("%s --help:\n%s", c.name, text)
+		}
+		if n := strings.Count(text, "\n"); n > 45 {
+			t.Errorf("%s --help is %d lines: not short", c.name, n)
+		}
+		if strings.Contains(text, "FAIL") || strings.Contains(text, "no such file") || strings.Contains(text, "operate Hostkey servers from AI assistants") {
+			t.Errorf("%s --help shows an error or the global help:\n%s", c.name, text)
+		}
+	}
+	for cmd, flagName := range map[string]string{"tools": "--sizes", "call": "--args", "doctor": "--healthz", "login-alerts": "--yes", "sandbox-api": "--install-duration"} {
+		var out bytes.Buffer
+		run(t.Context(), []string{cmd, "-h"}, nil, &out, &out, env())
+		if !strings.Contains(out.String(), flagName) {
+			t.Errorf("%s --help lacks its flag %s", cmd, flagName)
+		}
+	}
+	// help <command> is <command> --help.
+	var a, b bytes.Buffer
+	run(t.Context(), []string{"help", "doctor"}, nil, &a, &a, env())
+	run(t.Context(), []string{"doctor", "--help"}, nil, &b, &b, env())
+	if a.String() != b.String() {
+		t.Error("help doctor differs from doctor --help")
+	}
+}
+
+// Issue 17: a wrong flag printed the error, 100 lines of help, the error again.
+func TestFlagErrorPrintedOnceWithPointer(t *testing.T) {
+	for _, args := range [][]string{
+		{"tools", "--bogus"},
+		{"--bogus"},
+		{"call", "eq_show", "--bogus"},
+		{"audit-verify", "--bogus", "x"},
+		{"sandbox-api", "--bogus"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(t.Context(), args, nil, &out, &errb, env())
+		e := errb.String()
+		if code == 0 || strings.Count(e, "bogus") != 1 || !strings.Contains(e, "--help") || strings.Count(e, "\n") != 1 || out.Len() > 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), e)
+		}
+	}
+	var out, errb bytes.Buffer
+	run(t.Context(), []string{"doctor", "--bogus"}, nil, &out, &errb, env())
+	if strings.Count(out.String()+errb.String(), "bogus") != 1 || !strings.Contains(out.String(), "doctor --help") {
+		t.Errorf("doctor --bogus: %q %q", out.String(), errb.String())
+	}
+}
+
+// Issue 17: `call eq_unified_server_search query=40101` failed with
+// "Got:number Want:[string]": k=v values are now typed by the tool's schema.
+func TestCallTypesKeyValueBySchema(t *testing.T) {
+	schema := map[string]any{"properties": map[string]any{
+		"query":  map[string]any{"type": "string"},
+		"id":     map[string]any{"type": "integer"},
+		"price":  map[string]any{"type": "number"},
+		"force":  map[string]any{"type": "boolean"},
+		"ids":    map[string]any{"type": "array", "items": map[string]any{"type": "integer"}},
+		"tags":   map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+		"params": map[string]any{"type": "object", "properties": map[string]any{"location": map[string]any{"type": "string"}, "n": map[string]any{"type": "integer"}}},
+		"pin":    map[string]any{"type": "string"},
+	}}
+	got := map[string]any{}
+	err := applyKV(schema, got, []string{"query=40101", "id=40101", "price=2.5", "force=true", "ids=1,2", "ids=3", "tags=a,b", "params.location=NL", "params.n=7", "pin=0123", "extra=5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"query": "40101", "id": int64(40101), "price": 2.5, "force": true, "ids": []any{int64(1), int64(2), int64(3)},
+		"tags": []any{"a", "b"}, "params": map[string]any{"location": "NL", "n": int64(7)}, "pin": "0123", "extra": float64(5)}
+	if !reflect.DeepEqual(got, want) {
+		gb, _ := json.Marshal(got)
+		t.Errorf("got %s", gb)
+	}
+	for _, c := range []struct{ kv, want string }{
+		{"id=abc", `id="abc": want an integer`},
+		{"force=maybe", "want true or false"},
+		{"ids=1,x", `ids="x": want an integer`},
+		{"params={", "--args"},
+		{"novalue", "want key=value"},
+	} {
+		err := applyKV(schema, map[string]any{}, []string{c.kv})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v (want %q)", c.kv, err, c.want)
+		}
+	}
+	if err := applyKV(schema, map[string]any{}, []string{"id=1", "id=2"}); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("a scalar given twice: %v", err)
+	}
+
+	var out, errb bytes.Buffer
+	if code := run(t.Context(), []string{"call", "eq_unified_server_search", "query=40101"}, nil, &out, &errb, env()); code != 0 {
+		t.Fatalf("call eq_unified_server_search query=40101: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+}
+
+// Issue 17: an unknown tool got no "did you mean", a tool from another toolset no hint
+// of the flag that loads it (CLI side).
+func TestCallUnknownToolHints(t *testing.T) {
+	for tool, want := range map[string]string{
+		"eq_sho":             "Did you mean eq_show",
+		"whmcs_get_invoices": "--toolsets servers,power,ip,billing",
+		"server_reinstall":   "--toolsets servers,power,ip,workflows",
+	} {
+		var out, errb bytes.Buffer
+		code := run(t.Context(), []string{"call", tool, "id=40101"}, nil, &out, &errb, env())
+		if code == 0 || !strings.Contains(errb.String(), want) {
+			t.Errorf("call %s: exit %d: %s", tool, code, errb.String())
+		}
+	}
+	var out bytes.Buffer
+	run(t.Context(), []string{"call", "eq_unified_server_search", "--help"}, nil, &out, &out, env())
+	if !strings.Contains(out.String(), "query (string, required)") {
+		t.Errorf("call <tool> --help lists no parameters:\n%s", out.String())
+	}
+}
+
+// Issue 17: --dynamic-toolsets started with 29 tools, more than the default.
+func TestDynamicToolsetsStartWithMetaTools(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(t.Context(), []string{"tools", "--json", "--dynamic-toolsets"}, nil, &out, &errb, env()); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var list []struct{ Name string }
+	if err := json.Unmarshal(out.Bytes(), &list); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range list {
+		names = append(names, tl.Name)
+	}
+	if len(list) > 3 || !strings.Contains(strings.Join(names, ","), "tools_search") {
+		t.Errorf("--dynamic-toolsets starts with %d tools: %v", len(list), names)
+	}
+}
