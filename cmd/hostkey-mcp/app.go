@@ -243,7 +243,7 @@ func (a *app) instructions() string {
 		b.WriteString("Scope: only " + scope + " may be acted on; calls naming other servers are refused before anything is sent. ")
 	}
 	if a.sandbox != nil {
-		b.WriteString("SANDBOX: this is the built-in simulator with example servers; nothing real is changed and installs finish in about "+a.cfg.SandboxInstall.String()+".")
+		b.WriteString("SANDBOX: this is the built-in simulator with example servers; nothing real is changed and installs finish in about " + a.cfg.SandboxInstall.String() + ".")
 	}
 	return strings.TrimSpace(b.String())
 }
