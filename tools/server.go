@@ -94,6 +94,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.subs.Attach(hooks)
 	hooks.AddBeforeCallTool(s.redirectUnknownTool)
+	s.attachDefaultLogLevel(hooks)
 	sopts := []server.ServerOption{
 		server.WithToolCapabilities(true),
 		server.WithResourceCapabilities(true, true),
@@ -132,6 +133,56 @@ func New(opts Options) (*Server, error) {
 	}
 	s.addPrompts()
 	return s, nil
+}
+
+// DefaultLogLevel is the level of notifications/message a session gets until its client
+// sends logging/setLevel: notices and above (install done, login alerts).
+const DefaultLogLevel = mcp.LoggingLevelNotice
+
+// attachDefaultLogLevel keeps DefaultLogLevel for sessions whose client never sets a
+// level (most desktop clients). mcp-go v1.2.1 resets stdio and in-process sessions to
+// "error" when they initialize (and, for 2026 clients, on their first request), after
+// any level set at registration; so the level is set again after each request until the
+// client chooses one itself.
+func (s *Server) attachDefaultLogLevel(h *server.Hooks) {
+	var mu sync.Mutex
+	chosen := map[string]bool{}
+	apply := func(ctx context.Context) {
+		sess := server.ClientSessionFromContext(ctx)
+		l, ok := sess.(server.SessionWithLogging)
+		if !ok {
+			return
+		}
+		mu.Lock()
+		skip := chosen[sess.SessionID()]
+		mu.Unlock()
+		if !skip && l.GetLogLevel() == mcp.LoggingLevelError {
+			l.SetLogLevel(DefaultLogLevel)
+		}
+	}
+	h.AddOnRegisterSession(func(ctx context.Context, sess server.ClientSession) {
+		if l, ok := sess.(server.SessionWithLogging); ok {
+			l.SetLogLevel(DefaultLogLevel)
+		}
+	})
+	h.AddOnUnregisterSession(func(_ context.Context, sess server.ClientSession) {
+		mu.Lock()
+		delete(chosen, sess.SessionID())
+		mu.Unlock()
+	})
+	h.AddAfterSetLevel(func(ctx context.Context, _ any, _ *mcp.SetLevelRequest, _ *mcp.EmptyResult) {
+		if sess := server.ClientSessionFromContext(ctx); sess != nil {
+			mu.Lock()
+			chosen[sess.SessionID()] = true
+			mu.Unlock()
+		}
+	})
+	h.AddAfterInitialize(func(ctx context.Context, _ any, _ *mcp.InitializeRequest, _ *mcp.InitializeResult) { apply(ctx) })
+	h.AddOnSuccess(func(ctx context.Context, _ any, method mcp.MCPMethod, _ any, _ any) {
+		if method != mcp.MethodSetLogLevel {
+			apply(ctx)
+		}
+	})
 }
 
 // MCP returns the underlying mcp-go server, for transports.

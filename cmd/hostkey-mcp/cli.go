@@ -292,7 +292,11 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			f := n.Params.AdditionalFields
 			fmt.Fprintf(stderr, "progress %v/%v: %v\n", f["progress"], f["total"], f["message"])
 		case "notifications/message":
-			fmt.Fprintf(stderr, "notice: %v\n", n.Params.AdditionalFields["data"])
+			data := n.Params.AdditionalFields["data"]
+			if m, ok := data.(map[string]any); ok && m["message"] != nil {
+				data = m["message"]
+			}
+			fmt.Fprintf(stderr, "%v: %v\n", n.Params.AdditionalFields["level"], data)
 		}
 	})
 	req := mcp.CallToolRequest{}

@@ -3,9 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
 )
 
 // Issue 17: call, tools, login-alerts printed the 100-line global help; doctor --help
@@ -161,5 +167,57 @@ func TestDynamicToolsetsStartWithMetaTools(t *testing.T) {
 	}
 	if len(list) > 3 || !strings.Contains(strings.Join(names, ","), "tools_search") {
 		t.Errorf("--dynamic-toolsets starts with %d tools: %v", len(list), names)
+	}
+}
+
+// freeLoopbackAddr returns a loopback address whose port the kernel just handed out
+// (--public-url must name the webhook listener's port before the process starts).
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// Issue 17: a stdio client that never sends logging/setLevel got no
+// notifications/message at all (mcp-go resets the stdio session to "error" on
+// initialize); over HTTP the same notice arrived. Spawns the binary over real pipes.
+func TestStdioClientGetsNoticesWithoutSetLevel(t *testing.T) {
+	hook := freeLoopbackAddr(t)
+	c, err := client.NewStdioMCPClient(binary, []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")},
+		"--sandbox", "--sandbox-install-duration", "1s", "--toolsets", "servers,workflows", "--confirm", "off",
+		"--webhook-listen", hook, "--public-url", "http://"+hook, "--data-dir", t.TempDir(), "--log-level", "error")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Start(t.Context()); err != nil { // installs the notification handler
+		t.Fatal(err)
+	}
+	notes := make(chan mcp.JSONRPCNotification, 16)
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == "notifications/message" {
+			notes <- n
+		}
+	})
+	initialize(t, c) // and never logging/setLevel
+	req := mcp.CallToolRequest{}
+	req.Params.Name = "server_reinstall"
+	req.Params.Arguments = map[string]any{"id": 40102, "os_id": 187, "root_pass": "correct-horse-1"}
+	res, err := c.CallTool(t.Context(), req)
+	if err != nil || res.IsError {
+		t.Fatalf("server_reinstall: %v %+v", err, res)
+	}
+	select {
+	case n := <-notes:
+		if n.Params.AdditionalFields["level"] != "notice" {
+			t.Errorf("notification: %+v", n.Params.AdditionalFields)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no notifications/message reached the stdio client without logging/setLevel (result: %s)", resultText(res))
 	}
 }
