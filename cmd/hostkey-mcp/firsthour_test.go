@@ -2,11 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"log"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,5 +226,149 @@ func TestStdioClientGetsNoticesWithoutSetLevel(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no notifications/message reached the stdio client without logging/setLevel (result: %s)", resultText(res))
+	}
+}
+
+// Issue 17: the bot approval path is /policy/api/approvals/{id} on a random loopback
+// port that was never logged, while the README said /api/approvals/{id}.
+func TestApprovalListenerIsLoggedAndDocumented(t *testing.T) {
+	var logs syncBuffer
+	cfg, _, err := parseConfig("t", []string{"--sandbox", "--confirm", "token", "--data-dir", t.TempDir()}, env("HOSTKEY_APPROVER_TOKEN", "bot-secret-1"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(t.Context(), cfg, &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.buildServer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`"bot_api": "(http://127\.0\.0\.1:\d+(/[a-z/]+))\{id\}"`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("the approval listener's bot URL is not logged:\n%s", logs.String())
+	}
+	readme, _ := os.ReadFile("../../README.md")
+	if !strings.Contains(string(readme), "`"+m[2]+"{id}`") {
+		t.Errorf("README does not document the bot path %s{id}", m[2])
+	}
+	list := strings.TrimSuffix(m[1], "/")
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, list, nil)
+	req.Header.Set("Authorization", "Bearer bot-secret-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %s", list, resp.Status)
+	}
+	if strings.Contains(logs.String(), "bot-secret-1") {
+		t.Error("the approver token is in the log")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Issue 17: the image's HEALTHCHECK (doctor --healthz) never saw the server's
+// `--http 0.0.0.0:8080` argument, took stdio mode and always reported healthy.
+func TestHealthzProbesTheRunningListener(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--sandbox", "--http=127.0.0.1:0", "--data-dir", dir}, nil, io.Discard, io.Discard, env())
+	}()
+	// The HEALTHCHECK process gets only the image's environment (HOSTKEY_DATA_DIR).
+	healthz := func() (int, string) {
+		var out bytes.Buffer
+		code := run(t.Context(), []string{"doctor", "--healthz"}, nil, &out, &out, env("HOSTKEY_DATA_DIR", dir))
+		return code, out.String()
+	}
+	var code int
+	var out string
+	for i := 0; i < 200; i++ { // wait for the server to record its listener
+		if code, out = healthz(); strings.Contains(out, "healthz:") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code != 0 || !strings.Contains(out, "healthz: 200") {
+		t.Errorf("doctor --healthz beside a running --http server: exit %d: %s", code, out)
+	}
+	cancel()
+	<-done
+	if code, out := healthz(); code != 0 || !strings.Contains(out, "stdio mode") {
+		t.Errorf("after the server stopped: exit %d: %s", code, out)
+	}
+	// A recorded listener that does not answer is unhealthy.
+	os.WriteFile(filepath.Join(dir, "http-listen.addr"), []byte(freeLoopbackAddr(t)+"\n"), 0o600)
+	if code, out := healthz(); code == 0 {
+		t.Errorf("a dead listener is healthy: %s", out)
+	}
+	// The flag forms work too.
+	if code, out := run2(t, "doctor", "--healthz", "--http", freeLoopbackAddr(t)); code == 0 {
+		t.Errorf("--http ADDR with nothing listening: healthy: %s", out)
+	}
+}
+
+func run2(t *testing.T, args ...string) (int, string) {
+	var out bytes.Buffer
+	code := run(t.Context(), args, nil, &out, &out, env())
+	return code, out.String()
+}
+
+// Issue 17: --log-format json was broken by a plain-text line mcp-go prints through the
+// standard library logger ("Delivered sampling response").
+func TestStdLogLinesAreJSON(t *testing.T) {
+	var logs syncBuffer
+	cfg, _, err := parseConfig("t", []string{"--sandbox", "--log-format", "json", "--log-level", "debug", "--data-dir", t.TempDir()}, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(t.Context(), cfg, &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	restore := a.redirectStdLog()
+	log.Print("Delivered sampling response")
+	restore()
+	seen := false
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Errorf("not JSON: %q", line)
+		}
+		seen = seen || v["msg"] == "Delivered sampling response"
+	}
+	if !seen {
+		t.Errorf("the standard logger's line did not reach zap:\n%s", logs.String())
+	}
+}
+
+// Issue 17: doctor reported the PIN "ok" without checking it.
+func TestDoctorSaysWhatItDidNotVerify(t *testing.T) {
+	var out bytes.Buffer
+	run(t.Context(), []string{"doctor", "--sandbox"}, nil, &out, &out, env("HOSTKEY_PIN", "1234"))
+	if !strings.Contains(out.String(), "NOT verified") || !strings.Contains(out.String(), "not checked by doctor") {
+		t.Errorf("doctor output:\n%s", out.String())
 	}
 }

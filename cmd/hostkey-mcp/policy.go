@@ -127,7 +127,8 @@ func (a *app) startApprovalListener() (string, error) {
 	}()
 	a.closers = append(a.closers, func() { _ = hs.Close() })
 	url := "http://" + ln.Addr().String() + "/policy"
-	a.log.Debug("approval pages", zap.String("url", url))
+	// Bots need this address (with port 0 it changes every start): say it at info.
+	a.log.Info("approval listener", zap.String("pages", url+"/approve/{id}"), zap.String("bot_api", url+"/api/approvals/{id}"))
 	return url, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -31,6 +33,9 @@ func serveCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return err
 	}
 	defer a.Close()
+	// mcp-go prints some lines through the standard library logger ("Delivered sampling
+	// response"): route them into zap so --log-format json stays JSON.
+	defer a.redirectStdLog()()
 	if err := a.buildServer(ctx); err != nil {
 		return err
 	}
@@ -42,6 +47,16 @@ func serveCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return a.serveHTTP(ctx)
 	}
 	return a.serveStdio(ctx, stdin, stdout)
+}
+
+// redirectStdLog sends the standard library logger's output to the app's logger (debug
+// level: mcp-go's lines are diagnostics) and returns the function that restores it.
+func (a *app) redirectStdLog() func() {
+	restore, err := zap.RedirectStdLogAt(a.log.Named("stdlib"), zap.DebugLevel)
+	if err != nil {
+		return func() {}
+	}
+	return restore
 }
 
 // refreshPermissions logs in early so the first tools/list already shows only what the
@@ -101,6 +116,10 @@ func (a *app) serveHTTP(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 	}
 	a.log.Info("streamable HTTP listening", zap.String("url", "http://"+ln.Addr().String()+"/mcp"))
+	// doctor --healthz (the image's HEALTHCHECK) finds the listener here.
+	if hf := healthFile(a.cfg); os.MkdirAll(filepath.Dir(hf), 0o700) == nil && os.WriteFile(hf, []byte(ln.Addr().String()+"\n"), 0o600) == nil {
+		defer os.Remove(hf)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
