@@ -95,6 +95,7 @@ func New(opts Options) (*Server, error) {
 	s.subs.Attach(hooks)
 	hooks.AddBeforeCallTool(s.redirectUnknownTool)
 	s.attachDefaultLogLevel(hooks)
+	hooks.AddBeforeReadResource(s.serverNotFound)
 	sopts := []server.ServerOption{
 		server.WithToolCapabilities(true),
 		server.WithResourceCapabilities(true, true),

@@ -262,7 +262,8 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := a.buildServer(ctx); err != nil {
 		return err
 	}
-	c, err := a.inProcessClient(ctx, &terminalConfirm{in: bufio.NewReader(orEmpty(stdin)), out: stderr})
+	confirm := &terminalConfirm{in: bufio.NewReader(orEmpty(stdin)), out: stderr}
+	c, err := a.inProcessClient(ctx, confirm)
 	if err != nil {
 		return err
 	}
@@ -307,6 +308,11 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
+	if confirm.closed && res.IsError {
+		// The result's text speaks to a model ("the user declined"); the person at the
+		// terminal gets the plain reason instead.
+		return errNoAnswer
+	}
 	out := map[string]any{"isError": res.IsError, "content": res.Content}
 	if res.StructuredContent != nil {
 		out["structuredContent"] = res.StructuredContent
@@ -345,6 +351,8 @@ func parseScalar(v string) any {
 type terminalConfirm struct {
 	in  *bufio.Reader
 	out io.Writer
+	// closed is set when stdin ended before an answer: nobody said no, nobody was asked.
+	closed bool
 }
 
 func orEmpty(r io.Reader) io.Reader {
@@ -356,16 +364,26 @@ func orEmpty(r io.Reader) io.Reader {
 
 func (t *terminalConfirm) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
 	fmt.Fprintf(t.out, "\n%s\nConfirm? [y/N] ", req.Params.Message)
-	line, _ := t.in.ReadString('\n')
+	line, err := t.in.ReadString('\n')
 	res := &mcp.ElicitationResult{}
-	if strings.EqualFold(strings.TrimSpace(line), "y") || strings.EqualFold(strings.TrimSpace(line), "yes") {
+	answer := strings.TrimSpace(line)
+	switch {
+	case strings.EqualFold(answer, "y") || strings.EqualFold(answer, "yes"):
 		res.Action = mcp.ElicitationResponseActionAccept
 		res.Content = map[string]any{"confirm": true}
-	} else {
+	case err != nil && answer == "":
+		// End of input is no answer, not a "no": cancel, and say so in the terminal's words.
+		t.closed = true
+		fmt.Fprintln(t.out, "\nno answer (stdin closed)")
+		res.Action = mcp.ElicitationResponseActionCancel
+	default:
 		res.Action = mcp.ElicitationResponseActionDecline
 	}
 	return res, nil
 }
+
+// errNoAnswer is what the CLI says when a confirmation got no answer.
+var errNoAnswer = errors.New("no answer to the confirmation (stdin closed): nothing was sent. Run the command at a terminal, or pipe the answer: echo y | hostkey-mcp …")
 
 func sandboxAPIFlags(fs *flag.FlagSet) (listen *string, install *time.Duration) {
 	return fs.String("listen", "127.0.0.1:8090", "address to serve the invapi simulator on"),

@@ -372,3 +372,21 @@ func TestDoctorSaysWhatItDidNotVerify(t *testing.T) {
 		t.Errorf("doctor output:\n%s", out.String())
 	}
 }
+
+// Issue 17: closing stdin at a terminal confirmation counted as "the user declined" and
+// showed the model-facing wording.
+func TestClosedStdinIsNoAnswer(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"call", "eq_reboot", "id=40101", "--data-dir", t.TempDir()}, strings.NewReader(""), &out, &errb, env())
+	e := errb.String()
+	last := strings.TrimSpace(e[strings.LastIndex(strings.TrimSpace(e), "\n")+1:])
+	if code == 0 || !strings.Contains(e, "no answer (stdin closed)") || !strings.HasPrefix(last, "hostkey-mcp: no answer") || out.Len() > 0 {
+		t.Errorf("exit %d\nstdout %s\nstderr %s", code, out.String(), e)
+	}
+	out.Reset()
+	errb.Reset()
+	code = run(t.Context(), []string{"call", "eq_reboot", "id=40101", "--data-dir", t.TempDir()}, strings.NewReader("n\n"), &out, &errb, env())
+	if code == 0 || !strings.Contains(out.String(), "The user declined") {
+		t.Errorf("an explicit no: exit %d: %s", code, out.String())
+	}
+}

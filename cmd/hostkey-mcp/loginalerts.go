@@ -68,7 +68,8 @@ func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if err != nil || keyID <= 0 {
 		return fmt.Errorf("API key id %q: want the numeric id from api_keys_list", rest[0])
 	}
-	var confirm client.ElicitationHandler = &terminalConfirm{in: bufio.NewReader(orEmpty(stdin)), out: stderr}
+	term := &terminalConfirm{in: bufio.NewReader(orEmpty(stdin)), out: stderr}
+	var confirm client.ElicitationHandler = term
 	if yes {
 		confirm = acceptAll{}
 	}
@@ -78,6 +79,9 @@ func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout,
 	}
 	defer c.Close()
 	key, err := rcv.PointAPIKey(ctx, toolCaller{c: c, cat: a.cat}, keyID)
+	if err != nil && term.closed {
+		return errNoAnswer
+	}
 	if err != nil {
 		return err
 	}
