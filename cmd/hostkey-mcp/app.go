@@ -147,6 +147,7 @@ func (a *app) buildServer(ctx context.Context) error {
 	hooks := &server.Hooks{}
 	taskHooks := &server.TaskHooks{}
 	wf.AttachTaskHooks(taskHooks)
+	wf.AttachStatusHooks(hooks) // tasks/get shows the job's stage as statusMessage
 	extra := []server.ServerTool{rcv.EventsTool()}
 	srv, err := tools.New(tools.Options{
 		Version:      invapi.Version,
