@@ -35,6 +35,7 @@ type app struct {
 	policy    *policy.Engine
 	receiver  *webhook.Receiver
 	workflows *workflows.Workflows
+	toolsOpts tools.Options // what srv was built from; tools --sizes varies the selection
 	closers   []func()
 	// pageHandler is the policy's approval pages, set once the engine exists; the
 	// listener starts first because the engine needs its URL.
@@ -149,7 +150,7 @@ func (a *app) buildServer(ctx context.Context) error {
 	wf.AttachTaskHooks(taskHooks)
 	wf.AttachStatusHooks(hooks) // tasks/get shows the job's stage as statusMessage
 	extra := []server.ServerTool{rcv.EventsTool()}
-	srv, err := tools.New(tools.Options{
+	a.toolsOpts = tools.Options{
 		Version:      invapi.Version,
 		Instructions: a.instructions(),
 		Catalog:      a.cat,
@@ -175,7 +176,8 @@ func (a *app) buildServer(ctx context.Context) error {
 			server.WithTaskHooks(taskHooks),
 		},
 		Logger: a.log.Named("mcp"),
-	})
+	}
+	srv, err := tools.New(a.toolsOpts)
 	if err != nil {
 		return err
 	}

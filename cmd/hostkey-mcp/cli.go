@@ -18,7 +18,6 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
 	"github.com/hostkey/hostkey-mcp/tools"
 )
@@ -112,14 +111,15 @@ func (a *app) inProcessClient(ctx context.Context, confirm client.ElicitationHan
 	return c, nil
 }
 
-func toolsFlags(fs *flag.FlagSet) (asJSON, sizes *bool) {
+func toolsFlags(fs *flag.FlagSet) (asJSON, sizes, markdown *bool) {
 	return fs.Bool("json", false, "print the tools as the JSON array a client receives in tools/list"),
-		fs.Bool("sizes", false, "measure tools/list (bytes, ~tokens) for the default toolsets, each toolset and all")
+		fs.Bool("sizes", false, "measure tools/list (bytes, ~tokens) for the default toolsets, --dynamic-toolsets, each toolset and all"),
+		fs.Bool("markdown", false, "with --sizes: print the README's Markdown table")
 }
 
 func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	local := newFlagSet("tools")
-	asJSON, sizes := toolsFlags(local)
+	asJSON, sizes, markdown := toolsFlags(local)
 	args, err := splitLocalFlags("tools", args, local)
 	if err != nil {
 		return err
@@ -136,11 +136,11 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	defer a.Close()
-	if *sizes {
-		return toolSizes(ctx, a, stdout)
-	}
 	if err := a.buildServer(ctx); err != nil {
 		return err
+	}
+	if *sizes {
+		return toolSizes(ctx, a, stdout, *markdown)
 	}
 	c, err := a.inProcessClient(ctx, nil)
 	if err != nil {
@@ -178,43 +178,111 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return tw.Flush()
 }
 
-// toolSizes measures tools/list — what every turn of the model pays for — for the
-// default selection, each toolset and everything, through a real in-process client.
-func toolSizes(ctx context.Context, a *app, w io.Writer) error {
-	sets := [][]string{tools.DefaultToolsets}
-	for _, ts := range a.cat.Toolsets() {
-		sets = append(sets, []string{ts})
+// sizeRow is one line of `tools --sizes`: what a client is sent for one selection.
+type sizeRow struct {
+	Label string
+	Tools int
+	Bytes int
+}
+
+// measureSizes measures tools/list — what every turn of the model pays for — for the
+// default selection, --dynamic-toolsets, each toolset and everything, through a real
+// in-process client and the same server options as a served client gets (events_list,
+// eq_callback_check and the workflow tools included), so it agrees with tools --json.
+func measureSizes(ctx context.Context, a *app) ([]sizeRow, error) {
+	type variant struct {
+		label   string
+		sel     tools.Selection
+		dynamic bool
 	}
-	sets = append(sets, []string{"all"})
+	base := tools.Selection{ReadOnly: a.cfg.ReadOnly, Include: splitCSV(a.cfg.Tools), Exclude: splitCSV(a.cfg.ExcludeTools)}
+	with := func(ts ...string) tools.Selection { s := base; s.Toolsets = ts; return s }
+	vs := []variant{
+		{strings.Join(tools.DefaultToolsets, ",") + " (default)", with(tools.DefaultToolsets...), false},
+		{"--dynamic-toolsets (start)", with(), true},
+	}
+	for _, ts := range append(a.cat.Toolsets(), "workflows") {
+		vs = append(vs, variant{ts, with(ts), false})
+	}
+	vs = append(vs, variant{"all", with("all"), false})
+	var rows []sizeRow
+	for _, v := range vs {
+		opts := a.toolsOpts
+		opts.Selection, opts.Dynamic, opts.Hooks, opts.Logger = v.sel, v.dynamic, nil, nil
+		srv, err := tools.New(opts)
+		if err != nil {
+			return nil, err
+		}
+		list, err := listThrough(ctx, srv)
+		if err != nil {
+			return nil, err
+		}
+		raw, _ := json.Marshal(list)
+		rows = append(rows, sizeRow{v.label, len(list), len(raw)})
+	}
+	return rows, nil
+}
+
+// listThrough lists srv's tools through a fresh in-process client.
+func listThrough(ctx context.Context, srv *tools.Server) ([]mcp.Tool, error) {
+	c, err := client.NewInProcessClient(srv.MCP())
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	init.Params.ClientInfo = mcp.Implementation{Name: "sizes", Version: "1"}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		return nil, err
+	}
+	list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return list.Tools, nil
+}
+
+func toolSizes(ctx context.Context, a *app, w io.Writer, markdown bool) error {
+	rows, err := measureSizes(ctx, a)
+	if err != nil {
+		return err
+	}
+	if markdown {
+		fmt.Fprint(w, sizesMarkdown(rows))
+		return nil
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "toolsets\ttools\tbytes\t~tokens\t")
-	for _, set := range sets {
-		srv, err := tools.New(tools.Options{Catalog: a.cat, Client: a.client, Selection: tools.Selection{Toolsets: set}, Version: invapi.Version})
-		if err != nil {
-			return err
-		}
-		c, err := client.NewInProcessClient(srv.MCP())
-		if err != nil {
-			return err
-		}
-		if err := c.Start(ctx); err != nil {
-			return err
-		}
-		init := mcp.InitializeRequest{}
-		init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-		init.Params.ClientInfo = mcp.Implementation{Name: "sizes", Version: "1"}
-		if _, err := c.Initialize(ctx, init); err != nil {
-			return err
-		}
-		list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
-		c.Close()
-		if err != nil {
-			return err
-		}
-		raw, _ := json.Marshal(list.Tools)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", strings.Join(set, ","), len(list.Tools), len(raw), len(raw)/4)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", r.Label, r.Tools, r.Bytes, r.Bytes/4)
 	}
 	return tw.Flush()
+}
+
+// sizesMarkdown is the README's size table (between its TOOL SIZES markers).
+func sizesMarkdown(rows []sizeRow) string {
+	var b strings.Builder
+	b.WriteString("| toolsets | tools | bytes | ~tokens |\n|---|---:|---:|---:|\n")
+	for _, r := range rows {
+		label := r.Label
+		if strings.HasSuffix(label, "(default)") || label == "all" {
+			label = "**" + label + "**"
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s |\n", label, r.Tools, thousands(r.Bytes), thousands(r.Bytes/4))
+	}
+	return b.String()
+}
+
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func classOf(t mcp.Tool) string {

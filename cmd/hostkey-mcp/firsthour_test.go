@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -388,5 +389,44 @@ func TestClosedStdinIsNoAnswer(t *testing.T) {
 	code = run(t.Context(), []string{"call", "eq_reboot", "id=40101", "--data-dir", t.TempDir()}, strings.NewReader("n\n"), &out, &errb, env())
 	if code == 0 || !strings.Contains(out.String(), "The user declined") {
 		t.Errorf("an explicit no: exit %d: %s", code, out.String())
+	}
+}
+
+// Issue 17: `tools --sizes` left out tools a client is sent (events_list, the workflow
+// tools): its rows must match what `tools --json` prints for the same selection.
+func TestToolSizesAgreeWithToolsJSON(t *testing.T) {
+	var sizes bytes.Buffer
+	if code := run(t.Context(), []string{"tools", "--sizes", "--data-dir", t.TempDir()}, nil, &sizes, io.Discard, env()); code != 0 {
+		t.Fatalf("tools --sizes: exit %d", code)
+	}
+	rows := map[string][2]string{}
+	for _, line := range strings.Split(sizes.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 4 {
+			rows[f[0]] = [2]string{f[len(f)-3], f[len(f)-2]}
+		}
+	}
+	for label, args := range map[string][]string{
+		"servers,power,ip":   nil,
+		"workflows":          {"--toolsets", "workflows"},
+		"all":                {"--toolsets", "all"},
+		"--dynamic-toolsets": {"--dynamic-toolsets"},
+	} {
+		var out bytes.Buffer
+		if code := run(t.Context(), append([]string{"tools", "--json", "--data-dir", t.TempDir()}, args...), nil, &out, io.Discard, env()); code != 0 {
+			t.Fatalf("tools --json %v: exit %d", args, code)
+		}
+		var list []json.RawMessage
+		if err := json.Unmarshal(out.Bytes(), &list); err != nil {
+			t.Fatal(err)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, bytes.TrimSpace(out.Bytes())); err != nil {
+			t.Fatal(err)
+		}
+		got := rows[label]
+		if want := [2]string{strconv.Itoa(len(list)), strconv.Itoa(compact.Len())}; got != want {
+			t.Errorf("%s: --sizes says %v tools/bytes, --json has %v", label, got, want)
+		}
 	}
 }
