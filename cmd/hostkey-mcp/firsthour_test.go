@@ -430,3 +430,62 @@ func TestToolSizesAgreeWithToolsJSON(t *testing.T) {
 		}
 	}
 }
+
+// replaceBetween returns doc with the text between the begin and end markers replaced.
+func replaceBetween(t *testing.T, doc, begin, end, with string) (string, string) {
+	t.Helper()
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
+	if i < 0 || j < i {
+		t.Fatalf("markers %q … %q not found", begin, end)
+	}
+	return doc[i+len(begin) : j], doc[:i+len(begin)] + with + doc[j:]
+}
+
+// Issue 17: the README's tool-size table drifted (26 tools / 14,758 B; measured 27 /
+// 15,793). It is now what `tools --sizes --markdown` prints; `make docs` rewrites it.
+func TestREADMEToolSizesAreCurrent(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(t.Context(), []string{"tools", "--sizes", "--markdown", "--data-dir", t.TempDir()}, nil, &out, io.Discard, env()); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, updated := replaceBetween(t, string(readme), "<!-- BEGIN TOOL SIZES (generated: make docs) -->\n", "<!-- END TOOL SIZES -->", out.String())
+	if got != out.String() {
+		if *updateREADME {
+			if err := os.WriteFile("../../README.md", []byte(updated), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Errorf("README tool sizes are stale: run make docs\nwant:\n%s", out.String())
+	}
+}
+
+// Issue 17: a generated tool reference, docs/tools.md, checked for staleness.
+func TestDocsToolReferenceIsCurrent(t *testing.T) {
+	want, err := toolReference(t.Context(), env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("../../docs/tools.md")
+	if string(got) != want {
+		if *updateREADME {
+			if err := os.MkdirAll("../../docs", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile("../../docs/tools.md", []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Errorf("docs/tools.md is stale (%v): run make docs", err)
+	}
+	for _, name := range []string{"eq_reboot", "server_reinstall", "events_list", "eq_callback_check"} {
+		if !strings.Contains(want, "### `"+name+"`") {
+			t.Errorf("the reference lacks %s", name)
+		}
+	}
+}
