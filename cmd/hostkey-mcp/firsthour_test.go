@@ -20,6 +20,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/hostkey/hostkey-mcp/invapi/sim"
 )
 
 // Issue 17: call, tools, login-alerts printed the 100-line global help; doctor --help
@@ -486,6 +488,44 @@ func TestDocsToolReferenceIsCurrent(t *testing.T) {
 	for _, name := range []string{"eq_reboot", "server_reinstall", "events_list", "eq_callback_check"} {
 		if !strings.Contains(want, "### `"+name+"`") {
 			t.Errorf("the reference lacks %s", name)
+		}
+	}
+}
+
+// Issue 17 (docs): the quick start omitted the C compiler and make; no client one-liners
+// or config paths; the webhook README named another store file; call's typing and the
+// sandbox's install time were undocumented or wrong.
+func TestREADMECoversTheFirstHour(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	for _, want := range []string{
+		"**Go 1.26**", "**make**", "**Node 20**", "**a C compiler**",
+		"claude mcp add hostkey", "code --add-mcp", "claude_desktop_config.json", "%APPDATA%",
+		"query=40101", "--args", "[docs/tools.md](docs/tools.md)", "make dist", "SHA256SUMS",
+		"--sandbox-install-duration", "logging/setLevel", "/policy/api/approvals/{id}",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("README lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "about a minute") {
+		t.Error("README still says sandbox installs take about a minute")
+	}
+	if !strings.Contains(s, "take 20 seconds") || sim.SandboxInstallDuration != 20*time.Second {
+		t.Errorf("README's sandbox install time and sim.SandboxInstallDuration (%s) disagree", sim.SandboxInstallDuration)
+	}
+	wh, _ := os.ReadFile("../../webhook/README.md")
+	src, _ := os.ReadFile("webhook.go")
+	if m := regexp.MustCompile(`"([a-z]+\.db)"`).FindSubmatch(src); m == nil || !bytes.Contains(wh, m[0]) {
+		t.Errorf("webhook/README.md does not name the store file cmd opens (%s)", m)
+	}
+	mk, _ := os.ReadFile("../../Makefile")
+	for _, target := range []string{"\ndocs:", "\nwalkthrough:", "\ndist:", "\nseeds-check:"} {
+		if !bytes.Contains(mk, []byte(target)) {
+			t.Errorf("Makefile lacks %s", target)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 	"go.uber.org/zap"
 
+	"github.com/hostkey/hostkey-mcp/tools"
 	"github.com/hostkey/hostkey-mcp/tools/transport"
 )
 
@@ -41,12 +43,33 @@ func serveCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	a.serveWebhooks(ctx)
 	a.refreshPermissions(ctx)
+	n, size := a.toolsListSize(ctx)
 	a.log.Info("serving", zap.String("transport", map[bool]string{true: "http " + cfg.HTTP, false: "stdio"}[cfg.HTTP != ""]),
-		zap.Int("tools", len(a.srv.ToolNames())), zap.Strings("toolsets", a.selection().Toolsets), zap.Bool("read_only", cfg.ReadOnly))
+		zap.Int("tools", n), zap.Int("tools_list_bytes", size), zap.Strings("toolsets", a.selection().Toolsets),
+		zap.Bool("dynamic", cfg.Dynamic), zap.Bool("read_only", cfg.ReadOnly))
 	if cfg.HTTP != "" {
 		return a.serveHTTP(ctx)
 	}
 	return a.serveStdio(ctx, stdin, stdout)
+}
+
+// toolsListSize measures the tools/list a new client gets (count and JSON bytes: what
+// every model turn pays for), through an in-process client.
+func (a *app) toolsListSize(ctx context.Context) (int, int) {
+	// A twin server with the same options: a client session on the served one would be
+	// counted by the notifier and the audit.
+	opts := a.toolsOpts
+	opts.Hooks, opts.Logger = nil, nil
+	twin, err := tools.New(opts)
+	if err != nil {
+		return len(a.srv.ToolNames()), 0
+	}
+	list, err := listThrough(ctx, twin)
+	if err != nil {
+		return len(a.srv.ToolNames()), 0
+	}
+	raw, _ := json.Marshal(list)
+	return len(list), len(raw)
 }
 
 // redirectStdLog sends the standard library logger's output to the app's logger (debug
