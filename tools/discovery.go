@@ -220,39 +220,16 @@ func (s *Server) exposes(sel Selection, a *schemas.Action) bool {
 	return false
 }
 
-// unknownToolName is a hidden tool: calls to a tool this server does not offer are
-// redirected to it, so the model gets "did you mean" and "loaded by --toolsets X"
-// instead of a bare "tool not found" (mcp-go's not-found error cannot be extended).
-const unknownToolName = "hostkey_unknown_tool"
-
-func unknownTool() mcp.Tool {
-	return mcp.Tool{
-		Name:           unknownToolName,
-		Description:    "Explains why a tool name is not available (never listed).",
-		RawInputSchema: json.RawMessage(`{"type":"object"}`),
-		Annotations: mcp.ToolAnnotation{ReadOnlyHint: mcp.ToBoolPtr(true), DestructiveHint: mcp.ToBoolPtr(false),
-			IdempotentHint: mcp.ToBoolPtr(true), OpenWorldHint: mcp.ToBoolPtr(false)},
-	}
-}
-
-// redirectUnknownTool is an OnBeforeCallTool hook: a call naming no available tool (or
-// one the token's permissions hide) goes to unknownToolName with the name it asked for.
+// redirectUnknownTool is an OnBeforeCallTool hook. A call naming a tool this server does
+// not offer (or one the token's permissions hide) still gets the protocol's "not found"
+// error (-32602), but mcp-go builds its message from the requested name, so the name is
+// extended with the reason: "did you mean", or the toolset and flag that load the tool.
 func (s *Server) redirectUnknownTool(ctx context.Context, _ any, req *mcp.CallToolRequest) {
 	name := req.Params.Name
-	if name == unknownToolName {
-		req.Params.Arguments = map[string]any{"tool": name}
-		return
-	}
 	if t := s.mcp.GetTool(name); t != nil && len(s.permissionFilter(ctx, []mcp.Tool{t.Tool})) == 1 {
 		return
 	}
-	req.Params.Name = unknownToolName
-	req.Params.Arguments = map[string]any{"tool": name}
-}
-
-func (s *Server) handleUnknownTool(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	name := req.GetString("tool", "")
-	return mcp.NewToolResultError(fmt.Sprintf("Tool %q is not available. %s Nothing was sent.", name, s.UnknownToolHint(name))), nil
+	req.Params.Name = fmt.Sprintf("%s' is not available. %s Nothing was sent. Tool '%s", name, s.UnknownToolHint(name), name)
 }
 
 // UnknownToolHint explains why name is not a tool of this server and what loads it, or
@@ -318,9 +295,7 @@ func (s *Server) knownToolNames() []string {
 		}
 	}
 	for name := range s.mcp.ListTools() {
-		if name != unknownToolName {
-			out = append(out, name)
-		}
+		out = append(out, name)
 	}
 	return out
 }

@@ -128,7 +128,6 @@ func New(opts Options) (*Server, error) {
 	if opts.Dynamic {
 		s.mcp.AddTools(s.discoveryTools()...)
 	}
-	s.mcp.AddTool(unknownTool(), s.handleUnknownTool)
 	if opts.Sessions != nil {
 		s.addResources()
 	}
@@ -269,10 +268,6 @@ func (s *Server) permissionFilter(_ context.Context, tools []mcp.Tool) []mcp.Too
 	s.mu.Unlock()
 	out := tools[:0:0]
 	for _, t := range tools {
-		// The unknown-tool helper is callable (by redirection) but never listed.
-		if t.Name == unknownToolName && len(tools) > 1 {
-			continue
-		}
 		if perms == nil {
 			out = append(out, t)
 			continue
@@ -340,9 +335,7 @@ func sameSet(a, b map[string]bool) bool {
 func (s *Server) ToolNames() []string {
 	var names []string
 	for name := range s.mcp.ListTools() {
-		if name != unknownToolName {
-			names = append(names, name)
-		}
+		names = append(names, name)
 	}
 	sort.Strings(names)
 	return names
