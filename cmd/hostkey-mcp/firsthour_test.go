@@ -19,9 +19,11 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
+	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 )
 
 // Issue 17: call, tools, login-alerts printed the 100-line global help; doctor --help
@@ -527,5 +529,58 @@ func TestREADMECoversTheFirstHour(t *testing.T) {
 		if !bytes.Contains(mk, []byte(target)) {
 			t.Errorf("Makefile lacks %s", target)
 		}
+	}
+}
+
+// Issue 17: an MCP task was polled as a bare "working": tasks/get now carries the job's
+// stage as statusMessage (through the served app and a stdio-pipe client).
+func TestTaskStatusMessageShowsTheStage(t *testing.T) {
+	cfg, _, err := parseConfig("t", []string{"--sandbox", "--sandbox-install-duration", "3s", "--toolsets", "servers,workflows", "--confirm", "off", "--data-dir", t.TempDir()}, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(t.Context(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.buildServer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c := toolstest.ConnectStdio(t, a.srv, nil, mcp.ProtocolVersion20251125)
+	resp, err := c.GetTransport().SendRequest(t.Context(), transport.JSONRPCRequest{
+		JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId(int64(77)), Method: "tools/call",
+		Params: map[string]any{"name": "server_reinstall", "task": map[string]any{},
+			"arguments": map[string]any{"id": 40102, "os_id": 187, "root_pass": "Secret-pass1"}},
+	})
+	if err != nil || resp.Error != nil {
+		t.Fatalf("task call: %v %+v", err, resp)
+	}
+	var created mcp.CreateTaskResult
+	if err := json.Unmarshal(resp.Result, &created); err != nil || created.Task.TaskId == "" {
+		t.Fatalf("CreateTaskResult %s: %v", resp.Result, err)
+	}
+	gr := mcp.GetTaskRequest{}
+	gr.Params.TaskId = created.Task.TaskId
+	var seen []string
+	for i := 0; i < 400; i++ {
+		got, err := c.GetTask(t.Context(), gr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != mcp.TaskStatusWorking {
+			break
+		}
+		if got.StatusMessage != "" && (len(seen) == 0 || seen[len(seen)-1] != got.StatusMessage) {
+			seen = append(seen, got.StatusMessage)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	found := false
+	for _, m := range seen {
+		found = found || strings.Contains(m, "server_reinstall on server 40102: stage ")
+	}
+	if !found {
+		t.Errorf("no working tasks/get carried the job's stage: %q", seen)
 	}
 }
