@@ -224,6 +224,8 @@ func (s *Server) exposes(sel Selection, a *schemas.Action) bool {
 // not offer (or one the token's permissions hide) still gets the protocol's "not found"
 // error (-32602), but mcp-go builds its message from the requested name, so the name is
 // extended with the reason: "did you mean", or the toolset and flag that load the tool.
+// It knows the tools added with AddTool (GetTool); tools added only with AddTaskTool or
+// AddSessionTool would look unknown to it, and this project adds none.
 func (s *Server) redirectUnknownTool(ctx context.Context, _ any, req *mcp.CallToolRequest) {
 	name := req.Params.Name
 	if t := s.mcp.GetTool(name); t != nil && len(s.permissionFilter(ctx, []mcp.Tool{t.Tool})) == 1 {

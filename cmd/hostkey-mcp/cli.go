@@ -129,7 +129,7 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	if len(rest) > 0 {
-		return fmt.Errorf("unexpected argument %q", rest[0])
+		return fmt.Errorf("unexpected argument %q (see 'hostkey-mcp tools --help')", rest[0])
 	}
 	a, err := newApp(ctx, cfg, io.Discard)
 	if err != nil {
