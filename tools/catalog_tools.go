@@ -281,5 +281,21 @@ func nextStep(a *schemas.Action, args map[string]any, err error) string {
 	case invapi.KindInvalidParams:
 		return "Nothing was sent to invapi: name parameters with letters, digits and _ only, and pass nested values as JSON objects or arrays."
 	}
+	if msg := strings.ToLower(err.Error()); containsAnyOf(msg, stateRefusals) {
+		// The request was well-formed; the server's state refused it.
+		return "invapi refused this in the server's current state, not because of the arguments: check the state with eq_status or eq_show, then change it (e.g. power on) or wait for the running job."
+	}
 	return "Check the arguments against the tool's schema and the message above."
+}
+
+// stateRefusals are invapi messages that refuse an action for the server's state.
+var stateRefusals = []string{"powered off", "not finished", "in progress", "already running", "is busy", "is suspended", "is locked", "is blocked"}
+
+func containsAnyOf(s string, subs []string) bool {
+	for _, x := range subs {
+		if strings.Contains(s, x) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,8 @@ package tools
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
@@ -38,6 +40,12 @@ Follow this order, one step at a time, and show the user each choice:
 		mcp.WithPromptDescription("Reinstall a server's OS safely: check state, choose OS, confirm data loss, reinstall, follow progress."),
 		mcp.WithArgument("server_id", mcp.ArgumentDescription("the server to reinstall"), mcp.RequiredArgument()),
 	), func(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		// mcp-go does not enforce required prompt arguments: without this check the
+		// prompt read "Reinstall server ." and "id=".
+		id := strings.TrimSpace(req.Params.Arguments["server_id"])
+		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+			return nil, fmt.Errorf("reinstall_server: argument server_id is required: the numeric server ID (e.g. 40101), got %q", id)
+		}
 		text := fmt.Sprintf(`Reinstall server %s. Everything on its disks will be lost.
 1. eq_show for the server: note hostname, location and IPs; tell the user what will be wiped.
 2. If an install is still running (eq_callback_check or eq_status says so), stop: a second reinstall is refused.
@@ -47,7 +55,7 @@ Follow this order, one step at a time, and show the user each choice:
    For a PXE reinstall use server_reinstall_pxe; done by hand it must always end with boot_dev disk
    and clear_pxe, or the server reinstalls itself on a later reboot.
 5. Never ask for the PIN: a human confirms in their client and hostkey-mcp supplies it.
-6. Report progress stage by stage (1/5 .. 5/5) and the final state.`, req.Params.Arguments["server_id"], req.Params.Arguments["server_id"])
+6. Report progress stage by stage (1/5 .. 5/5) and the final state.`, id, id)
 		return mcp.NewGetPromptResult("Reinstall a server", []mcp.PromptMessage{
 			mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent(text)),
 		}), nil

@@ -43,6 +43,31 @@ func (s *Server) addResources() {
 		mcp.WithTemplateMIMEType("application/json")), s.readServer)
 }
 
+// serverNotFound is an OnBeforeReadResource hook: a server the token's session does not
+// list gets the protocol's resource-not-found error (-32002) instead of an internal error
+// from the handler (mcp-go turns every handler error into -32603). It rewrites the URI
+// to one no template matches, which keeps the asked-for ID readable in the message.
+func (s *Server) serverNotFound(ctx context.Context, _ any, req *mcp.ReadResourceRequest) {
+	idText, ok := strings.CutPrefix(req.Params.URI, serverURIPrefix)
+	if !ok || s.opts.Sessions == nil {
+		return
+	}
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil {
+		return
+	}
+	sess, err := s.opts.Sessions.Session(ctx)
+	if err != nil || len(sess.Servers) == 0 {
+		return // unknown: let the handler ask invapi
+	}
+	for _, have := range sess.Servers {
+		if have == id {
+			return
+		}
+	}
+	req.Params.URI = req.Params.URI + "/(no such server for this API key: hostkey://servers lists them)"
+}
+
 func (s *Server) readServers(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 	resp, err := s.gatedRead(ctx, "resources/read", req.Params.URI, nil,
 		&invapi.Request{Module: "eq", Action: "list", ReadOnly: true, Params: map[string]any{}})

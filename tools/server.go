@@ -38,7 +38,10 @@ type Options struct {
 	// input schema (policy.Engine.Middleware does: in words, secrets never echoed, rejects
 	// audited). mcp-go's own validation, which runs before any middleware, is then off.
 	ArgsValidated bool
-	ExtraTools    []server.ServerTool // workflows, events: always exposed unless excluded
+	ExtraTools    []server.ServerTool // events: always exposed unless excluded
+	// ExtraToolsets are named groups of tools outside the catalog (the workflows): they
+	// load like toolsets (--toolsets, toolsets_enable) and tools_search finds them.
+	ExtraToolsets []ExtraToolset
 	ExtraOptions  []server.ServerOption
 	// ServerAllowed, when set, is asked before a server's resource is read: resources do
 	// not pass the tool middleware, and the allowlist must hold for them too.
@@ -76,7 +79,14 @@ func New(opts Options) (*Server, error) {
 	for _, t := range opts.ExtraTools {
 		extraNames = append(extraNames, t.Tool.Name)
 	}
-	if err := opts.Selection.Resolve(opts.Catalog, extraNames...); err != nil {
+	var extraSets []string
+	for _, ts := range opts.ExtraToolsets {
+		extraSets = append(extraSets, ts.Name)
+		for _, t := range ts.Tools {
+			extraNames = append(extraNames, t.Tool.Name)
+		}
+	}
+	if err := opts.Selection.resolve(opts.Catalog, extraSets, extraNames); err != nil {
 		return nil, err
 	}
 	if opts.Name == "" {
@@ -91,6 +101,9 @@ func New(opts Options) (*Server, error) {
 		hooks = &server.Hooks{}
 	}
 	s.subs.Attach(hooks)
+	hooks.AddBeforeCallTool(s.redirectUnknownTool)
+	s.attachDefaultLogLevel(hooks)
+	hooks.AddBeforeReadResource(s.serverNotFound)
 	sopts := []server.ServerOption{
 		server.WithToolCapabilities(true),
 		server.WithResourceCapabilities(true, true),
@@ -121,6 +134,7 @@ func New(opts Options) (*Server, error) {
 			s.mcp.AddTool(t.Tool, t.Handler)
 		}
 	}
+	s.mcp.AddTools(s.selectedExtraToolsets(nil)...)
 	if opts.Dynamic {
 		s.mcp.AddTools(s.discoveryTools()...)
 	}
@@ -129,6 +143,56 @@ func New(opts Options) (*Server, error) {
 	}
 	s.addPrompts()
 	return s, nil
+}
+
+// DefaultLogLevel is the level of notifications/message a session gets until its client
+// sends logging/setLevel: notices and above (install done, login alerts).
+const DefaultLogLevel = mcp.LoggingLevelNotice
+
+// attachDefaultLogLevel keeps DefaultLogLevel for sessions whose client never sets a
+// level (most desktop clients). mcp-go v1.2.1 resets stdio and in-process sessions to
+// "error" when they initialize (and, for 2026 clients, on their first request), after
+// any level set at registration; so the level is set again after each request until the
+// client chooses one itself.
+func (s *Server) attachDefaultLogLevel(h *server.Hooks) {
+	var mu sync.Mutex
+	chosen := map[string]bool{}
+	apply := func(ctx context.Context) {
+		sess := server.ClientSessionFromContext(ctx)
+		l, ok := sess.(server.SessionWithLogging)
+		if !ok {
+			return
+		}
+		mu.Lock()
+		skip := chosen[sess.SessionID()]
+		mu.Unlock()
+		if !skip && l.GetLogLevel() == mcp.LoggingLevelError {
+			l.SetLogLevel(DefaultLogLevel)
+		}
+	}
+	h.AddOnRegisterSession(func(ctx context.Context, sess server.ClientSession) {
+		if l, ok := sess.(server.SessionWithLogging); ok {
+			l.SetLogLevel(DefaultLogLevel)
+		}
+	})
+	h.AddOnUnregisterSession(func(_ context.Context, sess server.ClientSession) {
+		mu.Lock()
+		delete(chosen, sess.SessionID())
+		mu.Unlock()
+	})
+	h.AddAfterSetLevel(func(ctx context.Context, _ any, _ *mcp.SetLevelRequest, _ *mcp.EmptyResult) {
+		if sess := server.ClientSessionFromContext(ctx); sess != nil {
+			mu.Lock()
+			chosen[sess.SessionID()] = true
+			mu.Unlock()
+		}
+	})
+	h.AddAfterInitialize(func(ctx context.Context, _ any, _ *mcp.InitializeRequest, _ *mcp.InitializeResult) { apply(ctx) })
+	h.AddOnSuccess(func(ctx context.Context, _ any, method mcp.MCPMethod, _ any, _ any) {
+		if method != mcp.MethodSetLogLevel {
+			apply(ctx)
+		}
+	})
 }
 
 // MCP returns the underlying mcp-go server, for transports.
@@ -164,7 +228,7 @@ func (s *Server) selectedTools() []server.ServerTool {
 	s.mu.Unlock()
 	var out []server.ServerTool
 	for _, a := range s.opts.Catalog.Actions {
-		if sel.Allows(a) {
+		if s.exposes(sel, a) {
 			out = append(out, server.ServerTool{Tool: Definition(a), Handler: handler(a, s.opts.Client, s.opts.PIN)})
 		}
 	}
@@ -178,21 +242,22 @@ func (s *Server) selectedTools() []server.ServerTool {
 // tools that became visible; mcp-go then tells clients the list changed.
 func (s *Server) EnableToolsets(names ...string) ([]string, error) {
 	probe := Selection{Toolsets: names}
-	if err := probe.Resolve(s.opts.Catalog); err != nil {
+	if err := probe.resolve(s.opts.Catalog, s.extraToolsetNames(), nil); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	before := map[string]bool{}
 	for _, a := range s.opts.Catalog.Actions {
-		if s.sel.Allows(a) {
+		if s.exposes(s.sel, a) {
 			before[a.Tool] = true
 		}
 	}
-	s.sel.Toolsets = append(s.sel.Toolsets, names...)
+	prev := s.sel
+	s.sel.Toolsets = append(append([]string(nil), s.sel.Toolsets...), names...)
 	s.mu.Unlock()
 	var added []server.ServerTool
 	var names2 []string
-	for _, t := range s.selectedTools() {
+	for _, t := range append(s.selectedTools(), s.selectedExtraToolsets(&prev)...) {
 		if !before[t.Tool.Name] && t.Tool.Name != GenericToolName {
 			added = append(added, t)
 			names2 = append(names2, t.Tool.Name)
@@ -211,11 +276,12 @@ func (s *Server) permissionFilter(_ context.Context, tools []mcp.Tool) []mcp.Too
 	s.mu.Lock()
 	perms, modules := s.perms, s.modules
 	s.mu.Unlock()
-	if perms == nil {
-		return tools
-	}
 	out := tools[:0:0]
 	for _, t := range tools {
+		if perms == nil {
+			out = append(out, t)
+			continue
+		}
 		a, ok := s.opts.Catalog.Tool(t.Name)
 		if !ok || a.NoAuth || granted(perms, modules, a.PermissionName()) {
 			out = append(out, t)

@@ -38,11 +38,19 @@ func (s Selection) Hidden(a *schemas.Action) bool { return sessionTools[a.Tool] 
 // Resolve checks the names in s against the catalog (and the names of tools outside it,
 // such as the workflows) and returns an error naming the unknown ones and the choices.
 func (s Selection) Resolve(cat *schemas.Catalog, otherTools ...string) error {
+	return s.resolve(cat, nil, otherTools)
+}
+
+// resolve is Resolve that also knows the names of toolsets outside the catalog.
+func (s Selection) resolve(cat *schemas.Catalog, otherToolsets, otherTools []string) error {
 	other := map[string]bool{GenericToolName: true, SearchToolName: true, EnableToolName: true}
 	for _, n := range otherTools {
 		other[n] = true
 	}
 	valid := map[string]bool{"all": true}
+	for _, n := range otherToolsets {
+		valid[n] = true
+	}
 	for _, t := range cat.Toolsets() {
 		valid[t] = true
 	}
@@ -57,7 +65,7 @@ func (s Selection) Resolve(cat *schemas.Catalog, otherTools ...string) error {
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("unknown toolset %s: choose from all, %s (or a module: %s)",
-			strings.Join(bad, ", "), strings.Join(cat.Toolsets(), ", "), strings.Join(cat.Modules(), ", "))
+			strings.Join(bad, ", "), strings.Join(append(cat.Toolsets(), otherToolsets...), ", "), strings.Join(cat.Modules(), ", "))
 	}
 	for _, n := range s.Include {
 		if sessionTools[n] && !s.AuthTools {

@@ -35,6 +35,7 @@ type app struct {
 	policy    *policy.Engine
 	receiver  *webhook.Receiver
 	workflows *workflows.Workflows
+	toolsOpts tools.Options // what srv was built from; tools --sizes varies the selection
 	closers   []func()
 	// pageHandler is the policy's approval pages, set once the engine exists; the
 	// listener starts first because the engine needs its URL.
@@ -77,7 +78,7 @@ func newApp(ctx context.Context, cfg *Config, stderr io.Writer) (*app, error) {
 	a := &app{cfg: cfg, log: log, cat: schemas.Load()}
 	base, key := cfg.BaseURL, cfg.APIKey
 	if cfg.usesSandbox() {
-		sb, err := startSandbox(ctx, log)
+		sb, err := startSandbox(ctx, log, cfg.SandboxInstall)
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +125,7 @@ func (a *app) buildServer(ctx context.Context) error {
 	if cfg.PublicURL != "" {
 		callbacks = rcv
 	}
-	wf, err := workflows.New(workflows.Options{
+	wfOpts := workflows.Options{
 		Catalog:   a.cat,
 		Client:    guarded,
 		Checker:   a.client,
@@ -133,18 +134,23 @@ func (a *app) buildServer(ctx context.Context) error {
 		Callbacks: callbacks,
 		Events:    jobEvents{rcv},
 		Logger:    a.log.Named("workflows"),
-	})
+	}
+	if a.sandbox != nil {
+		// Sandbox stages last seconds: check twice a stage, so every stage is reported
+		// (the default back-off, made for real installs, would skip some).
+		stage := a.cfg.SandboxInstall / 5
+		wfOpts.PollInitial, wfOpts.PollMax = stage/2, stage/2
+	}
+	wf, err := workflows.New(wfOpts)
 	if err != nil {
 		return err
 	}
 	hooks := &server.Hooks{}
 	taskHooks := &server.TaskHooks{}
 	wf.AttachTaskHooks(taskHooks)
+	wf.AttachStatusHooks(hooks) // tasks/get shows the job's stage as statusMessage
 	extra := []server.ServerTool{rcv.EventsTool()}
-	if a.wantsWorkflows() {
-		extra = append(extra, wf.Tools()...)
-	}
-	srv, err := tools.New(tools.Options{
+	a.toolsOpts = tools.Options{
 		Version:      invapi.Version,
 		Instructions: a.instructions(),
 		Catalog:      a.cat,
@@ -160,13 +166,20 @@ func (a *app) buildServer(ctx context.Context) error {
 		ServerAllowed: eng.ServerAllowed,
 		Gate:          eng,
 		ExtraTools:    extra,
-		Hooks:         hooks,
+		ExtraToolsets: []tools.ExtraToolset{{
+			Name:        "workflows",
+			Description: "Order and reinstall servers as one confirmed, followed job (server_order, server_reinstall, server_reinstall_pxe, server_job_watch, server_job_cancel).",
+			Tools:       wf.Tools(),
+			With:        []string{"reinstall"},
+		}},
+		Hooks: hooks,
 		ExtraOptions: []server.ServerOption{
 			server.WithTaskCapabilities(true, true, true),
 			server.WithTaskHooks(taskHooks),
 		},
 		Logger: a.log.Named("mcp"),
-	})
+	}
+	srv, err := tools.New(a.toolsOpts)
 	if err != nil {
 		return err
 	}
@@ -191,7 +204,7 @@ func (a *app) buildServer(ctx context.Context) error {
 var workflowToolsets = map[string]bool{"workflows": true, "reinstall": true, "all": true}
 
 func (a *app) wantsWorkflows() bool {
-	for _, t := range splitCSV(a.cfg.Toolsets) {
+	for _, t := range a.selection().Toolsets {
 		if workflowToolsets[t] {
 			return true
 		}
@@ -200,8 +213,14 @@ func (a *app) wantsWorkflows() bool {
 }
 
 func (a *app) selection() tools.Selection {
+	toolsets := splitCSV(a.cfg.Toolsets)
+	if a.cfg.Dynamic && !a.cfg.set["toolsets"] {
+		// Dynamic mode starts with the discovery tools only (plus --tools): the model
+		// loads what it needs. An explicit --toolsets still preloads those.
+		toolsets = nil
+	}
 	return tools.Selection{
-		Toolsets: catalogToolsets(a.cfg.Toolsets),
+		Toolsets: toolsets,
 		ReadOnly: a.cfg.ReadOnly,
 		Include:  splitCSV(a.cfg.Tools),
 		Exclude:  splitCSV(a.cfg.ExcludeTools),
@@ -210,22 +229,11 @@ func (a *app) selection() tools.Selection {
 	}
 }
 
-// catalogToolsets drops the names that select non-catalog tools (workflows).
-func catalogToolsets(list string) []string {
-	var out []string
-	for _, t := range splitCSV(list) {
-		if t != "workflows" {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
 func (a *app) instructions() string {
 	var b strings.Builder
 	b.WriteString("hostkey-mcp operates Hostkey servers through the invapi API. ")
 	b.WriteString("Destructive tools (power, reinstall, order, delete, pay) are confirmed by a human outside this conversation and the account PIN is supplied by the server: never ask the user for the PIN. ")
-	b.WriteString("Long jobs return a key: follow them with eq_callback_check. ")
+	b.WriteString("Tools that start a long job return a key: follow it with eq_callback_check (loaded with them). ")
 	if a.wantsWorkflows() {
 		b.WriteString("Prefer server_order, server_reinstall and server_reinstall_pxe to raw actions: they validate, confirm once and follow progress; server_job_watch resumes a job. ")
 	}
@@ -242,7 +250,7 @@ func (a *app) instructions() string {
 		b.WriteString("Scope: only " + scope + " may be acted on; calls naming other servers are refused before anything is sent. ")
 	}
 	if a.sandbox != nil {
-		b.WriteString("SANDBOX: this is the built-in simulator with example servers; nothing real is changed and installs finish in about a minute.")
+		b.WriteString("SANDBOX: this is the built-in simulator with example servers; nothing real is changed and installs finish in about " + a.cfg.SandboxInstall.String() + ".")
 	}
 	return strings.TrimSpace(b.String())
 }
@@ -266,10 +274,13 @@ func (a *app) Close() {
 	_ = a.log.Sync()
 }
 
-func startSandbox(ctx context.Context, log *zap.Logger) (*sandbox, error) {
-	// Real time, but short install stages: an install takes about a minute while tokens
-	// and PIN lock-outs keep their real lengths.
-	s, err := sim.New(sim.Options{Logger: log.Named("sandbox"), StageDuration: sim.SandboxStageDuration})
+func startSandbox(ctx context.Context, log *zap.Logger, install time.Duration) (*sandbox, error) {
+	// Real time, but short install stages: an install takes --sandbox-install-duration
+	// (20 s) while tokens and PIN lock-outs keep their real lengths.
+	if install <= 0 {
+		install = sim.SandboxInstallDuration
+	}
+	s, err := sim.New(sim.Options{Logger: log.Named("sandbox"), StageDuration: install / 5})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}

@@ -18,12 +18,20 @@ const (
 )
 
 // TestContextBudget lists every tool through the real mcp-go client (`tools --json
-// --toolsets all`, in process) and measures the compact JSON a client receives.
+// --toolsets all`, in process) and measures the compact JSON a client receives; with
+// --auth-tools (the session tools, hidden by default) too, since that lists the most.
 func TestContextBudget(t *testing.T) {
+	budget(t, []string{"tools", "--json", "--toolsets", "all"})
+	budget(t, []string{"tools", "--json", "--toolsets", "all", "--auth-tools"})
+}
+
+func budget(t *testing.T, args []string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	if code := run(t.Context(), []string{"tools", "--json", "--toolsets", "all"}, nil, &out, &errb, env()); code != 0 {
+	if code := run(t.Context(), args, nil, &out, &errb, env()); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
+	authTools := args[len(args)-1] == "--auth-tools"
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, out.Bytes()); err != nil {
 		t.Fatal(err)
@@ -58,7 +66,11 @@ func TestContextBudget(t *testing.T) {
 		}
 	}
 
-	// None of the vendor's capabilities needs the generic tool: each maps to a listed tool.
+	if !authTools {
+		return
+	}
+	// None of the vendor's capabilities needs the generic tool: each maps to a listed tool
+	// (the vendor's login/logout to the session tools, which --auth-tools lists).
 	listed := map[string]bool{}
 	for _, tl := range list {
 		listed[tl.Name] = true

@@ -13,45 +13,48 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
 	"github.com/hostkey/hostkey-mcp/tools"
 )
 
-// splitLocalFlags pulls the subcommand's own flags (e.g. --json) out of args, leaving the
-// shared configuration flags for parseConfig.
-func splitLocalFlags(args []string, bools map[string]*bool, strs map[string]*string) ([]string, error) {
+// splitLocalFlags pulls the subcommand's own flags (declared on local, e.g. --json) out
+// of args wherever they stand, leaving the configuration flags and the positional
+// arguments for parseConfig.
+func splitLocalFlags(cmd string, args []string, local *flag.FlagSet) ([]string, error) {
 	var rest []string
 	for i := 0; i < len(args); i++ {
-		name := strings.TrimLeft(args[i], "-")
-		val, hasVal := "", false
-		if k, v, ok := strings.Cut(name, "="); ok {
-			name, val, hasVal = k, v, true
+		if args[i] == "--" {
+			return append(rest, args[i:]...), nil
 		}
 		if !strings.HasPrefix(args[i], "-") {
 			rest = append(rest, args[i])
 			continue
 		}
-		if p, ok := bools[name]; ok {
-			*p = !hasVal || val == "true"
+		name, val, hasVal := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		f := local.Lookup(name)
+		if f == nil {
+			rest = append(rest, args[i])
 			continue
 		}
-		if p, ok := strs[name]; ok {
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
 			if !hasVal {
-				if i+1 >= len(args) {
-					return nil, fmt.Errorf("--%s needs a value", name)
-				}
-				i++
-				val = args[i]
+				val = "true"
 			}
-			*p = val
-			continue
+		} else if !hasVal {
+			if i+1 >= len(args) {
+				return nil, flagError(cmd, fmt.Errorf("flag needs an argument: --%s", name))
+			}
+			i++
+			val = args[i]
 		}
-		rest = append(rest, args[i])
+		if err := local.Set(name, val); err != nil {
+			return nil, flagError(cmd, fmt.Errorf("--%s %q: %v", name, val, err))
+		}
 	}
 	return rest, nil
 }
@@ -108,9 +111,16 @@ func (a *app) inProcessClient(ctx context.Context, confirm client.ElicitationHan
 	return c, nil
 }
 
+func toolsFlags(fs *flag.FlagSet) (asJSON, sizes, markdown *bool) {
+	return fs.Bool("json", false, "print the tools as the JSON array a client receives in tools/list"),
+		fs.Bool("sizes", false, "measure tools/list (bytes, ~tokens) for the default toolsets, --dynamic-toolsets, each toolset and all"),
+		fs.Bool("markdown", false, "with --sizes: print the README's Markdown table")
+}
+
 func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	asJSON, sizes := false, false
-	args, err := splitLocalFlags(args, map[string]*bool{"json": &asJSON, "sizes": &sizes}, nil)
+	local := newFlagSet("tools")
+	asJSON, sizes, markdown := toolsFlags(local)
+	args, err := splitLocalFlags("tools", args, local)
 	if err != nil {
 		return err
 	}
@@ -119,18 +129,18 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	if len(rest) > 0 {
-		return fmt.Errorf("unexpected argument %q", rest[0])
+		return fmt.Errorf("unexpected argument %q (see 'hostkey-mcp tools --help')", rest[0])
 	}
 	a, err := newApp(ctx, cfg, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if sizes {
-		return toolSizes(ctx, a, stdout)
-	}
 	if err := a.buildServer(ctx); err != nil {
 		return err
+	}
+	if *sizes {
+		return toolSizes(ctx, a, stdout, *markdown)
 	}
 	c, err := a.inProcessClient(ctx, nil)
 	if err != nil {
@@ -141,7 +151,7 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(list.Tools)
@@ -168,43 +178,111 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return tw.Flush()
 }
 
-// toolSizes measures tools/list — what every turn of the model pays for — for the
-// default selection, each toolset and everything, through a real in-process client.
-func toolSizes(ctx context.Context, a *app, w io.Writer) error {
-	sets := [][]string{tools.DefaultToolsets}
-	for _, ts := range a.cat.Toolsets() {
-		sets = append(sets, []string{ts})
+// sizeRow is one line of `tools --sizes`: what a client is sent for one selection.
+type sizeRow struct {
+	Label string
+	Tools int
+	Bytes int
+}
+
+// measureSizes measures tools/list — what every turn of the model pays for — for the
+// default selection, --dynamic-toolsets, each toolset and everything, through a real
+// in-process client and the same server options as a served client gets (events_list,
+// eq_callback_check and the workflow tools included), so it agrees with tools --json.
+func measureSizes(ctx context.Context, a *app) ([]sizeRow, error) {
+	type variant struct {
+		label   string
+		sel     tools.Selection
+		dynamic bool
 	}
-	sets = append(sets, []string{"all"})
+	base := tools.Selection{ReadOnly: a.cfg.ReadOnly, Include: splitCSV(a.cfg.Tools), Exclude: splitCSV(a.cfg.ExcludeTools)}
+	with := func(ts ...string) tools.Selection { s := base; s.Toolsets = ts; return s }
+	vs := []variant{
+		{strings.Join(tools.DefaultToolsets, ",") + " (default)", with(tools.DefaultToolsets...), false},
+		{"--dynamic-toolsets (start)", with(), true},
+	}
+	for _, ts := range append(a.cat.Toolsets(), "workflows") {
+		vs = append(vs, variant{ts, with(ts), false})
+	}
+	vs = append(vs, variant{"all", with("all"), false})
+	var rows []sizeRow
+	for _, v := range vs {
+		opts := a.toolsOpts
+		opts.Selection, opts.Dynamic, opts.Hooks, opts.Logger = v.sel, v.dynamic, nil, nil
+		srv, err := tools.New(opts)
+		if err != nil {
+			return nil, err
+		}
+		list, err := listThrough(ctx, srv)
+		if err != nil {
+			return nil, err
+		}
+		raw, _ := json.Marshal(list)
+		rows = append(rows, sizeRow{v.label, len(list), len(raw)})
+	}
+	return rows, nil
+}
+
+// listThrough lists srv's tools through a fresh in-process client.
+func listThrough(ctx context.Context, srv *tools.Server) ([]mcp.Tool, error) {
+	c, err := client.NewInProcessClient(srv.MCP())
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	init.Params.ClientInfo = mcp.Implementation{Name: "sizes", Version: "1"}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		return nil, err
+	}
+	list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return list.Tools, nil
+}
+
+func toolSizes(ctx context.Context, a *app, w io.Writer, markdown bool) error {
+	rows, err := measureSizes(ctx, a)
+	if err != nil {
+		return err
+	}
+	if markdown {
+		fmt.Fprint(w, sizesMarkdown(rows))
+		return nil
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "toolsets\ttools\tbytes\t~tokens\t")
-	for _, set := range sets {
-		srv, err := tools.New(tools.Options{Catalog: a.cat, Client: a.client, Selection: tools.Selection{Toolsets: set}, Version: invapi.Version})
-		if err != nil {
-			return err
-		}
-		c, err := client.NewInProcessClient(srv.MCP())
-		if err != nil {
-			return err
-		}
-		if err := c.Start(ctx); err != nil {
-			return err
-		}
-		init := mcp.InitializeRequest{}
-		init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-		init.Params.ClientInfo = mcp.Implementation{Name: "sizes", Version: "1"}
-		if _, err := c.Initialize(ctx, init); err != nil {
-			return err
-		}
-		list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
-		c.Close()
-		if err != nil {
-			return err
-		}
-		raw, _ := json.Marshal(list.Tools)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", strings.Join(set, ","), len(list.Tools), len(raw), len(raw)/4)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", r.Label, r.Tools, r.Bytes, r.Bytes/4)
 	}
 	return tw.Flush()
+}
+
+// sizesMarkdown is the README's size table (between its TOOL SIZES markers).
+func sizesMarkdown(rows []sizeRow) string {
+	var b strings.Builder
+	b.WriteString("| toolsets | tools | bytes | ~tokens |\n|---|---:|---:|---:|\n")
+	for _, r := range rows {
+		label := r.Label
+		if strings.HasSuffix(label, "(default)") || label == "all" {
+			label = "**" + label + "**"
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s |\n", label, r.Tools, thousands(r.Bytes), thousands(r.Bytes/4))
+	}
+	return b.String()
+}
+
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func classOf(t mcp.Tool) string {
@@ -217,19 +295,25 @@ func classOf(t mcp.Tool) string {
 	return "write"
 }
 
+func callFlags(fs *flag.FlagSet) (argsJSON *string) {
+	return fs.String("args", "", "the arguments as one JSON object (key=value pairs are applied on top)")
+}
+
 func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
-	argsJSON := ""
-	args, err := splitLocalFlags(args, nil, map[string]*string{"args": &argsJSON})
+	local := newFlagSet("call")
+	argsJSONp := callFlags(local)
+	args, err := splitLocalFlags("call", args, local)
 	if err != nil {
 		return err
 	}
+	argsJSON := *argsJSONp
 	args = flagsFirst(args)
 	cfg, rest, err := parseConfig("hostkey-mcp call", args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	if len(rest) == 0 {
-		return errors.New("usage: hostkey-mcp call <tool> [key=value ...] [--args JSON]")
+		return errors.New("call needs a tool name (see 'hostkey-mcp call --help')")
 	}
 	tool, kvs := rest[0], rest[1:]
 	arguments := map[string]any{}
@@ -237,13 +321,6 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if err := json.Unmarshal([]byte(argsJSON), &arguments); err != nil {
 			return fmt.Errorf("--args: not a JSON object: %v", err)
 		}
-	}
-	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("argument %q: want key=value", kv)
-		}
-		setArg(arguments, k, parseScalar(v))
 	}
 	a, err := newApp(ctx, cfg, stderr)
 	if err != nil {
@@ -253,11 +330,30 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := a.buildServer(ctx); err != nil {
 		return err
 	}
-	c, err := a.inProcessClient(ctx, &terminalConfirm{in: bufio.NewReader(orEmpty(stdin)), out: stderr})
+	confirm := &terminalConfirm{in: bufio.NewReader(orEmpty(stdin)), out: stderr}
+	c, err := a.inProcessClient(ctx, confirm)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		return err
+	}
+	var schema map[string]any
+	found := false
+	for _, t := range list.Tools {
+		if t.Name == tool {
+			schema, found = schemaOf(t), true
+		}
+	}
+	if !found {
+		return fmt.Errorf("no tool %q here. %s", tool, a.srv.UnknownToolHint(tool))
+	}
+	// key=value pairs are typed by the tool's schema (query=40101 stays a string).
+	if err := applyKV(schema, arguments, kvs); err != nil {
+		return fmt.Errorf("%s: %v (see 'hostkey-mcp call %s --help')", tool, err, tool)
+	}
 	// Long workflows report stage progress: show it to the person at the terminal.
 	c.OnNotification(func(n mcp.JSONRPCNotification) {
 		switch n.Method {
@@ -265,7 +361,11 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			f := n.Params.AdditionalFields
 			fmt.Fprintf(stderr, "progress %v/%v: %v\n", f["progress"], f["total"], f["message"])
 		case "notifications/message":
-			fmt.Fprintf(stderr, "notice: %v\n", n.Params.AdditionalFields["data"])
+			data := n.Params.AdditionalFields["data"]
+			if m, ok := data.(map[string]any); ok && m["message"] != nil {
+				data = m["message"]
+			}
+			fmt.Fprintf(stderr, "%v: %v\n", n.Params.AdditionalFields["level"], data)
 		}
 	})
 	req := mcp.CallToolRequest{}
@@ -275,6 +375,11 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	res, err := c.CallTool(ctx, req)
 	if err != nil {
 		return err
+	}
+	if confirm.closed && res.IsError {
+		// The result's text speaks to a model ("the user declined"); the person at the
+		// terminal gets the plain reason instead.
+		return errNoAnswer
 	}
 	out := map[string]any{"isError": res.IsError, "content": res.Content}
 	if res.StructuredContent != nil {
@@ -289,20 +394,6 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return errors.New("the tool reported an error (see isError above)")
 	}
 	return nil
-}
-
-// setArg sets a dotted key (params.location=NL) in the argument map.
-func setArg(m map[string]any, key string, v any) {
-	parts := strings.Split(key, ".")
-	for _, p := range parts[:len(parts)-1] {
-		next, ok := m[p].(map[string]any)
-		if !ok {
-			next = map[string]any{}
-			m[p] = next
-		}
-		m = next
-	}
-	m[parts[len(parts)-1]] = v
 }
 
 // parseScalar reads numbers, booleans and JSON arrays/objects; anything else is a string.
@@ -328,6 +419,8 @@ func parseScalar(v string) any {
 type terminalConfirm struct {
 	in  *bufio.Reader
 	out io.Writer
+	// closed is set when stdin ended before an answer: nobody said no, nobody was asked.
+	closed bool
 }
 
 func orEmpty(r io.Reader) io.Reader {
@@ -339,25 +432,45 @@ func orEmpty(r io.Reader) io.Reader {
 
 func (t *terminalConfirm) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
 	fmt.Fprintf(t.out, "\n%s\nConfirm? [y/N] ", req.Params.Message)
-	line, _ := t.in.ReadString('\n')
+	line, err := t.in.ReadString('\n')
 	res := &mcp.ElicitationResult{}
-	if strings.EqualFold(strings.TrimSpace(line), "y") || strings.EqualFold(strings.TrimSpace(line), "yes") {
+	answer := strings.TrimSpace(line)
+	switch {
+	case strings.EqualFold(answer, "y") || strings.EqualFold(answer, "yes"):
 		res.Action = mcp.ElicitationResponseActionAccept
 		res.Content = map[string]any{"confirm": true}
-	} else {
+	case err != nil && answer == "":
+		// End of input is no answer, not a "no": cancel, and say so in the terminal's words.
+		t.closed = true
+		fmt.Fprintln(t.out, "\nno answer (stdin closed)")
+		res.Action = mcp.ElicitationResponseActionCancel
+	default:
 		res.Action = mcp.ElicitationResponseActionDecline
 	}
 	return res, nil
 }
 
+// errNoAnswer is what the CLI says when a confirmation got no answer.
+var errNoAnswer = errors.New("no answer to the confirmation (stdin closed): nothing was sent. Run the command at a terminal, or pipe the answer: echo y | hostkey-mcp …")
+
+func sandboxAPIFlags(fs *flag.FlagSet) (listen *string, install *time.Duration) {
+	return fs.String("listen", "127.0.0.1:8090", "address to serve the invapi simulator on"),
+		fs.Duration("install-duration", sim.SandboxInstallDuration, "how long a simulated install takes (5 stages)")
+}
+
 func sandboxAPICmd(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("hostkey-mcp sandbox-api", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8090", "address to serve the invapi simulator on")
+	fs := newFlagSet("sandbox-api")
+	listen, install := sandboxAPIFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return flagError("sandbox-api", err)
 	}
-	s, err := sim.New(sim.Options{StageDuration: sim.SandboxStageDuration})
+	if fs.NArg() > 0 {
+		return flagError("sandbox-api", fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	if *install <= 0 {
+		return flagError("sandbox-api", fmt.Errorf("--install-duration %s: want a positive duration, e.g. 20s", *install))
+	}
+	s, err := sim.New(sim.Options{StageDuration: *install / 5})
 	if err != nil {
 		return err
 	}
@@ -368,4 +481,33 @@ func sandboxAPICmd(ctx context.Context, args []string, stderr io.Writer) error {
 	key, _ := s.Keys()
 	fmt.Fprintf(stderr, "invapi simulator on http://%s/\nuse it with: HOSTKEY_BASE_URL=http://%s/ HOSTKEY_API_KEY=%s hostkey-mcp\n", ln.Addr(), ln.Addr(), key)
 	return s.Serve(ctx, ln, 1)
+}
+
+// listTools lists the tools a configuration selects, through an in-process client.
+func listTools(ctx context.Context, cfg *Config) ([]mcp.Tool, error) {
+	a, err := newApp(ctx, cfg, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	if err := a.buildServer(ctx); err != nil {
+		return nil, err
+	}
+	c, err := a.inProcessClient(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return list.Tools, nil
+}
+
+func suggestText(name string, names []string) string {
+	if near := tools.Suggest(name, names); len(near) > 0 {
+		return " Did you mean " + strings.Join(near, " or ") + "?"
+	}
+	return ""
 }

@@ -22,6 +22,8 @@ type Config struct {
 	BaseURL    string
 	Sandbox    bool
 	ConfigFile string
+	// SandboxInstall is how long a sandbox install takes (5 stages).
+	SandboxInstall time.Duration
 
 	HTTP           string
 	HTTPToken      string // HOSTKEY_HTTP_TOKEN or --http-token-file: a secret, never a flag
@@ -66,6 +68,9 @@ type Config struct {
 	LogFormat string
 	LogLevel  string
 	Timeout   time.Duration
+
+	// set names the options given by flag, environment or config file (not defaults).
+	set map[string]bool
 }
 
 // option is one setting: its flag, its environment variable and its help text.
@@ -130,6 +135,7 @@ var options = []option{
 	{Group: "invapi", Name: "api-key-file", Env: "HOSTKEY_API_KEY_FILE", Help: "file holding the invapi API key (the key itself is read only from HOSTKEY_API_KEY or this file, never a flag)", bind: str(func(c *Config) *string { return &c.APIKeyFile })},
 	{Group: "invapi", Name: "base-url", Env: "HOSTKEY_BASE_URL", Default: "https://invapi.hostkey.com/", Help: "invapi endpoint (other brands and regions have their own)", bind: str(func(c *Config) *string { return &c.BaseURL })},
 	{Group: "invapi", Name: "sandbox", Env: "HOSTKEY_SANDBOX", Default: "false", Help: "serve against the built-in invapi simulator (the default when no API key is set)", bind: boolean(func(c *Config) *bool { return &c.Sandbox })},
+	{Group: "invapi", Name: "sandbox-install-duration", Env: "HOSTKEY_SANDBOX_INSTALL_DURATION", Default: "20s", Help: "how long an install takes in the sandbox (5 stages; the workflow tools wait 50s by default)", bind: duration(func(c *Config) *time.Duration { return &c.SandboxInstall })},
 	{Group: "invapi", Name: "timeout", Env: "HOSTKEY_TIMEOUT", Default: "60s", Help: "timeout of one invapi request", bind: duration(func(c *Config) *time.Duration { return &c.Timeout })},
 	{Group: "general", Name: "config", Env: "HOSTKEY_CONFIG", Help: "optional config file of KEY=value lines using the environment variable names", bind: str(func(c *Config) *string { return &c.ConfigFile })},
 
@@ -176,14 +182,16 @@ var options = []option{
 // environment variable, then from the config file. It returns the remaining arguments.
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (*Config, []string, error) {
 	c := &Config{}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet(name)
 	for _, o := range options {
 		o.bind(fs, c, o)
 	}
-	fs.Usage = func() { usage(stderr) }
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
+		// One line, once: run prints it; the help is a command away.
+		return nil, nil, fmt.Errorf("%v (see '%s --help')", err, name)
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -199,6 +207,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 			return nil, nil, err
 		}
 	}
+	c.set = given
 	for _, o := range options {
 		if given[o.Name] {
 			continue
@@ -208,6 +217,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 			v, ok = file[o.Env]
 		}
 		if ok {
+			c.set[o.Name] = true
 			if err := fs.Set(o.Name, v); err != nil {
 				return nil, nil, fmt.Errorf("%s=%q: %v", o.Env, v, err)
 			}
@@ -256,6 +266,9 @@ func (c *Config) validate() error {
 	case "console", "json":
 	default:
 		return fmt.Errorf("--log-format %q: want console or json", c.LogFormat)
+	}
+	if c.SandboxInstall <= 0 {
+		return fmt.Errorf("--sandbox-install-duration %s: want a positive duration, e.g. 20s", c.SandboxInstall)
 	}
 	if c.Retention < 0 || (c.Retention > 0 && c.Retention < 24*time.Hour) {
 		// A shorter retention could prune a running install's job (workflows watch up to 3h).
@@ -322,36 +335,46 @@ const usageHead = `hostkey-mcp: operate Hostkey servers from AI assistants, safe
 
 Usage:
   hostkey-mcp [flags]                     serve MCP over stdio (or --http)
-  hostkey-mcp tools [--json] [flags]      list the tools the flags select
+  hostkey-mcp tools [--json|--sizes] [flags]
+                                          list the tools the flags select (--sizes: bytes per toolset)
   hostkey-mcp call <tool> [k=v ...] [--args JSON] [flags]
                                           call one tool like an assistant would; prints JSON
   hostkey-mcp sandbox-api --listen ADDR   run the invapi simulator alone
-  hostkey-mcp doctor [flags]              check configuration and connectivity
+  hostkey-mcp doctor [--healthz] [flags]  check configuration and connectivity
   hostkey-mcp login-alerts [KEY_ID]       point an API key's login notifications at --public-url
   hostkey-mcp audit-verify [--expect-lines N] [--expect-head HASH] FILE
                                           verify an audit log's hash chain (and an anchor)
   hostkey-mcp version
 
+'hostkey-mcp <command> --help' shows a command's own flags and examples.
+
 Without HOSTKEY_API_KEY it serves the built-in sandbox. Secrets (HOSTKEY_API_KEY,
 HOSTKEY_PIN, HOSTKEY_APPROVER_TOKEN, HOSTKEY_HTTP_TOKEN) are read from the environment,
 the files named below or a mode-0600 config file, never from flags.
 
-Flags (environment variable in brackets):
 `
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, usageHead)
-	group := ""
-	for _, o := range options {
-		if o.Group != group {
-			group = o.Group
-			fmt.Fprintf(w, "\n %s:\n", group)
+	configFlagsHelp(w)
+}
+
+// configFlagsHelp lists the configuration flags by group, each group once (in order of
+// first appearance in the option table).
+func configFlagsHelp(w io.Writer) {
+	fmt.Fprintln(w, "Flags (environment variable in brackets):")
+	for _, group := range optionGroups() {
+		fmt.Fprintf(w, "\n %s:\n", group)
+		for _, o := range options {
+			if o.Group != group {
+				continue
+			}
+			def := ""
+			if o.Default != "" {
+				def = fmt.Sprintf(" (default %s)", o.Default)
+			}
+			fmt.Fprintf(w, "  --%s [%s]\n      %s%s\n", o.Name, o.Env, o.Help, def)
 		}
-		def := ""
-		if o.Default != "" {
-			def = fmt.Sprintf(" (default %s)", o.Default)
-		}
-		fmt.Fprintf(w, "  --%s [%s]\n      %s%s\n", o.Name, o.Env, o.Help, def)
 	}
 }
 

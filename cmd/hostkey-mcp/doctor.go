@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -29,13 +33,22 @@ func (r *report) fail(remedy, format string, args ...any) {
 }
 
 // doctorCmd checks configuration and connectivity and prints remedies; ok=false → exit 1.
+func doctorFlags(fs *flag.FlagSet) (healthz *bool) {
+	return fs.Bool("healthz", false, "only probe the running server's /healthz (--http, from the same flags and HOSTKEY_HTTP); exit 1 if it does not answer")
+}
+
 func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (bool, error) {
-	healthz := false
-	args, err := splitLocalFlags(args, map[string]*bool{"healthz": &healthz}, nil)
+	local := newFlagSet("doctor")
+	healthzp := doctorFlags(local)
+	args, err := splitLocalFlags("doctor", args, local)
 	if err != nil {
 		return false, err
 	}
-	cfg, _, err := parseConfig("hostkey-mcp doctor", args, getenv, stderr)
+	healthz := *healthzp
+	cfg, rest, err := parseConfig("hostkey-mcp doctor", args, getenv, stderr)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("unexpected argument %q (see 'hostkey-mcp doctor --help')", rest[0])
+	}
 	if err != nil {
 		fmt.Fprintf(stdout, "  FAIL  configuration: %v\n        → fix the flag or variable named above (hostkey-mcp --help)\n", err)
 		return false, nil
@@ -87,12 +100,16 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	fmt.Fprintln(stdout, "PIN")
 	switch {
 	case cfg.PIN != "" || cfg.PINFile != "":
+		// doctor reads the PIN and checks its form, nothing more: invapi has no way to test
+		// a PIN without using it, and a wrong one counts toward its lock-out.
 		if _, err := policy.LoadPIN(cfg.PIN, cfg.PINFile); err != nil {
 			r.fail("fix HOSTKEY_PIN or --pin-file (a file readable only by you: chmod 600)", "%v", err)
 		} else if cfg.PINFile != "" {
-			r.ok("PIN from %s (mode 0600)", cfg.PINFile)
+			r.ok("PIN read from %s (mode 0600, well-formed)", cfg.PINFile)
+			r.info("the PIN itself is NOT verified: invapi can only check it by using it; a wrong PIN shows at the first PIN action (then PIN calls pause 15 minutes)")
 		} else {
-			r.ok("PIN from HOSTKEY_PIN (environment or config file)")
+			r.ok("PIN read from HOSTKEY_PIN (environment or config file, well-formed)")
+			r.info("the PIN itself is NOT verified: invapi can only check it by using it; a wrong PIN shows at the first PIN action (then PIN calls pause 15 minutes)")
 		}
 	case a.sandbox != nil:
 		r.ok("the sandbox supplies its own PIN")
@@ -144,6 +161,11 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		}
 	}
 
+	fmt.Fprintln(stdout, "not checked by doctor")
+	r.info("destructive calls and their confirmation (doctor sends nothing that changes state)")
+	if a.sandbox == nil {
+		r.info("the PIN's value, and the API key's IP allowlist for hosts other than this one")
+	}
 	if r.failed == 0 {
 		fmt.Fprintln(stdout, "all checks passed")
 	} else {
@@ -159,18 +181,29 @@ func errOrStatus(err error, resp *http.Response) string {
 	return resp.Status
 }
 
-// healthCheck is the Docker HEALTHCHECK: in HTTP mode the endpoint must answer; stdio
-// mode has nothing to probe from outside.
+// healthCheck is the Docker HEALTHCHECK. It probes the HTTP listener of the flags and
+// environment given to it, else the one the running server recorded in its data
+// directory: the container's HEALTHCHECK does not see the arguments given to the server
+// (docker run … hostkey-mcp --http 0.0.0.0:8080), only the image's environment.
 func healthCheck(ctx context.Context, cfg *Config, w io.Writer) bool {
-	if cfg.HTTP == "" {
-		fmt.Fprintln(w, "stdio mode: nothing to probe")
-		return true
-	}
 	addr := cfg.HTTP
-	if strings.HasPrefix(addr, ":") || strings.HasPrefix(addr, "0.0.0.0:") {
-		addr = "127.0.0.1:" + addr[strings.LastIndex(addr, ":")+1:]
+	if addr == "" {
+		b, err := os.ReadFile(healthFile(cfg))
+		if err != nil {
+			fmt.Fprintf(w, "stdio mode (no --http, HOSTKEY_HTTP or %s): nothing to probe\n", healthFile(cfg))
+			return true
+		}
+		addr = strings.TrimSpace(string(b))
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fmt.Fprintf(w, "unhealthy: --http %q: %v\n", addr, err)
+		return false
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
 	resp, err := (&http.Client{Timeout: 3 * time.Second}).Do(req)
 	if err != nil {
 		fmt.Fprintln(w, "unhealthy:", err)
@@ -179,4 +212,19 @@ func healthCheck(ctx context.Context, cfg *Config, w io.Writer) bool {
 	resp.Body.Close()
 	fmt.Fprintln(w, "healthz:", resp.Status)
 	return resp.StatusCode == http.StatusOK
+}
+
+// healthFile is where a server serving --http records its address for healthCheck: in
+// --data-dir (or the user's state directory), which the image sets with HOSTKEY_DATA_DIR.
+func healthFile(cfg *Config) string {
+	dir := cfg.DataDir
+	if dir == "" {
+		base := os.Getenv("XDG_STATE_HOME")
+		if base == "" {
+			home, _ := os.UserHomeDir()
+			base = filepath.Join(home, ".local", "state")
+		}
+		dir = filepath.Join(base, "hostkey-mcp")
+	}
+	return filepath.Join(dir, "http-listen.addr")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -24,12 +25,18 @@ import (
 // read-only mode, rate limit, the person at the terminal confirms the destructive edit
 // (--yes confirms in advance), and the decision lands in the audit log. The alert URL
 // carries a secret and is never printed.
+func loginAlertsFlags(fs *flag.FlagSet) (yes *bool) {
+	return fs.Bool("yes", false, "confirm the key edit in advance (no terminal question)")
+}
+
 func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
-	yes := false
-	args, err := splitLocalFlags(args, map[string]*bool{"yes": &yes}, nil)
+	local := newFlagSet("login-alerts")
+	yesp := loginAlertsFlags(local)
+	args, err := splitLocalFlags("login-alerts", args, local)
 	if err != nil {
 		return err
 	}
+	yes := *yesp
 	cfg, rest, err := parseConfig("hostkey-mcp login-alerts", flagsFirst(args), getenv, stderr)
 	if err != nil {
 		return err
@@ -61,7 +68,8 @@ func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if err != nil || keyID <= 0 {
 		return fmt.Errorf("API key id %q: want the numeric id from api_keys_list", rest[0])
 	}
-	var confirm client.ElicitationHandler = &terminalConfirm{in: bufio.NewReader(orEmpty(stdin)), out: stderr}
+	term := &terminalConfirm{in: bufio.NewReader(orEmpty(stdin)), out: stderr}
+	var confirm client.ElicitationHandler = term
 	if yes {
 		confirm = acceptAll{}
 	}
@@ -71,6 +79,9 @@ func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout,
 	}
 	defer c.Close()
 	key, err := rcv.PointAPIKey(ctx, toolCaller{c: c, cat: a.cat}, keyID)
+	if err != nil && term.closed {
+		return errNoAnswer
+	}
 	if err != nil {
 		return err
 	}

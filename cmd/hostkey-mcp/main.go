@@ -29,6 +29,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
+	if cmd == "help" {
+		// `hostkey-mcp help call` is `hostkey-mcp call --help`.
+		if len(args) == 0 {
+			usage(stdout)
+			return 0
+		}
+		cmd, args = args[0], []string{"--help"}
+	}
+	if c, ok := findCommand(cmd); ok && wantsHelp(args) {
+		if cmd == "serve" {
+			usage(stdout)
+		} else if cmd == "call" {
+			callHelp(ctx, args, stdout, getenv)
+		} else {
+			commandHelp(stdout, c)
+		}
+		return 0
+	}
 	if cmd == "version" || (len(args) > 0 && (args[0] == "--version" || args[0] == "-version")) {
 		fmt.Fprintf(stdout, "hostkey-mcp %s (commit %s)\n", invapi.Version, commit)
 		return 0
@@ -53,11 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = loginAlertsCmd(ctx, args, stdin, stdout, stderr, getenv)
 	case "audit-verify":
 		err = auditVerifyCmd(args, stdout)
-	case "help":
-		usage(stdout)
-		return 0
 	default:
-		fmt.Fprintf(stderr, "hostkey-mcp: unknown command %q (try --help)\n", cmd)
+		fmt.Fprintf(stderr, "hostkey-mcp: unknown command %q (commands: %s; see 'hostkey-mcp --help')\n", cmd, commandNames())
 		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {

@@ -139,25 +139,32 @@ func (a *app) startApprovalListener() (string, error) {
 	}()
 	a.closers = append(a.closers, func() { _ = hs.Close() })
 	url := "http://" + ln.Addr().String() + "/policy"
-	a.log.Debug("approval pages", zap.String("url", url))
+	// Bots need this address (with port 0 it changes every start): say it at info.
+	a.log.Info("approval listener", zap.String("pages", url+"/approve/{id}"), zap.String("bot_api", url+"/api/approvals/{id}"))
 	return url, nil
 }
 
-// auditVerifyCmd checks a file's chain and prints its line count and head hash: the
-// anchor to keep elsewhere, since cutting lines off the end leaves a chain that verifies.
-// --expect-lines/--expect-head check the file against such an anchor.
-func auditVerifyCmd(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("audit-verify", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var anchor audit.Anchor
+// auditVerifyFlags declares audit-verify's own flags (its --help lists them): an anchor
+// to check the file against, since cutting lines off the end leaves a chain that verifies.
+func auditVerifyFlags(fs *flag.FlagSet, anchor *audit.Anchor) {
 	fs.IntVar(&anchor.Lines, "expect-lines", 0, "the file must still hold this many lines (an anchor's count)")
 	fs.StringVar(&anchor.Head, "expect-head", "", "an anchored head hash that must be in the chain (at line --expect-lines when given)")
-	const usage = "usage: hostkey-mcp audit-verify [--expect-lines N] [--expect-head HASH] FILE"
+}
+
+// auditVerifyCmd checks a file's chain and prints its line count and head hash: the
+// anchor to keep elsewhere.
+func auditVerifyCmd(args []string, stdout io.Writer) error {
+	fs := newFlagSet("audit-verify")
+	var anchor audit.Anchor
+	auditVerifyFlags(fs, &anchor)
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%v\n%s", err, usage)
+		return flagError("audit-verify", err)
 	}
-	if fs.NArg() != 1 || anchor.Lines < 0 {
-		return errors.New(usage)
+	if fs.NArg() != 1 {
+		return errors.New("want exactly one FILE (see 'hostkey-mcp audit-verify --help')")
+	}
+	if anchor.Lines < 0 {
+		return errors.New("--expect-lines must be 0 or more (see 'hostkey-mcp audit-verify --help')")
 	}
 	path := fs.Arg(0)
 	f, err := os.Open(path)

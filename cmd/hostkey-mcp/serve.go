@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
 	"go.uber.org/zap"
 
+	"github.com/hostkey/hostkey-mcp/tools"
 	"github.com/hostkey/hostkey-mcp/tools/transport"
 )
 
@@ -31,17 +35,51 @@ func serveCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return err
 	}
 	defer a.Close()
+	// mcp-go prints some lines through the standard library logger ("Delivered sampling
+	// response"): route them into zap so --log-format json stays JSON.
+	defer a.redirectStdLog()()
 	if err := a.buildServer(ctx); err != nil {
 		return err
 	}
 	a.serveWebhooks(ctx)
 	a.refreshPermissions(ctx)
+	n, size := a.toolsListSize(ctx)
 	a.log.Info("serving", zap.String("transport", map[bool]string{true: "http " + cfg.HTTP, false: "stdio"}[cfg.HTTP != ""]),
-		zap.Int("tools", len(a.srv.ToolNames())), zap.Strings("toolsets", a.selection().Toolsets), zap.Bool("read_only", cfg.ReadOnly))
+		zap.Int("tools", n), zap.Int("tools_list_bytes", size), zap.Strings("toolsets", a.selection().Toolsets),
+		zap.Bool("dynamic", cfg.Dynamic), zap.Bool("read_only", cfg.ReadOnly))
 	if cfg.HTTP != "" {
 		return a.serveHTTP(ctx)
 	}
 	return a.serveStdio(ctx, stdin, stdout)
+}
+
+// toolsListSize measures the tools/list a new client gets (count and JSON bytes: what
+// every model turn pays for), through an in-process client.
+func (a *app) toolsListSize(ctx context.Context) (int, int) {
+	// A twin server with the same options: a client session on the served one would be
+	// counted by the notifier and the audit.
+	opts := a.toolsOpts
+	opts.Hooks, opts.Logger = nil, nil
+	twin, err := tools.New(opts)
+	if err != nil {
+		return len(a.srv.ToolNames()), 0
+	}
+	list, err := listThrough(ctx, twin)
+	if err != nil {
+		return len(a.srv.ToolNames()), 0
+	}
+	raw, _ := json.Marshal(list)
+	return len(list), len(raw)
+}
+
+// redirectStdLog sends the standard library logger's output to the app's logger (debug
+// level: mcp-go's lines are diagnostics) and returns the function that restores it.
+func (a *app) redirectStdLog() func() {
+	restore, err := zap.RedirectStdLogAt(a.log.Named("stdlib"), zap.DebugLevel)
+	if err != nil {
+		return func() {}
+	}
+	return restore
 }
 
 // refreshPermissions logs in early so the first tools/list already shows only what the
@@ -106,6 +144,10 @@ func (a *app) serveHTTP(ctx context.Context) error {
 		MaxHeaderBytes: 64 << 10,
 	}
 	a.log.Info("streamable HTTP listening", zap.String("url", "http://"+ln.Addr().String()+"/mcp"))
+	// doctor --healthz (the image's HEALTHCHECK) finds the listener here.
+	if hf := healthFile(a.cfg); os.MkdirAll(filepath.Dir(hf), 0o700) == nil && os.WriteFile(hf, []byte(ln.Addr().String()+"\n"), 0o600) == nil {
+		defer os.Remove(hf)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

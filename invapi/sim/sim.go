@@ -430,8 +430,8 @@ func (s *Server) RunRealtime(ctx context.Context, speed float64) error {
 }
 
 // ListenAndServe serves a new simulator on addr until ctx ends, with sim time running at
-// wall-clock speed. Unless opts.StageDuration is set, install stages last 12 s, so an
-// install completes in about a minute while tokens and PIN lockouts keep their real
+// wall-clock speed. Unless opts.StageDuration is set, install stages last 4 s, so an
+// install completes in 20 seconds while tokens and PIN lockouts keep their real
 // durations. It backs `hostkey-mcp sandbox-api --listen`.
 func ListenAndServe(ctx context.Context, addr string, opts Options) error {
 	if opts.StageDuration == 0 {
@@ -449,9 +449,13 @@ func ListenAndServe(ctx context.Context, addr string, opts Options) error {
 	return s.Serve(ctx, ln, 1)
 }
 
-// SandboxStageDuration is the install stage length of the interactive sandbox: five
-// stages make about one real minute.
-const SandboxStageDuration = 12 * time.Second
+// SandboxInstallDuration is how long an install takes in the interactive sandbox: well
+// inside a workflow tool's default wait (50 s), so a walkthrough ends with the result.
+const SandboxInstallDuration = 20 * time.Second
+
+// SandboxStageDuration is the install stage length of the interactive sandbox (five
+// stages make SandboxInstallDuration).
+const SandboxStageDuration = SandboxInstallDuration / 5
 
 // Serve serves s on ln until ctx ends, running sim time at speed (see RunRealtime).
 func (s *Server) Serve(ctx context.Context, ln net.Listener, speed float64) error {
