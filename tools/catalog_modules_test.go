@@ -142,3 +142,24 @@ func TestDescriptionHints(t *testing.T) {
 		t.Fatalf("%d PIN tools: the catalog is not loaded", pins)
 	}
 }
+
+// TestGenericRedirectsToTypedTools: the generic tool refuses what now has a typed tool and
+// still reaches the rest.
+func TestGenericRedirectsToTypedTools(t *testing.T) {
+	cat := schemas.Load()
+	for call, want := range map[[2]string]string{
+		{"pdns", "add_dns"}:    "pdns_add_dns",
+		{"vm", "get_snapshot"}: "vm_get_snapshot",
+	} {
+		_, _, err := tools.GenericRequest(cat, map[string]any{"module": call[0], "action": call[1]})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("invapi_call %s/%s: err = %v, want a pointer to %s", call[0], call[1], err, want)
+		}
+	}
+	if _, a, err := tools.GenericRequest(cat, map[string]any{"module": "pdns", "action": "view"}); err != nil || a.Class != schemas.Read {
+		t.Errorf("pdns/view (a grant the docs list as undocumented): %v %v", a, err)
+	}
+	if _, _, err := tools.GenericRequest(cat, map[string]any{"module": "foreman", "action": "get_os"}); err != nil {
+		t.Errorf("foreman/get_os: %v", err)
+	}
+}

@@ -19,7 +19,7 @@ const GenericToolName = "invapi_call"
 var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 var genericSchema = json.RawMessage(`{"type":"object","additionalProperties":false,"required":["module","action"],"properties":{` +
-	`"module":{"type":"string","pattern":"^[a-z][a-z0-9_]*$","description":"invapi module, e.g. tag, pdns, vm"},` +
+	`"module":{"type":"string","pattern":"^[a-z][a-z0-9_]*$","description":"invapi module, e.g. foreman, datacenter"},` +
 	`"action":{"type":"string","pattern":"^[a-z][a-z0-9_]*$","description":"action name within the module"},` +
 	`"params":{"type":"object","description":"parameters; nested objects/arrays become PHP-style names"}}}`)
 
@@ -31,7 +31,7 @@ func GenericTool(cat *schemas.Catalog, c Caller) server.ServerTool {
 	tool := mcp.Tool{
 		Name:           GenericToolName,
 		Title:          "invapi: undocumented action",
-		Description:    "Call an invapi action that has no dedicated tool (e.g. tag/*, pdns/*, vm/*). Treated as destructive unless classified: a human confirms it.",
+		Description:    "Call an invapi action that has no dedicated tool (e.g. foreman/*, datacenter/*). Treated as destructive unless classified: a human confirms it.",
 		RawInputSchema: genericSchema,
 		Annotations:    annotations(schemas.Destructive, false),
 	}
