@@ -58,7 +58,8 @@ hk_pg_stop() {
 
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then
   # Sourced: start now, stop when the sourcing shell exits.
-  eval "$(hk_pg_start)" || { echo "postgres.sh: could not start PostgreSQL" >&2; return 1; }
+  _hk_pg_env=$(hk_pg_start) || { echo "postgres.sh: could not start PostgreSQL" >&2; return 1; }
+  eval "$_hk_pg_env"
   trap 'hk_pg_stop "$HOSTKEY_TEST_POSTGRES_DIR"' EXIT
   echo "postgres.sh: PostgreSQL for the tests on ${HOSTKEY_TEST_POSTGRES_URL%%/hostkey_test*}" >&2
 else
