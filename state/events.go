@@ -76,9 +76,12 @@ func eventAt(w *wtx, pos int64) (Event, error) {
 
 // Append implements Events.
 func (s *sqlStore) Append(ctx context.Context, ev Event, dedupeKey string) (Event, bool, error) {
+	if ev.Kind == "" {
+		return Event{}, false, errors.New("state: append: the event has no kind")
+	}
 	var out Event
 	var dup bool
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writePlain(ctx, func(w *wtx) error {
 		var err error
 		out, dup, err = appendTx(w, ev, dedupeKey)
 		return err
@@ -97,14 +100,16 @@ func (s *sqlStore) Since(ctx context.Context, cursor uint64, limit int, f Filter
 	}
 	var q strings.Builder
 	args := []any{int64(cursor)}
+	// Within one statement's snapshot no event is newer than the head (they commit
+	// together), so the limited sub-select needs no bound from it.
 	q.WriteString(`SELECT h.last, h.pruned, e.pos, e.id, e.kind, e.server_id, e.at_ns, e.data
-FROM event_head h LEFT JOIN events e ON e.pos > $1 AND e.pos <= h.last`)
+FROM event_head h LEFT JOIN (SELECT pos, id, kind, server_id, at_ns, data FROM events WHERE pos > $1`)
 	if f.ServerID != 0 {
 		args = append(args, f.ServerID)
-		q.WriteString(` AND e.server_id = $` + strconv.Itoa(len(args)))
+		q.WriteString(` AND server_id = $` + strconv.Itoa(len(args)))
 	}
 	if len(f.Kinds) > 0 {
-		q.WriteString(` AND e.kind IN (`)
+		q.WriteString(` AND kind IN (`)
 		for i, k := range f.Kinds {
 			if i > 0 {
 				q.WriteString(", ")
@@ -115,7 +120,7 @@ FROM event_head h LEFT JOIN events e ON e.pos > $1 AND e.pos <= h.last`)
 		q.WriteString(")")
 	}
 	args = append(args, limit+1)
-	q.WriteString(` WHERE h.id = 1 ORDER BY e.pos LIMIT $` + strconv.Itoa(len(args)))
+	q.WriteString(` ORDER BY pos LIMIT $` + strconv.Itoa(len(args)) + `) e ON 1 = 1 WHERE h.id = 1 ORDER BY e.pos`)
 	rows, err := s.db.QueryContext(ctx, q.String(), args...)
 	if err != nil {
 		return Page{}, fmt.Errorf("state: read events: %w", err)

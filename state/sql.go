@@ -47,6 +47,10 @@ type sqlStore struct {
 type writeReq struct {
 	fn   func(*wtx) error
 	done chan error
+	// plain writes fail only when the database does: they skip the savepoint (two
+	// statements fewer), and their failure fails the batch, which is then rerun write
+	// by write.
+	plain bool
 }
 
 // wtx is a write transaction shared by a batch of writes.
@@ -150,7 +154,15 @@ func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
 // write): it must assign its outputs, not accumulate them. They are final only when
 // write returns nil.
 func (s *sqlStore) write(ctx context.Context, fn func(*wtx) error) error {
-	req := &writeReq{fn: fn, done: make(chan error, 1)}
+	return s.submit(ctx, &writeReq{fn: fn, done: make(chan error, 1)})
+}
+
+// writePlain is write for an fn whose only errors are the database's.
+func (s *sqlStore) writePlain(ctx context.Context, fn func(*wtx) error) error {
+	return s.submit(ctx, &writeReq{fn: fn, done: make(chan error, 1), plain: true})
+}
+
+func (s *sqlStore) submit(ctx context.Context, req *writeReq) error {
 	select {
 	case s.writes <- req:
 	case <-s.closing:
@@ -242,6 +254,16 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 	var touched [numTopics]bool
 	single := len(batch) == 1
 	for i, r := range batch {
+		if !single && r.plain {
+			w.topics = [numTopics]bool{}
+			if errs[i] = r.fn(w); errs[i] != nil {
+				return abort("write", errs[i])
+			}
+			for t, on := range w.topics {
+				touched[t] = touched[t] || on
+			}
+			continue
+		}
 		if !single {
 			if _, err := tx.ExecContext(ctx, `SAVEPOINT w`); err != nil {
 				return abort("savepoint", err)
