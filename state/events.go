@@ -199,3 +199,43 @@ func pruneEvents(w *wtx, cutoff time.Time) (int, error) {
 	}
 	return int(n), nil
 }
+
+var _ Importer = (*sqlStore)(nil)
+
+// ImportEvents implements Importer in one commit.
+func (s *sqlStore) ImportEvents(ctx context.Context, events []Event, dedupe map[string]uint64, last uint64) error {
+	for i, ev := range events {
+		if ev.Cursor == 0 || ev.Kind == "" || ev.ID == "" || (i > 0 && ev.Cursor <= events[i-1].Cursor) || ev.Cursor > last {
+			return fmt.Errorf("state: import: event %d (cursor %d): needs a kind, an ID and a cursor above the one before and not above %d", i, ev.Cursor, last)
+		}
+	}
+	return s.write(ctx, func(w *wtx) error {
+		var head int64
+		if err := w.queryRow(`SELECT last FROM event_head WHERE id = 1` + w.d.forUpdate).Scan(&head); err != nil {
+			return fmt.Errorf("state: import: %w", err)
+		}
+		if head != 0 {
+			return fmt.Errorf("state: import into a log that already has cursors up to %d: %w", head, ErrExists)
+		}
+		for _, ev := range events {
+			if _, err := w.exec(`INSERT INTO events (pos, id, kind, server_id, at_ns, data) VALUES ($1, $2, $3, $4, $5, $6)`,
+				int64(ev.Cursor), ev.ID, ev.Kind, ev.ServerID, ns(ev.Time), nonNil(ev.Data)); err != nil {
+				return fmt.Errorf("state: import event %d: %w", ev.Cursor, err)
+			}
+		}
+		for k, pos := range dedupe {
+			if _, err := w.exec(`INSERT INTO event_dedupe (dkey, pos) VALUES ($1, $2)`, k, int64(pos)); err != nil {
+				return fmt.Errorf("state: import dedupe key: %w", err)
+			}
+		}
+		pruned := last
+		if len(events) > 0 {
+			pruned = events[0].Cursor - 1
+		}
+		if _, err := w.exec(`UPDATE event_head SET last = $1, pruned = $2 WHERE id = 1`, int64(last), int64(pruned)); err != nil {
+			return fmt.Errorf("state: import: %w", err)
+		}
+		w.touch(TopicEvents)
+		return nil
+	})
+}

@@ -110,6 +110,15 @@ type Events interface {
 	LastCursor(ctx context.Context) (uint64, error)
 }
 
+// Importer loads an event log kept elsewhere (the bbolt store of earlier versions) into
+// an empty log, keeping its cursors, so clients' saved cursors stay valid.
+type Importer interface {
+	// ImportEvents stores events (with their cursors, in order) and the dedupe keys that
+	// point at them, and sets the newest cursor issued to last. ErrExists when the log
+	// is not empty.
+	ImportEvents(ctx context.Context, events []Event, dedupe map[string]uint64, last uint64) error
+}
+
 // Install job states.
 const (
 	JobPending = "pending"
