@@ -355,4 +355,3 @@ func retire(path string) error {
 	}
 	return nil
 }
-
