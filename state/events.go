@@ -20,9 +20,12 @@ func appendTx(w *wtx, ev Event, dedupeKey string) (Event, bool, error) {
 	// Lock the head first (PostgreSQL; SQLite's writer holds the file): appenders in
 	// every replica are then serialised before the dedupe lookup, so two of them cannot
 	// both miss the same key, and every transaction takes this lock first.
-	var head int64
-	if err := w.queryRow(`SELECT last FROM event_head WHERE id = 1` + w.d.forUpdate).Scan(&head); err != nil {
-		return Event{}, false, fmt.Errorf("state: append: lock the log head: %w", err)
+	if w.d.forUpdate != "" && !w.headLocked {
+		var head int64
+		if err := w.queryRow(`SELECT last FROM event_head WHERE id = 1` + w.d.forUpdate).Scan(&head); err != nil {
+			return Event{}, false, fmt.Errorf("state: append: lock the log head: %w", err)
+		}
+		w.headLocked = true
 	}
 	if dedupeKey != "" {
 		var pos int64
@@ -121,7 +124,7 @@ FROM event_head h LEFT JOIN (SELECT pos, id, kind, server_id, at_ns, data FROM e
 	}
 	args = append(args, limit+1)
 	q.WriteString(` ORDER BY pos LIMIT $` + strconv.Itoa(len(args)) + `) e ON 1 = 1 WHERE h.id = 1 ORDER BY e.pos`)
-	rows, err := s.db.QueryContext(ctx, q.String(), args...)
+	rows, err := s.query(ctx, q.String(), args...)
 	if err != nil {
 		return Page{}, fmt.Errorf("state: read events: %w", err)
 	}
@@ -165,7 +168,7 @@ FROM event_head h LEFT JOIN (SELECT pos, id, kind, server_id, at_ns, data FROM e
 // LastCursor implements Events.
 func (s *sqlStore) LastCursor(ctx context.Context) (uint64, error) {
 	var last int64
-	if err := s.db.QueryRowContext(ctx, `SELECT last FROM event_head WHERE id = 1`).Scan(&last); err != nil {
+	if err := s.queryRow(ctx, `SELECT last FROM event_head WHERE id = 1`).Scan(&last); err != nil {
 		return 0, fmt.Errorf("state: last cursor: %w", err)
 	}
 	return uint64(last), nil

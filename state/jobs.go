@@ -52,7 +52,7 @@ func (s *sqlStore) CreateInstallJob(ctx context.Context, j InstallJob) error {
 
 // InstallJob implements InstallJobs.
 func (s *sqlStore) InstallJob(ctx context.Context, id string) (InstallJob, error) {
-	j, err := scanInstall(s.db.QueryRowContext(ctx, `SELECT `+installCols+` FROM install_jobs WHERE id = $1`, id))
+	j, err := scanInstall(s.queryRow(ctx, `SELECT `+installCols+` FROM install_jobs WHERE id = $1`, id))
 	if err != nil {
 		return InstallJob{}, fmt.Errorf("install job %s: %w", id, err)
 	}
@@ -61,7 +61,7 @@ func (s *sqlStore) InstallJob(ctx context.Context, id string) (InstallJob, error
 
 // InstallJobBySecret implements InstallJobs.
 func (s *sqlStore) InstallJobBySecret(ctx context.Context, hash []byte) (InstallJob, error) {
-	j, err := scanInstall(s.db.QueryRowContext(ctx, `SELECT `+installCols+` FROM install_jobs WHERE secret_hash = $1`, hash))
+	j, err := scanInstall(s.queryRow(ctx, `SELECT `+installCols+` FROM install_jobs WHERE secret_hash = $1`, hash))
 	if err != nil {
 		return InstallJob{}, fmt.Errorf("install job by secret: %w", err)
 	}
@@ -69,11 +69,11 @@ func (s *sqlStore) InstallJobBySecret(ctx context.Context, hash []byte) (Install
 }
 
 func markDoneTx(w *wtx, id string, at time.Time, eventID string) (InstallJob, error) {
-	if _, err := w.exec(`UPDATE install_jobs SET state = $1, done_ns = $2, event_id = $3 WHERE id = $4 AND state <> $1`,
-		JobDone, ns(at), eventID, id); err != nil {
-		return InstallJob{}, fmt.Errorf("state: mark install job %s done: %w", id, err)
+	j, err := scanInstall(w.queryRow(`UPDATE install_jobs SET state = $1, done_ns = $2, event_id = $3 WHERE id = $4 AND state <> $1 RETURNING `+installCols,
+		JobDone, ns(at), eventID, id))
+	if errors.Is(err, ErrNotFound) { // unknown, or done before: the first completion stays
+		j, err = scanInstall(w.queryRow(`SELECT `+installCols+` FROM install_jobs WHERE id = $1`, id))
 	}
-	j, err := scanInstall(w.queryRow(`SELECT `+installCols+` FROM install_jobs WHERE id = $1`, id))
 	if err != nil {
 		return InstallJob{}, fmt.Errorf("install job %s: %w", id, err)
 	}
@@ -98,7 +98,9 @@ func (s *sqlStore) CompleteInstallJob(ctx context.Context, id string, ev Event, 
 		j   InstallJob
 		dup bool
 	)
-	err := s.write(ctx, func(w *wtx) error {
+	// Plain: an unknown job (the only error not the database's) is rare, since the
+	// receiver looked the job up first; it fails the batch, which is rerun write by write.
+	err := s.writePlain(ctx, func(w *wtx) error {
 		var err error
 		if out, dup, err = appendTx(w, ev, dedupeKey); err != nil {
 			return err
@@ -155,11 +157,11 @@ func (s *sqlStore) CreateWorkflow(ctx context.Context, wf Workflow, owner string
 
 // Workflow implements Workflows.
 func (s *sqlStore) Workflow(ctx context.Context, id string) (Workflow, error) {
-	wf, err := scanWorkflow(s.db.QueryRowContext(ctx, `SELECT `+workflowCols+` FROM workflows WHERE id = $1`, id))
+	wf, err := scanWorkflow(s.queryRow(ctx, `SELECT `+workflowCols+` FROM workflows WHERE id = $1`, id))
 	if err != nil {
 		return Workflow{}, fmt.Errorf("workflow %s: %w", id, err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT name, intent, intent_ns, intent_epoch, done, result, done_ns FROM workflow_steps WHERE job_id = $1 ORDER BY seq`, id)
+	rows, err := s.query(ctx, `SELECT name, intent, intent_ns, intent_epoch, done, result, done_ns FROM workflow_steps WHERE job_id = $1 ORDER BY seq`, id)
 	if err != nil {
 		return Workflow{}, fmt.Errorf("workflow %s: steps: %w", id, err)
 	}

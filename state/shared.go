@@ -50,7 +50,7 @@ func (s *sqlStore) CreateApproval(ctx context.Context, a Approval) error {
 
 // Approval implements Approvals.
 func (s *sqlStore) Approval(ctx context.Context, id string) (Approval, error) {
-	a, err := scanApproval(s.db.QueryRowContext(ctx, `SELECT `+approvalCols+` FROM approvals WHERE id = $1 AND expires_ns > $2`, id, time.Now().UnixNano()))
+	a, err := scanApproval(s.queryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE id = $1 AND expires_ns > $2`, id, time.Now().UnixNano()))
 	if err != nil {
 		return Approval{}, fmt.Errorf("approval %s: %w", id, err)
 	}
@@ -59,7 +59,7 @@ func (s *sqlStore) Approval(ctx context.Context, id string) (Approval, error) {
 
 // ApprovalByKey implements Approvals.
 func (s *sqlStore) ApprovalByKey(ctx context.Context, key string) (Approval, error) {
-	a, err := scanApproval(s.db.QueryRowContext(ctx, `SELECT `+approvalCols+` FROM approvals WHERE akey = $1 AND state <> $2 AND expires_ns > $3 ORDER BY created_ns DESC LIMIT 1`,
+	a, err := scanApproval(s.queryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE akey = $1 AND state <> $2 AND expires_ns > $3 ORDER BY created_ns DESC LIMIT 1`,
 		key, ApprovalUsed, time.Now().UnixNano()))
 	if err != nil {
 		return Approval{}, fmt.Errorf("approval by key: %w", err)
@@ -194,7 +194,7 @@ RETURNING failures, until_ns`, name, now+int64(d)).Scan(&failures, &until)
 // Cooldown implements Cooldowns.
 func (s *sqlStore) Cooldown(ctx context.Context, name string) (Cooldown, error) {
 	var failures, until int64
-	err := s.db.QueryRowContext(ctx, `SELECT failures, until_ns FROM cooldowns WHERE name = $1`, name).Scan(&failures, &until)
+	err := s.queryRow(ctx, `SELECT failures, until_ns FROM cooldowns WHERE name = $1`, name).Scan(&failures, &until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Cooldown{}, nil
 	}
@@ -357,7 +357,7 @@ func (s *sqlStore) AppendAudit(ctx context.Context, seal Sealer) (AuditLine, err
 func (s *sqlStore) AuditHead(ctx context.Context) (int64, string, error) {
 	var seq int64
 	var hash string
-	if err := s.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&seq, &hash); err != nil {
+	if err := s.queryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&seq, &hash); err != nil {
 		return 0, "", fmt.Errorf("state: audit head: %w", err)
 	}
 	return seq, hash, nil
@@ -368,7 +368,7 @@ func (s *sqlStore) AuditLines(ctx context.Context, after int64, limit int) ([]Au
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, hash, line FROM audit_lines WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	rows, err := s.query(ctx, `SELECT seq, hash, line FROM audit_lines WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("state: audit lines: %w", err)
 	}
@@ -414,7 +414,7 @@ func (s *sqlStore) ExportAudit(ctx context.Context, w io.Writer) (int, error) {
 // Secret implements Secrets.
 func (s *sqlStore) Secret(ctx context.Context, name string, generate func() (string, error)) (string, error) {
 	var val string
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM secrets WHERE name = $1`, name).Scan(&val)
+	err := s.queryRow(ctx, `SELECT value FROM secrets WHERE name = $1`, name).Scan(&val)
 	if err == nil {
 		return val, nil
 	}

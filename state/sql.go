@@ -42,6 +42,50 @@ type sqlStore struct {
 
 	wake     [numTopics]notifier
 	versions [numTopics]int64 // last seen topic_versions, by the poller
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // prepared read statements (database/sql prepares them per connection)
+}
+
+// maxStmts bounds the read statement cache (event filters make a few shapes of query).
+const maxStmts = 64
+
+// query runs a read through a cached prepared statement: parsing the SQL again on every
+// call costs more than the read itself.
+func (s *sqlStore) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (s *sqlStore) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return s.db.QueryRowContext(ctx, q, args...) // reports the same error
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (s *sqlStore) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st := s.stmts[q]; st != nil {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if s.stmts == nil || len(s.stmts) >= maxStmts {
+		for _, old := range s.stmts {
+			_ = old.Close()
+		}
+		s.stmts = map[string]*sql.Stmt{}
+	}
+	s.stmts[q] = st
+	return st, nil
 }
 
 type writeReq struct {
@@ -60,6 +104,10 @@ type wtx struct {
 	d      *dialect
 	nowNS  int64
 	topics [numTopics]bool // touched by the current write
+	stmts  map[string]*sql.Stmt
+	// headLocked: this transaction holds the event_head row lock (PostgreSQL), taken
+	// once per batch; a rollback to a savepoint releases it.
+	headLocked bool
 }
 
 // now is the store's clock, read once per batch.
@@ -74,10 +122,38 @@ func (t *wtx) now() (int64, error) {
 	return t.nowNS, nil
 }
 
-func (t *wtx) exec(q string, args ...any) (sql.Result, error) {
-	return t.ExecContext(t.ctx, q, args...)
+// stmt prepares q once per transaction: a batch runs the same few statements for each
+// of its writes.
+func (t *wtx) stmt(q string) (*sql.Stmt, error) {
+	if st := t.stmts[q]; st != nil {
+		return st, nil
+	}
+	st, err := t.PrepareContext(t.ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	t.stmts[q] = st
+	return st, nil
 }
-func (t *wtx) queryRow(q string, args ...any) *sql.Row { return t.QueryRowContext(t.ctx, q, args...) }
+
+func (t *wtx) exec(q string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(t.ctx, args...)
+}
+
+func (t *wtx) queryRow(q string, args ...any) *sql.Row {
+	st, err := t.stmt(q)
+	if err != nil {
+		return t.QueryRowContext(t.ctx, q, args...) // reports the same error
+	}
+	return st.QueryRowContext(t.ctx, args...)
+}
 
 // touch marks topic changed: other processes are woken when the batch commits.
 func (t *wtx) touch(topic Topic) { t.topics[topic] = true }
@@ -287,6 +363,7 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT w`); err != nil {
 				return abort("rollback to savepoint", err)
 			}
+			w.headLocked = false
 		}
 		if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT w`); err != nil {
 			return abort("release savepoint", err)
@@ -334,7 +411,7 @@ func (s *sqlStore) poller(ctx context.Context) {
 
 // pollVersions reads topic_versions and wakes the topics that changed.
 func (s *sqlStore) pollVersions(ctx context.Context) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT topic, v FROM topic_versions`)
+	rows, err := s.query(ctx, `SELECT topic, v FROM topic_versions`)
 	if err != nil {
 		return fmt.Errorf("state: read wake-up versions: %w", err)
 	}
@@ -389,6 +466,12 @@ func (s *sqlStore) Close() error {
 		close(s.closing)
 		s.stop()
 		s.wg.Wait()
+		s.stmtMu.Lock()
+		for _, st := range s.stmts {
+			_ = st.Close()
+		}
+		s.stmts = nil
+		s.stmtMu.Unlock()
 		err = s.db.Close()
 		if s.onClose != nil {
 			err = errors.Join(err, s.onClose())
