@@ -77,6 +77,7 @@ dist:
 ## bench: Go benchmarks, binary size, cold start to tools/list, tools/list sizes
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./invapi/ ./tools/ ./webhook/...
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./state/
 	@ls -l $(BIN) | awk '{printf "binary size: %.1f MiB\n", $$5/1048576}'
 	$(GO) run ./cmd/hostkey-mcp/internal/coldstart ./$(BIN) 10
 	@$(MAKE) --no-print-directory toolsizes

@@ -597,11 +597,26 @@ func (r *Receiver) delivered(ev Event) {
 	r.enqueue(queued{ev: ev, origin: origin, accepted: time.Now()})
 }
 
+// loginTokenMatches compares against the cached token hash and, on a mismatch, against
+// the stored token: another process on the same store (`login-alerts`) may have rotated
+// it.
+func (r *Receiver) loginTokenMatches(ctx context.Context, h [sha256.Size]byte) bool {
+	if want := r.loginHash.Load(); subtle.ConstantTimeCompare(h[:], want[:]) == 1 {
+		return true
+	}
+	tok, err := r.store.Secret(ctx, loginSecretName, func() (string, error) { return newSecret() })
+	if err != nil {
+		return false
+	}
+	cur := sha256.Sum256([]byte(tok))
+	r.loginHash.Store(&cur)
+	return subtle.ConstantTimeCompare(h[:], cur[:]) == 1
+}
+
 func (r *Receiver) handleLogin(w http.ResponseWriter, req *http.Request) {
 	tok := mux.Vars(req)["token"]
 	h := sha256.Sum256([]byte(tok))
-	want := r.loginHash.Load()
-	if !validSecretShape(tok) || subtle.ConstantTimeCompare(h[:], want[:]) != 1 {
+	if !validSecretShape(tok) || !r.loginTokenMatches(req.Context(), h) {
 		r.reject404(w, ReasonBadToken)
 		return
 	}

@@ -249,6 +249,9 @@ func (a *app) instructions() string {
 		// off limits so the model does not offer actions that will be refused.
 		b.WriteString("Scope: only " + scope + " may be acted on; calls naming other servers are refused before anything is sent. ")
 	}
+	if a.cfg.Ephemeral {
+		b.WriteString("EPHEMERAL: events and jobs are kept in this process only and are lost when it exits. ")
+	}
 	if a.sandbox != nil {
 		b.WriteString("SANDBOX: this is the built-in simulator with example servers; nothing real is changed and installs finish in about " + a.cfg.SandboxInstall.String() + ".")
 	}

@@ -61,6 +61,7 @@ type Config struct {
 	WebhookListen  string
 	PublicURL      string
 	DataDir        string
+	Ephemeral      bool
 	Retention      time.Duration
 	TrustedProxies string
 	CheckSourceIP  bool
@@ -170,6 +171,7 @@ var options = []option{
 	{Group: "webhook", Name: "webhook-listen", Env: "HOSTKEY_WEBHOOK_LISTEN", Help: "serve install callbacks and login alerts on this address (e.g. 127.0.0.1:8787)", bind: str(func(c *Config) *string { return &c.WebhookListen })},
 	{Group: "webhook", Name: "public-url", Env: "HOSTKEY_PUBLIC_URL", Help: "URL at which invapi and fresh servers reach the webhook listener", bind: str(func(c *Config) *string { return &c.PublicURL })},
 	{Group: "webhook", Name: "data-dir", Env: "HOSTKEY_DATA_DIR", Help: "directory of the durable event store (default: the user's state directory)", bind: str(func(c *Config) *string { return &c.DataDir })},
+	{Group: "webhook", Name: "ephemeral", Env: "HOSTKEY_EPHEMERAL", Default: "false", Help: "keep events, jobs and secrets in this process's memory only (no data dir; lost at exit)", bind: boolean(func(c *Config) *bool { return &c.Ephemeral })},
 	{Group: "webhook", Name: "events-retention", Env: "HOSTKEY_EVENTS_RETENTION", Default: "720h", Help: "how long stored events and finished install jobs are kept (0 = forever; at least 24h)", bind: duration(func(c *Config) *time.Duration { return &c.Retention })},
 	{Group: "webhook", Name: "trusted-proxies", Env: "HOSTKEY_TRUSTED_PROXIES", Help: "CIDRs of reverse proxies whose X-Forwarded-For is believed", bind: str(func(c *Config) *string { return &c.TrustedProxies })},
 	{Group: "webhook", Name: "check-source-ip", Env: "HOSTKEY_CHECK_SOURCE_IP", Default: "false", Help: "accept an install callback only from one of the server's own IPs", bind: boolean(func(c *Config) *bool { return &c.CheckSourceIP })},

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 	"github.com/hostkey/hostkey-mcp/webhook"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
@@ -36,19 +37,34 @@ func (a *app) dataDir() (string, error) {
 	return dir, os.MkdirAll(dir, 0o700)
 }
 
-// openStore opens the durable event store. When another hostkey-mcp process holds it
-// (two clients started the server), this one keeps events in memory and says so: the
-// process that owns the file still records the webhooks it receives.
-func (a *app) openStore() store.Store {
-	dir, err := a.dataDir()
-	if err == nil {
-		var st *store.Bolt
-		if st, err = store.OpenBolt(filepath.Join(dir, "events.db"), &store.BoltOptions{Timeout: time.Second}); err == nil {
-			return st
+// openStore opens the shared state store in the data dir (state.db, SQLite), which every
+// hostkey-mcp process on this machine opens at once; an events.db of an earlier version
+// is imported on first start. An unusable data dir or store is an error: state is kept
+// in memory only when asked for (--ephemeral).
+func (a *app) openStore(ctx context.Context) (store.Store, error) {
+	if a.cfg.Ephemeral {
+		st, err := state.Open(ctx, state.Memory)
+		if err != nil {
+			return nil, err
 		}
+		a.log.Warn("--ephemeral: events, jobs and the login-alert secret live in this process only and are lost when it exits")
+		return store.NewShared(st), nil
 	}
-	a.log.Warn("event store not available; keeping events in memory for this process only", zap.Error(err))
-	return store.NewMemory()
+	dir, err := a.dataDir()
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w (set --data-dir, or --ephemeral to keep state in memory)", err)
+	}
+	st, err := state.Open(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w (set --data-dir, or --ephemeral to keep state in memory)", err)
+	}
+	if n, err := store.ImportBolt(ctx, filepath.Join(dir, "events.db"), st); err != nil {
+		_ = st.Close()
+		return nil, err
+	} else if n > 0 {
+		a.log.Info("imported the events of the earlier bbolt store", zap.Int("events", n), zap.String("from", filepath.Join(dir, "events.db")))
+	}
+	return store.NewShared(st), nil
 }
 
 // buildReceiver creates the webhook receiver (install callbacks, login alerts, events).
@@ -57,7 +73,10 @@ func (a *app) buildReceiver(ctx context.Context) (*webhook.Receiver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
-	st := a.openStore()
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rcv, err := webhook.New(ctx, webhook.Config{
 		PublicURL:      a.cfg.PublicURL,
 		Store:          st,

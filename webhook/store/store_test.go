@@ -24,6 +24,7 @@ func openBolt(t *testing.T) (*Bolt, string) {
 func eachStore(t *testing.T, fn func(t *testing.T, s Store)) {
 	t.Run("bolt", func(t *testing.T) { b, _ := openBolt(t); fn(t, b) })
 	t.Run("memory", func(t *testing.T) { fn(t, NewMemory()) })
+	t.Run("shared", func(t *testing.T) { fn(t, openShared(t, filepath.Join(t.TempDir(), "state.db"))) })
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -30,6 +30,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/webhook"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
@@ -47,7 +48,7 @@ func run(args []string, out io.Writer) error {
 	conns := fs.Int("c", 64, "concurrent connections")
 	replay := fs.Float64("replay", 0.05, "fraction of callbacks sent a second time (must be deduplicated)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "the whole run must finish within this")
-	kind := fs.String("store", "bolt", "bolt (durable, fsync) or memory")
+	kind := fs.String("store", "sqlite", "sqlite (the shared store hostkey-mcp uses, durable), bolt (the earlier store, durable) or memory")
 	dir := fs.String("dir", "", "directory for the bolt file (default: a temporary directory, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -61,7 +62,7 @@ func run(args []string, out io.Writer) error {
 	var st store.Store
 	where := "memory"
 	switch *kind {
-	case "bolt":
+	case "bolt", "sqlite":
 		d := *dir
 		if d == "" {
 			tmp, err := os.MkdirTemp("", "hostkey-webhook-load-")
@@ -70,6 +71,15 @@ func run(args []string, out io.Writer) error {
 			}
 			defer os.RemoveAll(tmp)
 			d = tmp
+		}
+		if *kind == "sqlite" {
+			path := filepath.Join(d, state.FileName)
+			s, err := state.Open(ctx, path)
+			if err != nil {
+				return err
+			}
+			st, where = store.NewShared(s), "sqlite (WAL, fsync per commit) at "+path
+			break
 		}
 		path := filepath.Join(d, "events.db")
 		b, err := store.OpenBolt(path, nil)
@@ -80,7 +90,7 @@ func run(args []string, out io.Writer) error {
 	case "memory":
 		st = store.NewMemory()
 	default:
-		return fmt.Errorf("-store %q: bolt or memory", *kind)
+		return fmt.Errorf("-store %q: sqlite, bolt or memory", *kind)
 	}
 	defer st.Close()
 
