@@ -225,9 +225,13 @@ func (w *Workflows) start(ctx context.Context, req mcp.CallToolRequest, p *plan)
 	// both reinstall it.
 	release, busy := w.jobs.reserve(p.serverID)
 	if busy != nil {
-		if busy.Session != tools.SessionID(ctx) || !strings.HasPrefix(busy.ID, "job-") {
+		if !strings.HasPrefix(busy.ID, "job-") {
+			// A reservation: a workflow on this server waits for its confirmation.
+			return mcp.NewToolResultError(fmt.Sprintf("Server %d already has a workflow awaiting a human's confirmation; nothing was sent. Wait for that answer: a second install is refused by invapi too.", p.serverID)), nil
+		}
+		if busy.Session != tools.SessionID(ctx) {
 			// Another session's job: say that it exists, nothing about it.
-			return mcp.NewToolResultError(fmt.Sprintf("Server %d already has a workflow job running or awaiting confirmation, started in another MCP session; only that session can watch or cancel it. A second install is refused by invapi too.", p.serverID)), nil
+			return mcp.NewToolResultError(fmt.Sprintf("Server %d already has a workflow job running, started in another MCP session; only that session can watch or cancel it. A second install is refused by invapi too.", p.serverID)), nil
 		}
 		return mcp.NewToolResultError(fmt.Sprintf("Server %d already has a running %s job (%s, %s). Watch it with server_job_watch job_id=%s; a second install is refused by invapi too.",
 			p.serverID, busy.Tool, busy.ID, busy.Message, busy.ID)), nil
