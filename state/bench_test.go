@@ -147,3 +147,24 @@ func BenchmarkSince(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpen is what a process start pays for the store: a first start (create the
+// file, WAL, migrations) and a later one (check the schema version).
+func BenchmarkOpen(b *testing.B) {
+	for _, fresh := range []bool{true, false} {
+		b.Run(map[bool]string{true: "first", false: "again"}[fresh], func(b *testing.B) {
+			dir := b.TempDir()
+			for i := range b.N {
+				target := filepath.Join(dir, "state.db")
+				if fresh {
+					target = filepath.Join(dir, fmt.Sprint(i), "state.db")
+				}
+				s, err := state.Open(ctx, target)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+	}
+}

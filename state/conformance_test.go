@@ -706,3 +706,28 @@ func TestMemoryStore(t *testing.T) {
 		t.Fatal("dedupe in memory")
 	}
 }
+
+// The store holds the login-alert token: its directory is 0700 and its files 0600.
+func TestSQLiteFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s, err := state.Open(ctx, dir+string(os.PathSeparator))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	app(t, s, ev("workflow", 0, "x"), "") // the WAL exists once something was written
+	if st, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	} else if st.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir mode %v", st.Mode())
+	}
+	for _, name := range []string{state.FileName, state.FileName + "-wal"} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			t.Fatalf("%s: mode %v", name, st.Mode())
+		}
+	}
+}

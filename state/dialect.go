@@ -32,6 +32,10 @@ type dialect struct {
 	// retryable reports a failure that rolled the transaction back and that running it
 	// again may not meet (a deadlock between replicas, a serialization failure).
 	retryable func(error) bool
+	// appendEvent, when set, takes the next cursor, inserts the event and its dedupe key
+	// in one statement (args: id, kind, server_id, at_ns, data, dedupe key or '') and
+	// returns the cursor. SQLite has no data-modifying WITH: it runs the three.
+	appendEvent string
 	// notify wakes other processes on topic at commit (inside tx); nil when they poll.
 	notify func(ctx context.Context, tx *sql.Tx, topic Topic) error
 }
@@ -64,6 +68,11 @@ var postgresDialect = dialect{
 		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(pgLockID))
 		return err
 	},
+	appendEvent: `WITH h AS (UPDATE event_head SET last = last + 1 WHERE id = 1 RETURNING last),
+e AS (INSERT INTO events (pos, id, kind, server_id, at_ns, data)
+	SELECT last, $1::text, $2::text, $3::bigint, $4::bigint, $5::bytea FROM h RETURNING pos),
+d AS (INSERT INTO event_dedupe (dkey, pos) SELECT $6::text, pos FROM e WHERE $6::text <> '' RETURNING 1)
+SELECT pos FROM e`,
 	retryable: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
