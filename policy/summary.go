@@ -320,7 +320,9 @@ func (e *Engine) argViews(call *Call) []argView {
 				if s, ok := v.(string); ok {
 					av.value, av.isString = s, true
 				} else {
-					j, _ := json.Marshal(v)
+					// Lists are not walked: a secret inside one (users[0][password]) is
+					// redacted here, not shown.
+					j, _ := json.Marshal(invapi.RedactParams(map[string]any{k: v}, secrets...)[k])
 					av.value = string(j)
 				}
 			}
