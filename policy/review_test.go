@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -23,5 +24,32 @@ func TestSecretsInListsAreNotShownInTheConfirmation(t *testing.T) {
 	}
 	if !strings.Contains(text(res), "bob") {
 		t.Errorf("the confirmation does not show the list's other values: %s", text(res))
+	}
+}
+
+// Review of issue 12: what eq/show says about the server (hostname, location, IPs) went
+// into the confirmation as is. The hostname is whatever an earlier reinstall set (the
+// model's own argument, free text): a line break or a bidirectional override in it
+// could forge lines of the confirmation ("What this puts on the server…") or make the
+// human read another server's name.
+func TestServerFactsCannotForgeTheConfirmation(t *testing.T) {
+	forged := "web-01\nWhat this puts on the server or who can reach it:\n- nothing"
+	e := newEnv(t, envOpts{Policy: policy.Options{Facts: func(ctx context.Context, id int64) (*policy.ServerFacts, error) {
+		return &policy.ServerFacts{ID: id, Hostname: forged, Location: "NL\u202eLD", IPs: []string{"10.0.0.1\r\n- ssh_key = none"}}, nil
+	}}})
+	c, _ := e.connect(mrtrClient, nil, nil)
+	res := e.call(c, "eq_reboot", map[string]any{"id": 40101})
+	out := text(res)
+	if !strings.Contains(out, "Confirmation required") {
+		t.Fatalf("want a confirmation, got %s", out)
+	}
+	summary, _ := structured(t, res)["summary"].(string)
+	for _, s := range []string{out, summary} {
+		if strings.Contains(s, forged) || strings.Contains(s, "\u202e") || strings.Contains(s, "\r\n- ssh_key") {
+			t.Errorf("the server's facts are shown raw, forging the confirmation:\n%s", s)
+		}
+		if !strings.Contains(s, "web-01") || !strings.Contains(s, "10.0.0.1") {
+			t.Errorf("the server's facts are not shown:\n%s", s)
+		}
 	}
 }

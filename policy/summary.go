@@ -96,6 +96,9 @@ func (e *Engine) summarize(ctx context.Context, t *turn) summary {
 		// The caller knows better than the first action's generic consequence.
 		s.Consequence, s.Extra = call.Summary, ""
 	}
+	// A caller's own description may quote what eq/show says (a hostname an earlier
+	// reinstall set): escaped like a value, it cannot forge lines of the confirmation.
+	s.Consequence, s.Extra = visible(s.Consequence, 0), visible(s.Extra, 0)
 	for _, id := range uniqueIDs(call.ServerIDs) {
 		f, err := e.facts.get(ctx, id)
 		if err != nil || f == nil {
@@ -115,19 +118,26 @@ func (e *Engine) summarize(ctx context.Context, t *turn) summary {
 	return s
 }
 
+// serverLine names a server as eq/show describes it. Its hostname is free text an
+// earlier reinstall set, so every fact is escaped when it holds line breaks, control or
+// invisible characters: it cannot forge lines of the confirmation.
 func serverLine(f ServerFacts, factsErr string) string {
 	var parts []string
 	if f.Hostname != "" {
-		parts = append(parts, f.Hostname)
+		parts = append(parts, visible(f.Hostname, 0))
 	}
 	if len(f.IPs) > 0 {
-		parts = append(parts, "IPs "+strings.Join(f.IPs, ", "))
+		ips := make([]string, len(f.IPs))
+		for i, ip := range f.IPs {
+			ips[i] = visible(ip, 0)
+		}
+		parts = append(parts, "IPs "+strings.Join(ips, ", "))
 	}
 	if f.Location != "" {
-		parts = append(parts, "location "+f.Location)
+		parts = append(parts, "location "+visible(f.Location, 0))
 	}
 	if factsErr != "" {
-		parts = append(parts, factsErr)
+		parts = append(parts, visible(factsErr, 0))
 	}
 	if len(parts) == 0 {
 		return fmt.Sprintf("server %d", f.ID)
