@@ -53,3 +53,29 @@ func TestServerFactsCannotForgeTheConfirmation(t *testing.T) {
 		}
 	}
 }
+
+// Review of issue 12: a secret URL shows only its host, so that an attacker's callback
+// is recognizable. A callback written without "http://" ("evil.example/cb",
+// "//evil.example/cb", "evil.example:8080/cb", " https://…") was shown as "set (value
+// hidden)": the human approved a reinstall that reports the new server to the attacker
+// without any way to see it.
+func TestCallbackWithoutSchemeShowsItsHost(t *testing.T) {
+	for _, cb := range []string{"evil.example/cb/tok-123", "//evil.example/cb/tok-123", "evil.example:8080/cb/tok-123", " https://evil.example/cb/tok-123", "ftp://evil.example/cb/tok-123"} {
+		e := newEnv(t, envOpts{Policy: policy.Options{}})
+		c, _ := e.connect(mrtrClient, nil, nil)
+		res := e.call(c, "eq_reinstall", map[string]any{"id": 40101, "os_id": 5, "root_pass": "Str0ng-Passw0rd!", "post_install_callback": cb})
+		summary, _ := structured(t, res)["summary"].(string)
+		line := ""
+		for _, l := range strings.Split(summary, "\n") {
+			if strings.HasPrefix(l, "- post_install_callback") {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "evil.example") {
+			t.Errorf("%q: the confirmation does not show the callback's host: %q", cb, line)
+		}
+		if strings.Contains(line, "tok-123") {
+			t.Errorf("%q: the callback's path is shown: %q", cb, line)
+		}
+	}
+}

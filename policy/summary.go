@@ -325,7 +325,7 @@ func (e *Engine) argViews(call *Call) []argView {
 			switch {
 			case invapi.IsSecretKey(k, secrets...):
 				av.secret = true
-				av.value = secretShown(v)
+				av.value = secretShown(k, v)
 			default:
 				if s, ok := v.(string); ok {
 					av.value, av.isString = s, true
@@ -353,8 +353,12 @@ func (e *Engine) argViews(call *Call) []argView {
 	return out
 }
 
-// secretShown is what a human sees of a secret value.
-func secretShown(v any) string {
+// urlSecrets are the secret parameters that hold a URL someone else's server is called
+// at (see invapi's secretNames).
+var urlSecrets = map[string]bool{"post_install_callback": true, "login_notify_address": true}
+
+// secretShown is what a human sees of a secret value (key is its parameter name).
+func secretShown(key string, v any) string {
 	s, ok := v.(string)
 	if !ok || s == "" {
 		return "set (value hidden)"
@@ -362,7 +366,30 @@ func secretShown(v any) string {
 	if u, err := url.Parse(s); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
 		return fmt.Sprintf("set to a %s URL on host %s (the rest hidden: it may carry a secret)", u.Scheme, strconv.QuoteToGraphic(u.Host))
 	}
+	if urlSecrets[strings.ToLower(key)] {
+		// Not a plain http(s) URL, so not one hostkey-mcp made; a fetcher may still read
+		// "evil.example/cb" or "//evil.example/cb" as one. Its host part is shown so
+		// that an attacker's callback stays recognizable.
+		return fmt.Sprintf("set to a value that is not a plain http(s) URL (%d bytes), whose host part reads %s (the rest hidden)", len(s), strconv.QuoteToGraphic(hostPart(s)))
+	}
 	return "set (value hidden)"
+}
+
+// hostPart is what a lenient URL reader takes for the host of s: after any scheme and
+// leading slashes, up to the path, and after any user info.
+func hostPart(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	s = strings.TrimLeft(s, "/\\")
+	if i := strings.IndexAny(s, "/\\?#"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
 }
 
 func uniqueIDs(ids []int64) []int64 {
