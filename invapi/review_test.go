@@ -15,10 +15,13 @@ import (
 func TestErrorsQuotingTheEncodedBodyAreRedacted(t *testing.T) {
 	const pass = `Str0ng Passw0rd!/"x"`
 	for name, echo := range map[string]func(url.Values) string{
-		"form":   func(v url.Values) string { return v.Encode() },
-		"path":   func(v url.Values) string { return url.PathEscape(v.Get("root_pass")) },
-		"json":   func(v url.Values) string { b, _ := json.Marshal(v.Get("root_pass")); return string(b) },
-		"quoted": func(v url.Values) string { b, _ := json.Marshal(map[string]string{"p": v.Get("root_pass")}); return string(b) },
+		"form": func(v url.Values) string { return v.Encode() },
+		"path": func(v url.Values) string { return url.PathEscape(v.Get("root_pass")) },
+		"json": func(v url.Values) string { b, _ := json.Marshal(v.Get("root_pass")); return string(b) },
+		"quoted": func(v url.Values) string {
+			b, _ := json.Marshal(map[string]string{"p": v.Get("root_pass")})
+			return string(b)
+		},
 	} {
 		f := newFake(t)
 		f.handle("eq/reinstall", func(w http.ResponseWriter, _ *http.Request, v url.Values) {
