@@ -2,6 +2,8 @@ package policy_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -77,5 +79,36 @@ func TestCallbackWithoutSchemeShowsItsHost(t *testing.T) {
 		if strings.Contains(line, "tok-123") {
 			t.Errorf("%q: the callback's path is shown: %q", cb, line)
 		}
+	}
+}
+
+// Review of issue 12: the server line comes before the arguments, and it showed eq/show's
+// hostname in full however long. A hostname padded to thousands of characters (set by an
+// earlier reinstall) pushed the ssh_key and the script of the next confirmation out of
+// sight, as the 600-byte cut did before. The form shortens a long fact (saying so); the
+// page shows it whole.
+func TestLongServerFactsDoNotPushTheArgumentsAway(t *testing.T) {
+	padded := "web-01" + strings.Repeat("-", 5000)
+	e := newEnv(t, envOpts{Policy: policy.Options{Facts: func(ctx context.Context, id int64) (*policy.ServerFacts, error) {
+		return &policy.ServerFacts{ID: id, Hostname: padded, Location: "NL", IPs: []string{"10.0.0.1"}}, nil
+	}}})
+	c, _ := e.connect(mrtrClient, nil, nil)
+	res := e.call(c, "eq_reinstall", map[string]any{"id": 40101, "os_id": 5, "root_pass": "Str0ng-Passw0rd!", "ssh_key": attackerKey})
+	summary, _ := structured(t, res)["summary"].(string)
+	if i := strings.Index(summary, attackerKey); i < 0 || i > 1200 {
+		t.Errorf("the ssh_key is at byte %d of the confirmation, behind the server's hostname", i)
+	}
+	if !strings.Contains(summary, "5006 bytes") {
+		t.Errorf("the confirmation does not say the hostname was shortened:\n%.400s", summary)
+	}
+	_, page := approvalOf(t, res)
+	resp, err := http.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), padded) {
+		t.Error("the approval page does not show the whole hostname")
 	}
 }

@@ -120,24 +120,30 @@ func (e *Engine) summarize(ctx context.Context, t *turn) summary {
 
 // serverLine names a server as eq/show describes it. Its hostname is free text an
 // earlier reinstall set, so every fact is escaped when it holds line breaks, control or
-// invisible characters: it cannot forge lines of the confirmation.
-func serverLine(f ServerFacts, factsErr string) string {
+// invisible characters (it cannot forge lines of the confirmation), and the form
+// shortens a long one, saying so (padding cannot push the arguments out of sight); the
+// page (full) shows it whole.
+func serverLine(f ServerFacts, factsErr string, full bool) string {
+	fact := ShortFact
+	if full {
+		fact = func(s string) string { return visible(s, 0) }
+	}
 	var parts []string
 	if f.Hostname != "" {
-		parts = append(parts, visible(f.Hostname, 0))
+		parts = append(parts, fact(f.Hostname))
 	}
 	if len(f.IPs) > 0 {
 		ips := make([]string, len(f.IPs))
 		for i, ip := range f.IPs {
-			ips[i] = visible(ip, 0)
+			ips[i] = fact(ip)
 		}
 		parts = append(parts, "IPs "+strings.Join(ips, ", "))
 	}
 	if f.Location != "" {
-		parts = append(parts, "location "+visible(f.Location, 0))
+		parts = append(parts, "location "+fact(f.Location))
 	}
 	if factsErr != "" {
-		parts = append(parts, visible(factsErr, 0))
+		parts = append(parts, fact(factsErr))
 	}
 	if len(parts) == 0 {
 		return fmt.Sprintf("server %d", f.ID)
@@ -169,7 +175,7 @@ func (s summary) render(full bool) string {
 	if len(s.Servers) > 0 {
 		lines := make([]string, len(s.Servers))
 		for i, f := range s.Servers {
-			lines[i] = serverLine(f, s.FactsErr[f.ID])
+			lines[i] = serverLine(f, s.FactsErr[f.ID], full)
 		}
 		b.WriteString(" on ")
 		b.WriteString(strings.Join(lines, ", "))
@@ -209,6 +215,11 @@ func (s summary) render(full bool) string {
 	}
 	return b.String()
 }
+
+// ShortFact shows what invapi says about a server (a hostname, a location) in a
+// confirmation: escaped when it holds line breaks, control or invisible characters, and
+// shortened past 100 bytes, saying so. Callers quoting facts in their own summary use it.
+func ShortFact(s string) string { return visible(s, 100) }
 
 // shortLimit is the longest value a form shows inline; longer ones are described.
 const shortLimit = 200

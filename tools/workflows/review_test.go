@@ -32,3 +32,21 @@ func TestWorkflowSummaryEscapesServerFacts(t *testing.T) {
 		t.Errorf("the server's facts are shown raw, forging the confirmation:\n%s", msg)
 	}
 }
+
+// The same summary showed a padded hostname in full, ahead of the arguments: the form
+// shortens it (the policy's approval page has it whole).
+func TestWorkflowSummaryShortensLongFacts(t *testing.T) {
+	padded := "web-01" + strings.Repeat("-", 5000)
+	e := newEnv(t, mcp.ElicitationResponseActionDecline, func(o *workflows.Options) {
+		o.Facts = func(_ context.Context, id int64) (*policy.ServerFacts, error) {
+			return &policy.ServerFacts{ID: id, Hostname: padded, Location: "NL", IPs: []string{"10.0.0.1"}}, nil
+		}
+	})
+	if _, err := e.call(t, t.Context(), workflows.ReinstallTool, reinstallArgs()); err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := e.human.last.Load().(string)
+	if strings.Contains(msg, padded) || !strings.Contains(msg, "5006 bytes") {
+		t.Errorf("the padded hostname is not shortened (%d bytes of message):\n%.300s", len(msg), msg)
+	}
+}
