@@ -137,6 +137,10 @@ func (e *Engine) pageGet(w http.ResponseWriter, r *http.Request) {
 	if text == "" {
 		text = v.Text
 	}
+	if !e.pageApproves() {
+		e.page(w, http.StatusOK, pageData{Title: "Approve in the chat-ops bot", Message: "Approvals come from the approval bot only; this page only shows what is asked.", Text: text})
+		return
+	}
 	e.page(w, http.StatusOK, pageData{
 		Title: title, Text: text, CSRF: v.csrf, ID: v.ID, Form: true, NeedsPIN: v.NeedsPIN,
 		Expires: v.Expires.Local().Format("15:04:05"),
@@ -169,6 +173,10 @@ func sameOrigin(r *http.Request) bool {
 
 func (e *Engine) pagePost(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if !e.pageApproves() {
+		e.page(w, http.StatusForbidden, pageData{Title: "Refused", Message: "Approvals come from the approval bot only (--confirm token)."})
+		return
+	}
 	if !sameOrigin(r) {
 		e.page(w, http.StatusForbidden, pageData{Title: "Refused", Message: "Answer from the approval page in your browser."})
 		return

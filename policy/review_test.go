@@ -112,3 +112,45 @@ func TestLongServerFactsDoNotPushTheArgumentsAway(t *testing.T) {
 		t.Error("the approval page does not show the whole hostname")
 	}
 }
+
+// Review of issue 12: --confirm token promises that approvals come from the chat-ops bot
+// only (the README's answer to "an assistant with a shell can post to the local page").
+// But the approval page listener runs by default in every mode: the model was handed the
+// page's URL and a script on the machine approved there (GET for the csrf, POST with
+// the page's Origin), with no bot involved.
+func TestTokenModeIgnoresThePage(t *testing.T) {
+	const bot = "bot-credential-7a1c"
+	e := newEnv(t, envOpts{Policy: policy.Options{Confirm: policy.ConfirmToken, ApproverToken: bot}})
+	c, _ := e.connect(mrtrClient, nil, nil)
+	args := map[string]any{"id": 40101}
+	res := e.call(c, "eq_reboot", args)
+	id, page := approvalOf(t, res)
+	if page != "" || strings.Contains(text(res), "/approve/") {
+		t.Errorf("token mode hands the model the approval page: %s", text(res))
+	}
+	page = e.pages.URL + "/policy/approve/" + id
+	e.submitPage(page, "approve", testPIN, true) // a script acting like a browser
+	post, _ := http.NewRequest(http.MethodPost, page, strings.NewReader("decision=approve&csrf=x"))
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	post.Header.Set("Origin", e.pages.URL)
+	resp, err := http.DefaultClient.Do(post)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("token mode: the page takes answers (%d)", resp.StatusCode)
+	}
+	if res := e.call(c, "eq_reboot", args); !res.IsError {
+		t.Errorf("token mode: sent after a page approval: %s", text(res))
+	}
+	if n := len(e.sent("eq", "reboot")); n != 0 {
+		t.Fatalf("token mode: %d reboots sent without the bot", n)
+	}
+	if code := botDecide(t, e, bot, id, "approve"); code != http.StatusOK {
+		t.Fatalf("bot approve: %d", code)
+	}
+	if res := e.call(c, "eq_reboot", args); res.IsError {
+		t.Fatalf("bot-approved repeat: %s", text(res))
+	}
+}
