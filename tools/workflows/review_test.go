@@ -2,12 +2,16 @@ package workflows_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 )
 
@@ -48,5 +52,58 @@ func TestWorkflowSummaryShortensLongFacts(t *testing.T) {
 	msg, _ := e.human.last.Load().(string)
 	if strings.Contains(msg, padded) || !strings.Contains(msg, "5006 bytes") {
 		t.Errorf("the padded hostname is not shortened (%d bytes of message):\n%.300s", len(msg), msg)
+	}
+}
+
+// The task path skips mcp-go's validation: invalid arguments of a task-augmented call,
+// including a secret, are still explained in words without the secret, and nothing is
+// sent; a catalog tool called as a task still needs the human.
+func TestTaskPathKeepsTheGate(t *testing.T) {
+	e := newEnv(t, mcp.ElicitationResponseActionDecline)
+	c := toolstest.ConnectStdio(t, e.st.Server, e.human, mcp.ProtocolVersion20251125)
+	e.st.Sim.ResetRequests()
+	const secret = "Passw0rd@very-secret"
+	n := int64(2000)
+	for _, call := range []map[string]any{
+		{"name": workflows.ReinstallPXETool, "task": map[string]any{}, "arguments": map[string]any{"id": 40101, "os_id": 187, "root_pass": secret}},
+		{"name": workflows.ReinstallTool, "task": map[string]any{}, "arguments": map[string]any{"id": 40101, "os_id": 187, "root_pass": secret, "extra": secret}},
+		{"name": "eq_traffic_add", "task": map[string]any{}, "arguments": map[string]any{"id": 40101, "new_limit": 100}},
+		{"name": workflows.ReinstallTool, "task": map[string]any{}, "arguments": map[string]any{"id": 40101, "os_id": 187, "root_pass": "Passw0rd-ok"}},
+	} {
+		n++
+		resp, err := c.GetTransport().SendRequest(t.Context(), transport.JSONRPCRequest{
+			JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId(n), Method: "tools/call", Params: call})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(resp)
+		out := string(b)
+		var created mcp.CreateTaskResult
+		if resp.Error == nil && json.Unmarshal(resp.Result, &created) == nil && created.Task.TaskId != "" {
+			gr := mcp.GetTaskRequest{}
+			gr.Params.TaskId = created.Task.TaskId
+			if _, err := c.WaitForTask(t.Context(), gr, 10*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			tr := mcp.TaskResultRequest{}
+			tr.Params.TaskId = created.Task.TaskId
+			res, err := c.TaskResult(t.Context(), tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(res)
+			out += string(b)
+		}
+		if !strings.Contains(out, "nothing was sent") && !strings.Contains(out, "Nothing was sent") {
+			t.Errorf("%s: %s", call["name"], out)
+		}
+		if strings.Contains(out, "very-secret") {
+			t.Errorf("%s: the secret is in the answer: %s", call["name"], out)
+		}
+	}
+	for _, r := range e.st.Sim.Requests() {
+		if r.Module != "auth" && !(r.Module == "eq" && r.Action == "show") && r.Module != "os" {
+			t.Errorf("sent %s/%s through the task path without a human", r.Module, r.Action)
+		}
 	}
 }
