@@ -239,10 +239,11 @@ func (a argView) long() bool {
 }
 
 // hidesText reports characters that can make a line read differently than it is
-// (bidirectional overrides, zero-width and other invisible or control characters).
+// (bidirectional overrides, zero-width and other invisible or control characters, C1
+// controls such as NEL, and the Unicode line and paragraph separators).
 func hidesText(s string) bool {
 	for _, r := range s {
-		if (r < 0x20 && r != '\t') || r == 0x7f || unicode.Is(unicode.Cf, r) {
+		if (unicode.Is(unicode.Cc, r) && r != '\t') || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
 			return true
 		}
 	}
