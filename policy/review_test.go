@@ -154,3 +154,20 @@ func TestTokenModeIgnoresThePage(t *testing.T) {
 		t.Fatalf("bot-approved repeat: %s", text(res))
 	}
 }
+
+// Review of issue 12: eq/order_instance with id is how invapi reinstalls a server (the
+// FAQ's reinstall), but its confirmation said only "A new server is ordered: this costs
+// money": the human approving it was not told that the named server's disks are erased.
+func TestOrderInstanceWithIDSaysTheDisksAreErased(t *testing.T) {
+	e := newEnv(t, envOpts{Policy: policy.Options{}})
+	c, _ := e.connect(mrtrClient, nil, nil)
+	res := e.call(c, "eq_order_instance", map[string]any{"id": 40101, "os_id": 5, "root_pass": "Str0ng-Passw0rd!", "location_name": "NL"})
+	summary, _ := structured(t, res)["summary"].(string)
+	if !strings.Contains(summary, "ERASED") || !strings.Contains(summary, "40101") {
+		t.Errorf("the reinstall through eq/order_instance does not say what is lost:\n%s", summary)
+	}
+	res = e.call(c, "eq_order_instance", map[string]any{"preset": "1", "os_id": 5, "root_pass": "Str0ng-Passw0rd!", "location_name": "NL"})
+	if summary, _ := structured(t, res)["summary"].(string); !strings.Contains(summary, "costs money") {
+		t.Errorf("a new order does not say it costs money:\n%s", summary)
+	}
+}

@@ -59,6 +59,9 @@ var consequences = map[string]string{
 	"whmcs/update_contact":              "The billing contact's details change.",
 }
 
+// orderReinstall is eq/order_instance's consequence when it names a server.
+const orderReinstall = "The named server is REINSTALLED (order_instance with id): ALL DATA ON THE SERVER'S DISKS IS ERASED."
+
 func consequence(module, action string, class schemas.Class) string {
 	if c, ok := consequences[module+"/"+action]; ok {
 		return c
@@ -91,6 +94,10 @@ func (e *Engine) summarize(ctx context.Context, t *turn) summary {
 		Tool: call.Tool, Module: call.Module, Action: call.Action, Class: class,
 		Consequence: consequence(call.Module, call.Action, class),
 		Extra:       extra, Args: e.argViews(call), NeedsPIN: call.NeedsPIN,
+	}
+	if call.Module == "eq" && call.Action == "order_instance" && len(call.ServerIDs) > 0 {
+		// With id, order_instance reinstalls that server (the FAQ's reinstall).
+		s.Consequence = orderReinstall
 	}
 	if call.Summary != "" {
 		// The caller knows better than the first action's generic consequence.
