@@ -209,6 +209,7 @@ func (e *Engine) pagePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.log.Info("approval answered on the local page", zap.String("approval", id), zap.String("tool", v.Tool), zap.Bool("approved", approve))
+	e.auditDecline(v, approve, "page")
 	if approve {
 		e.page(w, http.StatusOK, pageData{Title: "Approved", Message: "Approved. You can close this tab and return to your assistant."})
 		return
@@ -321,7 +322,18 @@ func (e *Engine) apiPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.log.Info("approval answered by a bot", zap.String("approval", id), zap.String("tool", v.Tool), zap.Bool("approved", approve))
+	e.auditDecline(v, approve, "bot")
 	writeJSON(w, http.StatusOK, apiView(nv))
+}
+
+// auditDecline audits a human's decline of a two-step approval when it is given: the
+// model may never repeat the call, and the answer (and who gave it) belongs in the
+// audit. A page elicitation's decline is audited by the call that waits for it.
+func (e *Engine) auditDecline(v view, approve bool, who string) {
+	if approve || v.Kind != kindTwoStep || v.turn == nil {
+		return
+	}
+	e.record(v.turn, DecisionDeclined, "approval "+v.ID+" declined by the "+who+"; nothing was sent", viaApproval(who), "", 0)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

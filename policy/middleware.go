@@ -206,7 +206,7 @@ func (e *Engine) newApproval(ctx context.Context, t *turn, kind string, confirme
 	a := &approval{
 		Kind: kind, Key: t.key, Session: t.session, Tool: t.call.Tool, Text: sum.Text(), Full: sum.Full(),
 		NeedsPIN: t.needPINEntry, Confirmed: confirmed,
-		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL), rsv: rsv,
+		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL), rsv: rsv, turn: t,
 	}
 	if err := e.store.addApproval(e.now(), a, e.o.MaxPending); err != nil {
 		rsv.release()

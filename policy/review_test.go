@@ -171,3 +171,22 @@ func TestOrderInstanceWithIDSaysTheDisksAreErased(t *testing.T) {
 		t.Errorf("a new order does not say it costs money:\n%s", summary)
 	}
 }
+
+// Review of issue 12: "every refusal is audited", but a two-step approval declined by
+// the bot (or on the page) left only the "pending" line when the model did not repeat
+// the call: the human's answer, and who gave it, was in no audit line.
+func TestHumanDeclineIsAuditedAtOnce(t *testing.T) {
+	const bot = "bot-credential-91d0"
+	e := newEnv(t, envOpts{NoPage: true, Policy: policy.Options{Confirm: policy.ConfirmToken, ApproverToken: bot}})
+	c, _ := e.connect(mrtrClient, nil, nil)
+	res := e.call(c, "eq_reboot", map[string]any{"id": 40101})
+	id, _ := approvalOf(t, res)
+	if code := botDecide(t, e, bot, id, "decline"); code != http.StatusOK {
+		t.Fatalf("bot decline: %d", code)
+	}
+	lines := e.auditLines()
+	last := lines[len(lines)-1]
+	if last.Decision != string(policy.DecisionDeclined) || last.Confirm != "approval-bot" || last.Tool != "eq_reboot" {
+		t.Errorf("the bot's decline is not audited: %+v", last)
+	}
+}
