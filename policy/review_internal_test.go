@@ -122,3 +122,18 @@ func TestLineSeparatorsAreEscaped(t *testing.T) {
 		}
 	}
 }
+
+// A server's hostname from eq/show that is not plain ASCII (a Cyrillic "е" in "wеb-01")
+// reads like another server's: the confirmation spells it out.
+func TestLookAlikeHostnamesAreSpelledOut(t *testing.T) {
+	f := ServerFacts{ID: 40102, Hostname: "w\u0435b-01.example", IPs: []string{"10.0.0.2"}}
+	for _, full := range []bool{false, true} {
+		out := serverLine(f, "", full)
+		if strings.Contains(out, "\u0435") || !strings.Contains(out, `\u0435`) {
+			t.Errorf("full=%v: look-alike hostname shown as is: %q", full, out)
+		}
+	}
+	if out := serverLine(ServerFacts{ID: 1, Hostname: "web-01.example"}, "", false); !strings.Contains(out, "(web-01.example)") {
+		t.Errorf("a plain hostname is changed: %q", out)
+	}
+}

@@ -137,7 +137,13 @@ func serverLine(f ServerFacts, factsErr string, full bool) string {
 	}
 	var parts []string
 	if f.Hostname != "" {
-		parts = append(parts, fact(f.Hostname))
+		if isASCII(f.Hostname) {
+			parts = append(parts, fact(f.Hostname))
+		} else {
+			// Host names are ASCII (IDNs travel as punycode): anything else may be a
+			// look-alike of another server's name, so it is spelled out.
+			parts = append(parts, fact(strconv.QuoteToASCII(f.Hostname)))
+		}
 	}
 	if len(f.IPs) > 0 {
 		ips := make([]string, len(f.IPs))
@@ -221,6 +227,15 @@ func (s summary) render(full bool) string {
 		b.WriteString("\nThe account PIN is added by the server; it is never shown here.")
 	}
 	return b.String()
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // ShortFact shows what invapi says about a server (a hostname, a location) in a
