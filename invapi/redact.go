@@ -1,6 +1,8 @@
 package invapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/url"
 	"strings"
 )
@@ -102,11 +104,50 @@ func redactValue(v any, extra []string) any {
 // four bytes are left alone (see minSecretLen).
 func RedactString(s string, secrets ...string) string {
 	for _, sec := range secrets {
-		if len(sec) >= minSecretLen && strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, Redacted)
+		if len(sec) < minSecretLen {
+			continue
+		}
+		// A message may quote the request as it was sent (form- or URL-encoded) or as
+		// JSON: those spellings go too.
+		for _, v := range spellings(sec) {
+			if strings.Contains(s, v) {
+				s = strings.ReplaceAll(s, v, Redacted)
+			}
 		}
 	}
 	return s
+}
+
+// spellings are the ways a secret can appear in a message quoting a request or a JSON
+// body: as is, form-encoded, path-encoded and JSON-escaped (with and without HTML
+// escapes), the encoded ones first.
+func spellings(sec string) []string {
+	var out []string
+	add := func(v string) {
+		if v == "" {
+			return
+		}
+		for _, o := range out {
+			if o == v {
+				return
+			}
+		}
+		out = append(out, v)
+	}
+	add(url.QueryEscape(sec))
+	add(url.PathEscape(sec))
+	if b, err := json.Marshal(sec); err == nil {
+		add(string(b[1 : len(b)-1]))
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(sec) == nil {
+		b := bytes.TrimSpace(buf.Bytes())
+		add(string(b[1 : len(b)-1]))
+	}
+	add(sec)
+	return out
 }
 
 // RedactQuery redacts the values of secret keys in an encoded form or query string;

@@ -137,6 +137,10 @@ func (e *Engine) pageGet(w http.ResponseWriter, r *http.Request) {
 	if text == "" {
 		text = v.Text
 	}
+	if !e.pageApproves() {
+		e.page(w, http.StatusOK, pageData{Title: "Approve in the chat-ops bot", Message: "Approvals come from the approval bot only; this page only shows what is asked.", Text: text})
+		return
+	}
 	e.page(w, http.StatusOK, pageData{
 		Title: title, Text: text, CSRF: v.csrf, ID: v.ID, Form: true, NeedsPIN: v.NeedsPIN,
 		Expires: v.Expires.Local().Format("15:04:05"),
@@ -169,6 +173,10 @@ func sameOrigin(r *http.Request) bool {
 
 func (e *Engine) pagePost(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if !e.pageApproves() {
+		e.page(w, http.StatusForbidden, pageData{Title: "Refused", Message: "Approvals come from the approval bot only (--confirm token)."})
+		return
+	}
 	if !sameOrigin(r) {
 		e.page(w, http.StatusForbidden, pageData{Title: "Refused", Message: "Answer from the approval page in your browser."})
 		return
@@ -201,6 +209,7 @@ func (e *Engine) pagePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.log.Info("approval answered on the local page", zap.String("approval", id), zap.String("tool", v.Tool), zap.Bool("approved", approve))
+	e.auditDecline(v, approve, "page")
 	if approve {
 		e.page(w, http.StatusOK, pageData{Title: "Approved", Message: "Approved. You can close this tab and return to your assistant."})
 		return
@@ -313,7 +322,18 @@ func (e *Engine) apiPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.log.Info("approval answered by a bot", zap.String("approval", id), zap.String("tool", v.Tool), zap.Bool("approved", approve))
+	e.auditDecline(v, approve, "bot")
 	writeJSON(w, http.StatusOK, apiView(nv))
+}
+
+// auditDecline audits a human's decline of a two-step approval when it is given: the
+// model may never repeat the call, and the answer (and who gave it) belongs in the
+// audit. A page elicitation's decline is audited by the call that waits for it.
+func (e *Engine) auditDecline(v view, approve bool, who string) {
+	if approve || v.Kind != kindTwoStep || v.turn == nil {
+		return
+	}
+	e.record(v.turn, DecisionDeclined, "approval "+v.ID+" declined by the "+who+"; nothing was sent", viaApproval(who), "", 0)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -200,13 +200,13 @@ func (e *Engine) formText(ctx context.Context, t *turn) string {
 func (e *Engine) newApproval(ctx context.Context, t *turn, kind string, confirmed bool, rsv *reservation) (*approval, *mcp.CallToolResult) {
 	sum := e.summarize(ctx, t)
 	sum.FullAt = "on the approval page"
-	if e.o.PINPageBaseURL == "" {
+	if !e.pageApproves() {
 		sum.FullAt = "in the approval's details"
 	}
 	a := &approval{
 		Kind: kind, Key: t.key, Session: t.session, Tool: t.call.Tool, Text: sum.Text(), Full: sum.Full(),
 		NeedsPIN: t.needPINEntry, Confirmed: confirmed,
-		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL), rsv: rsv,
+		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL), rsv: rsv, turn: t,
 	}
 	if err := e.store.addApproval(e.now(), a, e.o.MaxPending); err != nil {
 		rsv.release()
@@ -251,10 +251,17 @@ func (e *Engine) askPage(ctx context.Context, t *turn, confirmed bool, rsv *rese
 
 func (e *Engine) pageURL(id string) string { return e.o.PINPageBaseURL + "/approve/" + id }
 
+// pageApproves reports whether a human may approve on the local page. Not with
+// --confirm token: approvals come from the bot's credential only, since anything that
+// runs on this machine (an assistant with a shell) can post to a loopback page.
+func (e *Engine) pageApproves() bool {
+	return e.o.PINPageBaseURL != "" && e.o.Confirm != ConfirmToken
+}
+
 // askTwoStep answers "confirmation required": a human approves outside the model, then
 // the model repeats the exact call.
 func (e *Engine) askTwoStep(ctx context.Context, t *turn, confirmed bool, rsv *reservation) *mcp.CallToolResult {
-	if e.o.PINPageBaseURL == "" && e.o.ApproverToken == "" {
+	if !e.pageApproves() && e.o.ApproverToken == "" {
 		rsv.release()
 		why := "this MCP client cannot ask the user (it does not support elicitation)"
 		if e.o.Confirm == ConfirmToken {
@@ -277,7 +284,7 @@ func (e *Engine) askTwoStep(ctx context.Context, t *turn, confirmed bool, rsv *r
 		"summary":               a.Text,
 		"needs_pin":             a.NeedsPIN,
 	}
-	if e.o.PINPageBaseURL != "" {
+	if e.pageApproves() {
 		how = append(how, "the user opens "+e.pageURL(a.ID)+" in a browser and approves it there")
 		structured["approve_url"] = e.pageURL(a.ID)
 	}

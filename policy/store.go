@@ -74,6 +74,7 @@ type approval struct {
 	csrf  string
 	done  chan struct{}
 	rsv   *reservation // rate tokens of the call; released unless handed on
+	turn  *turn        // the call, for the audit line of the human's answer
 }
 
 var (
@@ -260,11 +261,12 @@ type view struct {
 	State                approvalState
 	Via                  string
 	csrf                 string
+	turn                 *turn
 }
 
 func (a *approval) view() view {
 	return view{ID: a.ID, Kind: a.Kind, Tool: a.Tool, Text: a.Text, Full: a.Full, NeedsPIN: a.NeedsPIN, Confirmed: a.Confirmed,
-		Expires: a.Expires, State: a.state, Via: a.via, csrf: a.csrf}
+		Expires: a.Expires, State: a.state, Via: a.via, csrf: a.csrf, turn: a.turn}
 }
 
 func (s *store) get(now time.Time, id string) (view, bool) {

@@ -59,6 +59,9 @@ var consequences = map[string]string{
 	"whmcs/update_contact":              "The billing contact's details change.",
 }
 
+// orderReinstall is eq/order_instance's consequence when it names a server.
+const orderReinstall = "The named server is REINSTALLED (order_instance with id): ALL DATA ON THE SERVER'S DISKS IS ERASED."
+
 func consequence(module, action string, class schemas.Class) string {
 	if c, ok := consequences[module+"/"+action]; ok {
 		return c
@@ -92,10 +95,17 @@ func (e *Engine) summarize(ctx context.Context, t *turn) summary {
 		Consequence: consequence(call.Module, call.Action, class),
 		Extra:       extra, Args: e.argViews(call), NeedsPIN: call.NeedsPIN,
 	}
+	if call.Module == "eq" && call.Action == "order_instance" && len(call.ServerIDs) > 0 {
+		// With id, order_instance reinstalls that server (the FAQ's reinstall).
+		s.Consequence = orderReinstall
+	}
 	if call.Summary != "" {
 		// The caller knows better than the first action's generic consequence.
 		s.Consequence, s.Extra = call.Summary, ""
 	}
+	// A caller's own description may quote what eq/show says (a hostname an earlier
+	// reinstall set): escaped like a value, it cannot forge lines of the confirmation.
+	s.Consequence, s.Extra = visible(s.Consequence, 0), visible(s.Extra, 0)
 	for _, id := range uniqueIDs(call.ServerIDs) {
 		f, err := e.facts.get(ctx, id)
 		if err != nil || f == nil {
@@ -115,19 +125,38 @@ func (e *Engine) summarize(ctx context.Context, t *turn) summary {
 	return s
 }
 
-func serverLine(f ServerFacts, factsErr string) string {
+// serverLine names a server as eq/show describes it. Its hostname is free text an
+// earlier reinstall set, so every fact is escaped when it holds line breaks, control or
+// invisible characters (it cannot forge lines of the confirmation), and the form
+// shortens a long one, saying so (padding cannot push the arguments out of sight); the
+// page (full) shows it whole.
+func serverLine(f ServerFacts, factsErr string, full bool) string {
+	fact := ShortFact
+	if full {
+		fact = func(s string) string { return visible(s, 0) }
+	}
 	var parts []string
 	if f.Hostname != "" {
-		parts = append(parts, f.Hostname)
+		if isASCII(f.Hostname) {
+			parts = append(parts, fact(f.Hostname))
+		} else {
+			// Host names are ASCII (IDNs travel as punycode): anything else may be a
+			// look-alike of another server's name, so it is spelled out.
+			parts = append(parts, fact(strconv.QuoteToASCII(f.Hostname)))
+		}
 	}
 	if len(f.IPs) > 0 {
-		parts = append(parts, "IPs "+strings.Join(f.IPs, ", "))
+		ips := make([]string, len(f.IPs))
+		for i, ip := range f.IPs {
+			ips[i] = fact(ip)
+		}
+		parts = append(parts, "IPs "+strings.Join(ips, ", "))
 	}
 	if f.Location != "" {
-		parts = append(parts, "location "+f.Location)
+		parts = append(parts, "location "+fact(f.Location))
 	}
 	if factsErr != "" {
-		parts = append(parts, factsErr)
+		parts = append(parts, fact(factsErr))
 	}
 	if len(parts) == 0 {
 		return fmt.Sprintf("server %d", f.ID)
@@ -159,7 +188,7 @@ func (s summary) render(full bool) string {
 	if len(s.Servers) > 0 {
 		lines := make([]string, len(s.Servers))
 		for i, f := range s.Servers {
-			lines[i] = serverLine(f, s.FactsErr[f.ID])
+			lines[i] = serverLine(f, s.FactsErr[f.ID], full)
 		}
 		b.WriteString(" on ")
 		b.WriteString(strings.Join(lines, ", "))
@@ -200,6 +229,20 @@ func (s summary) render(full bool) string {
 	return b.String()
 }
 
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// ShortFact shows what invapi says about a server (a hostname, a location) in a
+// confirmation: escaped when it holds line breaks, control or invisible characters, and
+// shortened past 100 bytes, saying so. Callers quoting facts in their own summary use it.
+func ShortFact(s string) string { return visible(s, 100) }
+
 // shortLimit is the longest value a form shows inline; longer ones are described.
 const shortLimit = 200
 
@@ -218,10 +261,11 @@ func (a argView) long() bool {
 }
 
 // hidesText reports characters that can make a line read differently than it is
-// (bidirectional overrides, zero-width and other invisible or control characters).
+// (bidirectional overrides, zero-width and other invisible or control characters, C1
+// controls such as NEL, and the Unicode line and paragraph separators).
 func hidesText(s string) bool {
 	for _, r := range s {
-		if (r < 0x20 && r != '\t') || r == 0x7f || unicode.Is(unicode.Cf, r) {
+		if (unicode.Is(unicode.Cc, r) && r != '\t') || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
 			return true
 		}
 	}
@@ -315,12 +359,14 @@ func (e *Engine) argViews(call *Call) []argView {
 			switch {
 			case invapi.IsSecretKey(k, secrets...):
 				av.secret = true
-				av.value = secretShown(v)
+				av.value = secretShown(k, v)
 			default:
 				if s, ok := v.(string); ok {
 					av.value, av.isString = s, true
 				} else {
-					j, _ := json.Marshal(v)
+					// Lists are not walked: a secret inside one (users[0][password]) is
+					// redacted here, not shown.
+					j, _ := json.Marshal(invapi.RedactParams(map[string]any{k: v}, secrets...)[k])
 					av.value = string(j)
 				}
 			}
@@ -341,8 +387,12 @@ func (e *Engine) argViews(call *Call) []argView {
 	return out
 }
 
-// secretShown is what a human sees of a secret value.
-func secretShown(v any) string {
+// urlSecrets are the secret parameters that hold a URL someone else's server is called
+// at (see invapi's secretNames).
+var urlSecrets = map[string]bool{"post_install_callback": true, "login_notify_address": true}
+
+// secretShown is what a human sees of a secret value (key is its parameter name).
+func secretShown(key string, v any) string {
 	s, ok := v.(string)
 	if !ok || s == "" {
 		return "set (value hidden)"
@@ -350,7 +400,30 @@ func secretShown(v any) string {
 	if u, err := url.Parse(s); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
 		return fmt.Sprintf("set to a %s URL on host %s (the rest hidden: it may carry a secret)", u.Scheme, strconv.QuoteToGraphic(u.Host))
 	}
+	if urlSecrets[strings.ToLower(key)] {
+		// Not a plain http(s) URL, so not one hostkey-mcp made; a fetcher may still read
+		// "evil.example/cb" or "//evil.example/cb" as one. Its host part is shown so
+		// that an attacker's callback stays recognizable.
+		return fmt.Sprintf("set to a value that is not a plain http(s) URL (%d bytes), whose host part reads %s (the rest hidden)", len(s), strconv.QuoteToGraphic(hostPart(s)))
+	}
 	return "set (value hidden)"
+}
+
+// hostPart is what a lenient URL reader takes for the host of s: after any scheme and
+// leading slashes, up to the path, and after any user info.
+func hostPart(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	s = strings.TrimLeft(s, "/\\")
+	if i := strings.IndexAny(s, "/\\?#"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
 }
 
 func uniqueIDs(ids []int64) []int64 {

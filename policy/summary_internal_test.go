@@ -34,11 +34,11 @@ func TestArgumentsThatHideTextAreEscaped(t *testing.T) {
 		t.Errorf("plain value: %q", a.render(false, ""))
 	}
 	// Secrets are named only.
-	s := argView{name: "root_pass", value: secretShown("Passw0rd!"), secret: true}
+	s := argView{name: "root_pass", value: secretShown("root_pass", "Passw0rd!"), secret: true}
 	if out := s.render(true, ""); strings.Contains(out, "Passw0rd") || !strings.Contains(out, "root_pass") {
 		t.Errorf("secret: %q", out)
 	}
-	if out := secretShown("https://evil.example/cb/s3cr3t-token"); !strings.Contains(out, "evil.example") || strings.Contains(out, "s3cr3t") {
+	if out := secretShown("post_install_callback", "https://evil.example/cb/s3cr3t-token"); !strings.Contains(out, "evil.example") || strings.Contains(out, "s3cr3t") {
 		t.Errorf("secret URL: %q", out)
 	}
 }

@@ -162,6 +162,36 @@ func (a *Action) ServerIDs(args map[string]any) []int64 {
 	return ids
 }
 
+// UnreadableServerID returns the path ("id", "params.id") of a server-ID argument that
+// is present but cannot be read as a 64-bit integer (1e19 is a JSON-schema integer), ""
+// when there is none. ServerIDs skips such a value, so the allowlist could not check it.
+func (a *Action) UnreadableServerID(args map[string]any) string {
+	for _, p := range a.ServerIDParams() {
+		var v any = args
+		for _, k := range p.Path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				v = nil
+				break
+			}
+			v = m[k]
+		}
+		vals := []any{v}
+		if list, ok := v.([]any); ok {
+			vals = list
+		}
+		for _, x := range vals {
+			if x == nil {
+				continue
+			}
+			if _, ok := toInt64(x); !ok {
+				return strings.Join(p.Path, ".")
+			}
+		}
+	}
+	return ""
+}
+
 // toInt64 reads an ID however it arrived: JSON number, json.Number, Go integer or a
 // decimal string.
 func toInt64(v any) (int64, bool) {

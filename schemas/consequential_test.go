@@ -14,6 +14,7 @@ var mustBeConsequential = []string{
 	"root_pass", "os_id", "os_name", "own_os", "hostname", "custom_domain", "ip", "vlan",
 	"white_ip", "fix_ip", "ptr", "media", "boot_mode", "email", "deploy_notify",
 	"login_notify_address", "admin_user", "admin_pass", "new_pin", "username",
+	"no_pin_req", // turns the PIN check off: who can act on the account
 }
 
 func TestConsequentialParamsAreMarked(t *testing.T) {

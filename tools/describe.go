@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -26,6 +27,9 @@ func Describer(cat *schemas.Catalog) policy.Describer {
 		a, ok := cat.Tool(req.Params.Name)
 		if !ok {
 			return nil, nil
+		}
+		if p := a.UnreadableServerID(args); p != "" {
+			return nil, fmt.Errorf("%s: %q must be a server ID (a whole number of at most 19 digits); nothing was sent", a.Tool, p)
 		}
 		return &policy.Call{
 			Tool: a.Tool, Module: a.Module, Action: a.Action, Class: a.Class, NeedsPIN: a.PIN,

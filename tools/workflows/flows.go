@@ -25,7 +25,7 @@ func (w *Workflows) handleReinstall(ctx context.Context, req mcp.CallToolRequest
 		return refusal, nil
 	}
 	summary := fmt.Sprintf("REINSTALL server %d (%s, %s, IPs %s) with %s via eq/order_instance. Every file on its disks is erased; the new root password is the one given. Then the 5 install stages are followed.",
-		id, facts.Hostname, facts.Location, strings.Join(facts.IPs, ", "), osName)
+		id, policy.ShortFact(facts.Hostname), policy.ShortFact(facts.Location), policy.ShortFact(strings.Join(facts.IPs, ", ")), policy.ShortFact(osName))
 	p := &plan{tool: ReinstallTool, serverID: id, summary: summary, onCancel: "eq_abort_reinstall",
 		call: w.policyCall(ReinstallTool, id, args, "eq_order_instance")}
 	p.run = func(ctx context.Context, j *job) error {
@@ -94,7 +94,7 @@ func (w *Workflows) handleReinstallPXE(ctx context.Context, req mcp.CallToolRequ
 		return refusal, nil
 	}
 	summary := fmt.Sprintf("PXE REINSTALL of server %d (%s, %s, IPs %s) with %s. Steps: 1 eq/reinstall (master key), 2 eq/create_pxe, 3 eq/boot_dev pxe, 4 eq/reboot, 5 follow the 5 install stages, 6 eq/boot_dev disk, 7 eq/clear_pxe (6 and 7 always run, even after a failure or a cancel). Every file on its disks is erased.",
-		id, facts.Hostname, facts.Location, strings.Join(facts.IPs, ", "), osName)
+		id, policy.ShortFact(facts.Hostname), policy.ShortFact(facts.Location), policy.ShortFact(strings.Join(facts.IPs, ", ")), policy.ShortFact(osName))
 	p := &plan{tool: ReinstallPXETool, serverID: id, summary: summary, abortOnShutdown: true, onCancel: "eq_abort_reinstall",
 		call: w.policyCall(ReinstallPXETool, id, args, "eq_reinstall")}
 	p.run = func(ctx context.Context, j *job) (err error) {
