@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,9 @@ import (
 
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
 )
+
+// segmentRE is one non-empty bracket segment of the wire-name grammar.
+var segmentRE = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 
 func FuzzEncodeForm(f *testing.F) {
 	f.Add("hostname", "web 1", "days", "monday", int64(42), 2.5, true, "1e3")
@@ -34,7 +38,9 @@ func FuzzEncodeForm(f *testing.F) {
 			// another parameter's variable.
 			var ne *ParamNameError
 			_, ok1 := wireNameDepth(k1)
-			_, ok2 := wireNameDepth(k2)
+			// k2 is a key inside obj (obj[k2]): one bracket segment of the grammar, or "n",
+			// which the literal's own "n" overwrites.
+			ok2 := k2 == "n" || segmentRE.MatchString(k2)
 			collides := ok1 && slices.Contains([]string{"arr", "obj", "strs"}, wirePath(k1)[0])
 			if !errors.As(err, &ne) || ok1 && ok2 && !collides {
 				t.Fatalf("refused %q / %q: %v", k1, k2, err)

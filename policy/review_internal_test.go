@@ -62,6 +62,11 @@ func TestEveryConsequentialParamIsShown(t *testing.T) {
 			if p.Secret {
 				if s, ok := v.(string); ok {
 					secrets[path] = s
+					if isURLParam(p.Path[len(p.Path)-1]) {
+						// A secret URL shows its host (so an attacker's is recognisable),
+						// never its path, where the secret lives.
+						m[p.Path[len(p.Path)-1]] = "https://cb.example/" + s
+					}
 				}
 			}
 			if p.Consequential {
@@ -136,4 +141,9 @@ func TestLookAlikeHostnamesAreSpelledOut(t *testing.T) {
 	if out := serverLine(ServerFacts{ID: 1, Hostname: "web-01.example"}, "", false); !strings.Contains(out, "(web-01.example)") {
 		t.Errorf("a plain hostname is changed: %q", out)
 	}
+}
+
+// isURLParam names the secret parameters that hold a URL (callbacks, notify addresses).
+func isURLParam(leaf string) bool {
+	return strings.HasSuffix(leaf, "_callback") || strings.HasSuffix(leaf, "_address")
 }

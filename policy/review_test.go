@@ -65,7 +65,7 @@ func TestCallbackWithoutSchemeShowsItsHost(t *testing.T) {
 	for _, cb := range []string{"evil.example/cb/tok-123", "//evil.example/cb/tok-123", "evil.example:8080/cb/tok-123", " https://evil.example/cb/tok-123", "ftp://evil.example/cb/tok-123"} {
 		e := newEnv(t, envOpts{Policy: policy.Options{}})
 		c, _ := e.connect(mrtrClient, nil, nil)
-		res := e.call(c, "eq_reinstall", map[string]any{"id": 40101, "os_id": 5, "root_pass": "Str0ng-Passw0rd!", "post_install_callback": cb})
+		res := e.call(c, "eq_create_pxe", map[string]any{"id": 40101, "os_id": 5, "root_pass": "Str0ng-Passw0rd!", "post_install_callback": cb})
 		summary, _ := structured(t, res)["summary"].(string)
 		line := ""
 		for _, l := range strings.Split(summary, "\n") {
@@ -93,7 +93,7 @@ func TestLongServerFactsDoNotPushTheArgumentsAway(t *testing.T) {
 		return &policy.ServerFacts{ID: id, Hostname: padded, Location: "NL", IPs: []string{"10.0.0.1"}}, nil
 	}}})
 	c, _ := e.connect(mrtrClient, nil, nil)
-	res := e.call(c, "eq_reinstall", map[string]any{"id": 40101, "os_id": 5, "root_pass": "Str0ng-Passw0rd!", "ssh_key": attackerKey})
+	res := e.call(c, "eq_create_pxe", map[string]any{"id": 40101, "os_id": 5, "root_pass": "Str0ng-Passw0rd!", "ssh_key": attackerKey})
 	summary, _ := structured(t, res)["summary"].(string)
 	if i := strings.Index(summary, attackerKey); i < 0 || i > 1200 {
 		t.Errorf("the ssh_key is at byte %d of the confirmation, behind the server's hostname", i)
