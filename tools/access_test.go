@@ -165,7 +165,7 @@ func TestAccessGrantsNeedAHuman(t *testing.T) {
 		if !res.IsError || !strings.Contains(toolstest.Text(res), "approval") {
 			t.Errorf("%s ran without a human: %s", c.tool, toolstest.Text(res))
 		}
-		if lines := aud.byTool(c.tool); len(lines) != 1 || lines[0].Class != "destructive" {
+		if lines := aud.ByTool(c.tool); len(lines) != 1 || lines[0].Class != "destructive" {
 			t.Errorf("%s audit: %+v", c.tool, lines)
 		}
 	}

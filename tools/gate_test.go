@@ -9,47 +9,21 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/hostkey/hostkey-mcp/policy"
-	"github.com/hostkey/hostkey-mcp/policy/audit"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/tools"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 )
 
-// memAudit keeps the audit entries in memory.
-type memAudit struct {
-	mu      sync.Mutex
-	entries []audit.Entry
-}
-
-func (m *memAudit) Append(e audit.Entry) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.entries = append(m.entries, e)
-	return "", nil
-}
-
-func (m *memAudit) byTool(tool string) []audit.Entry {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []audit.Entry
-	for _, e := range m.entries {
-		if e.Tool == tool {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 // gatedStack is the stack with the policy wired as in cmd/hostkey-mcp: middleware,
 // guarded client, allowlist and the gate for resources and completions.
-func gatedStack(t *testing.T, o policy.Options) (*toolstest.Stack, *memAudit) {
+func gatedStack(t *testing.T, o policy.Options) (*toolstest.Stack, *toolstest.Audit) {
 	t.Helper()
 	return gatedStackSel(t, tools.Selection{}, o)
 }
 
-func gatedStackSel(t *testing.T, sel tools.Selection, o policy.Options) (*toolstest.Stack, *memAudit) {
+func gatedStackSel(t *testing.T, sel tools.Selection, o policy.Options) (*toolstest.Stack, *toolstest.Audit) {
 	t.Helper()
-	aud := &memAudit{}
+	aud := &toolstest.Audit{}
 	var st *toolstest.Stack
 	st = toolstest.New(t, toolstest.Options{Selection: sel, Configure: func(to *tools.Options) {
 		o.Describe = tools.Describer(schemas.Load())
@@ -107,7 +81,7 @@ func TestResourceReadsShareLimitsAndAudit(t *testing.T) {
 			break
 		}
 	}
-	lines := aud.byTool("resources/read")
+	lines := aud.ByTool("resources/read")
 	if len(lines) != n {
 		t.Fatalf("%d audit lines for %d resource reads", len(lines), n)
 	}
@@ -135,7 +109,7 @@ func TestResourceOutsideTheAllowlistIsRefused(t *testing.T) {
 	if n := len(st.Sent("eq", "show")); n != 0 {
 		t.Errorf("%d eq/show requests for a refused server", n)
 	}
-	if lines := aud.byTool("resources/read"); len(lines) != 1 || lines[0].Decision != string(policy.DecisionDeniedScope) {
+	if lines := aud.ByTool("resources/read"); len(lines) != 1 || lines[0].Decision != string(policy.DecisionDeniedScope) {
 		t.Errorf("audit: %+v", lines)
 	}
 	req.Params.URI = tools.ServerURI(40101)
@@ -157,7 +131,7 @@ func TestCompletionsFollowTheScope(t *testing.T) {
 	if len(res.Completion.Values) != 1 || res.Completion.Values[0] != "40101" {
 		t.Errorf("completion offers %v; want only 40101", res.Completion.Values)
 	}
-	if len(aud.byTool("completion/complete")) != 1 {
+	if len(aud.ByTool("completion/complete")) != 1 {
 		t.Errorf("completion not audited")
 	}
 }

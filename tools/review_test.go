@@ -33,7 +33,7 @@ func TestUnreadableServerIDsAreRefused(t *testing.T) {
 			t.Errorf("eq/%s sent %d times with an unreadable server ID", action, n)
 		}
 	}
-	if lines := aud.byTool("eq_show"); len(lines) != 2 || lines[0].Decision != string(policy.DecisionInvalid) {
+	if lines := aud.ByTool("eq_show"); len(lines) != 2 || lines[0].Decision != string(policy.DecisionInvalid) {
 		t.Errorf("audit: %+v", lines)
 	}
 	if res := st.Call(t, "eq_show", map[string]any{"id": 40101}); res.IsError {

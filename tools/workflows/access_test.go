@@ -3,41 +3,14 @@ package workflows_test
 import (
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/hostkey/hostkey-mcp/policy"
-	"github.com/hostkey/hostkey-mcp/policy/audit"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 )
-
-// memAudit keeps the audit entries in memory.
-type memAudit struct {
-	mu      sync.Mutex
-	entries []audit.Entry
-}
-
-func (m *memAudit) Append(e audit.Entry) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.entries = append(m.entries, e)
-	return "", nil
-}
-
-func (m *memAudit) byTool(tool string) []audit.Entry {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []audit.Entry
-	for _, e := range m.entries {
-		if e.Tool == tool {
-			out = append(out, e)
-		}
-	}
-	return out
-}
 
 // Issue 12 item 3: server_job_watch {} listed every job, and server_job_cancel from a
 // second session sent eq/abort_reinstall (destructive) with no confirmation and no audit
@@ -81,7 +54,7 @@ func TestAnotherSessionCannotSeeOrCancelAJob(t *testing.T) {
 	if jobs := e.wf.Jobs(40102); len(jobs) != 1 || jobs[0].State != workflows.Running {
 		t.Fatalf("the job after another session's cancel: %+v", jobs)
 	}
-	lines := e.audit.byTool(workflows.CancelTool)
+	lines := e.audit.ByTool(workflows.CancelTool)
 	if len(lines) != 1 || lines[0].Decision != string(policy.DecisionDenied) || lines[0].Session == "" {
 		t.Fatalf("the refused cancel is not audited: %+v", lines)
 	}
@@ -98,7 +71,7 @@ func TestAnotherSessionCannotSeeOrCancelAJob(t *testing.T) {
 	if n := e.sent("eq", "abort_reinstall"); n != 1 {
 		t.Errorf("owner's cancel sent eq/abort_reinstall %d times", n)
 	}
-	lines = e.audit.byTool(workflows.CancelTool)
+	lines = e.audit.ByTool(workflows.CancelTool)
 	if len(lines) != 2 || lines[1].Decision != string(policy.DecisionAllowed) || lines[1].Confirm != "job-approval" ||
 		lines[1].Module != "eq" || lines[1].Action != "abort_reinstall" || lines[1].Session == "" {
 		t.Errorf("the owner's cancel is not audited as sent under the job's approval: %+v", lines)
@@ -123,7 +96,7 @@ func TestWorkflowReadsPassThePolicy(t *testing.T) {
 	if n := len(e.st.Sim.Requests()); n != 0 {
 		t.Errorf("%d invapi requests (eq/show of a server outside the scope) before the refusal", n)
 	}
-	lines := e.audit.byTool(workflows.ReinstallTool)
+	lines := e.audit.ByTool(workflows.ReinstallTool)
 	if len(lines) != 1 || lines[0].Decision != string(policy.DecisionDeniedScope) {
 		t.Errorf("audit: %+v", lines)
 	}
@@ -135,7 +108,7 @@ func TestWorkflowReadsPassThePolicy(t *testing.T) {
 		t.Errorf("3 order validations against a global burst of 2 listed presets %d times", n)
 	}
 	counts := map[string]int{}
-	for _, l := range e.audit.byTool(workflows.OrderTool) {
+	for _, l := range e.audit.ByTool(workflows.OrderTool) {
 		counts[l.Decision]++
 		if _, leaked := l.Args["root_pass"]; leaked {
 			t.Error("the audit line carries root_pass")

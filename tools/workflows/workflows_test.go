@@ -52,7 +52,7 @@ type env struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	mu    sync.Mutex
 	prog  []mcp.JSONRPCNotification
-	audit *memAudit
+	audit *toolstest.Audit
 }
 
 type envOption func(*workflows.Options)
@@ -65,7 +65,7 @@ func newEnv(t *testing.T, action mcp.ElicitationResponseAction, opts ...envOptio
 // newEnvPolicy is newEnv with the policy's options adjusted (allowlist, limits).
 func newEnvPolicy(t *testing.T, action mcp.ElicitationResponseAction, popt func(*policy.Options), opts ...envOption) *env {
 	t.Helper()
-	e := &env{human: &answer{action: action}, audit: &memAudit{}}
+	e := &env{human: &answer{action: action}, audit: &toolstest.Audit{}}
 	var st *toolstest.Stack
 	e.sleep = func(ctx context.Context, d time.Duration) error {
 		st.Sim.Advance(d)
@@ -313,7 +313,7 @@ func TestCancelAbortsAndCleansUp(t *testing.T) {
 	if len(jobs) != 1 || jobs[0].State != workflows.Cancelled {
 		t.Errorf("jobs: %+v", jobs)
 	}
-	if lines := e.audit.byTool(workflows.CancelTool); len(lines) != 1 || lines[0].Decision != string(policy.DecisionAllowed) || lines[0].Action != "abort_reinstall" {
+	if lines := e.audit.ByTool(workflows.CancelTool); len(lines) != 1 || lines[0].Decision != string(policy.DecisionAllowed) || lines[0].Action != "abort_reinstall" {
 		t.Errorf("the cancel was not audited: %+v", lines)
 	}
 }
@@ -547,7 +547,7 @@ func TestTaskModeCompletesAndCancels(t *testing.T) {
 			if e.sent("eq", "abort_reinstall") != 1 || e.sent("eq", "clear_pxe") != 1 {
 				t.Errorf("tasks/cancel: abort_reinstall %d, clear_pxe %d", e.sent("eq", "abort_reinstall"), e.sent("eq", "clear_pxe"))
 			}
-			if lines := e.audit.byTool(workflows.CancelTool); len(lines) != 1 || lines[0].Decision != policy.DecisionAllowed || !strings.Contains(lines[0].Reason, "tasks/cancel") {
+			if lines := e.audit.ByTool(workflows.CancelTool); len(lines) != 1 || lines[0].Decision != policy.DecisionAllowed || !strings.Contains(lines[0].Reason, "tasks/cancel") {
 				t.Errorf("tasks/cancel not audited: %+v", lines)
 			}
 			close(gate)
