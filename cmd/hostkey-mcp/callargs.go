@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -211,24 +210,8 @@ func callHelp(ctx context.Context, args []string, stdout io.Writer, getenv func(
 func printToolParams(w io.Writer, t mcp.Tool) {
 	schema := schemaOf(t)
 	props := properties(schema)
-	req := map[string]bool{}
-	if r, ok := schema["required"].([]any); ok {
-		for _, x := range r {
-			if s, ok := x.(string); ok {
-				req[s] = true
-			}
-		}
-	}
-	var names []string
-	for n := range props {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if req[names[i]] != req[names[j]] {
-			return req[names[i]]
-		}
-		return names[i] < names[j]
-	})
+	req := requiredSet(schema)
+	names := requiredFirst(props, req)
 	fmt.Fprintf(w, "\n%s: %s\n\nParameters:\n", t.Name, t.Description)
 	if len(names) == 0 {
 		fmt.Fprintln(w, "  (none)")

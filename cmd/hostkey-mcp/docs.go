@@ -79,6 +79,21 @@ func mdCell(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(strings.TrimSpace(s), "|", `\|`), "\n", " ")
 }
 
+// requiredFirst orders a schema's property names: required ones first, then by name.
+func requiredFirst(props map[string]any, req map[string]bool) []string {
+	var names []string
+	for n := range props {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if req[names[i]] != req[names[j]] {
+			return req[names[i]]
+		}
+		return names[i] < names[j]
+	})
+	return names
+}
+
 func requiredSet(schema map[string]any) map[string]bool {
 	req := map[string]bool{}
 	if r, ok := schema["required"].([]any); ok {
@@ -94,17 +109,7 @@ func requiredSet(schema map[string]any) map[string]bool {
 // paramRows writes one table row per parameter, nested object fields as dotted names
 // (the form `call` takes: params.location=NL).
 func paramRows(b *strings.Builder, prefix string, props map[string]any, req map[string]bool) {
-	var names []string
-	for n := range props {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if req[names[i]] != req[names[j]] {
-			return req[names[i]]
-		}
-		return names[i] < names[j]
-	})
-	for _, n := range names {
+	for _, n := range requiredFirst(props, req) {
 		p, _ := props[n].(map[string]any)
 		typ := strings.Join(schemaTypes(p), " or ")
 		if typ == "array" {
