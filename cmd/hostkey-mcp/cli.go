@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -354,8 +355,18 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := applyKV(schema, arguments, kvs); err != nil {
 		return fmt.Errorf("%s: %v (see 'hostkey-mcp call %s --help')", tool, err, tool)
 	}
-	// Long workflows report stage progress: show it to the person at the terminal.
+	// Long workflows report stage progress: show it to the person at the terminal. The
+	// client hands notifications over on its own goroutine; once the result is in,
+	// stragglers are dropped so nothing is written after the command returned.
+	var notifyMu sync.Mutex
+	returned := false
+	defer func() { notifyMu.Lock(); returned = true; notifyMu.Unlock() }()
 	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		notifyMu.Lock()
+		defer notifyMu.Unlock()
+		if returned {
+			return
+		}
 		switch n.Method {
 		case "notifications/progress":
 			f := n.Params.AdditionalFields
