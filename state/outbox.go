@@ -38,6 +38,9 @@ type OutboxLease struct {
 	Owner string
 	Epoch int64
 	Until time.Time
+	// Through is the destination's cursor when the lease was taken: its rows exist for
+	// every wanted event up to it.
+	Through uint64
 	// Disabled says why the destination is disabled (410 Gone), "" when it is not.
 	Disabled string
 }
@@ -129,9 +132,9 @@ VALUES ($1, $2, '', 0, 0, 0, '') ON CONFLICT (dest) DO NOTHING`, dest, int64(sta
 			return fmt.Errorf("state: register destination: %w", err)
 		}
 		var cur, disabled string
-		var epoch, lease int64
-		if err := w.queryRow(`SELECT owner, epoch, lease_ns, disabled_reason FROM outbox_dests WHERE dest = $1`+w.d.forUpdate, dest).
-			Scan(&cur, &epoch, &lease, &disabled); err != nil {
+		var epoch, lease, through int64
+		if err := w.queryRow(`SELECT owner, epoch, lease_ns, disabled_reason, through FROM outbox_dests WHERE dest = $1`+w.d.forUpdate, dest).
+			Scan(&cur, &epoch, &lease, &disabled, &through); err != nil {
 			return fmt.Errorf("state: claim destination: %w", err)
 		}
 		switch {
@@ -145,7 +148,7 @@ VALUES ($1, $2, '', 0, 0, 0, '') ON CONFLICT (dest) DO NOTHING`, dest, int64(sta
 		if _, err := w.exec(`UPDATE outbox_dests SET owner = $1, epoch = $2, lease_ns = $3 WHERE dest = $4`, owner, epoch, until, dest); err != nil {
 			return fmt.Errorf("state: claim destination: %w", err)
 		}
-		l = OutboxLease{Dest: dest, Owner: owner, Epoch: epoch, Until: fromNS(until), Disabled: disabled}
+		l = OutboxLease{Dest: dest, Owner: owner, Epoch: epoch, Until: fromNS(until), Disabled: disabled, Through: uint64(through)}
 		return nil
 	})
 	return l, err
