@@ -131,7 +131,9 @@ func TestFilters(t *testing.T) {
 	r := newReceiver(t, secret)
 	d := Destination{URL: r.srv.URL, Secret: secret, Filter: Filter{Types: []string{"job", TypeApprovalRequested}, Servers: []int64{40101}, Toolsets: []string{"power"}}}
 	startEngine(t, Options{Store: st, Destinations: []Destination{d}, AllowPrivate: true,
-		ToolsetOf: func(tool string) string { return map[string]string{"eq_reboot": "power", "eq_reinstall": "install"}[tool] }})
+		ToolsetOf: func(tool string) string {
+			return map[string]string{"eq_reboot": "power", "eq_reinstall": "install"}[tool]
+		}})
 	registered(t, st, d)
 	keep := []state.Event{
 		appendEvent(t, st, "workflow", 40101, "eq_reboot", map[string]any{"state": "running", "stage": 0}),
