@@ -196,10 +196,12 @@ func (e *Engine) pagePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, err := e.store.decide(e.now(), id, approve, pin, "page"); err != nil {
+	nv, err := e.store.decide(e.now(), id, approve, pin, "page")
+	if err != nil {
 		e.page(w, http.StatusConflict, pageData{Title: "Not recorded", Message: "This approval was already answered or expired."})
 		return
 	}
+	e.notifyApproval(ApprovalDecided, nv)
 	e.log.Info("approval answered on the local page", zap.String("approval", id), zap.String("tool", v.Tool), zap.Bool("approved", approve))
 	if approve {
 		e.page(w, http.StatusOK, pageData{Title: "Approved", Message: "Approved. You can close this tab and return to your assistant."})
@@ -313,6 +315,7 @@ func (e *Engine) apiPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.log.Info("approval answered by a bot", zap.String("approval", id), zap.String("tool", v.Tool), zap.Bool("approved", approve))
+	e.notifyApproval(ApprovalDecided, nv)
 	writeJSON(w, http.StatusOK, apiView(nv))
 }
 
