@@ -28,8 +28,8 @@ type refBot struct {
 	token    string
 	srv      *httptest.Server
 	mu       sync.Mutex
-	channel  []string          // what the bot posted
-	types    []string          // verified deliveries, in order
+	channel  []string           // what the bot posted
+	types    []string           // verified deliveries, in order
 	payloads []outbound.Payload // same order
 	refused  int
 	approved chan string
