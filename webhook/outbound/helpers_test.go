@@ -84,7 +84,10 @@ func newReceiverOn(t testing.TB, addr string, h http.Handler) *httptest.Server {
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.hits.Add(1)
 	body, _ := io.ReadAll(req.Body)
-	if f := r.onHit; f != nil {
+	r.mu.Lock()
+	f := r.onHit
+	r.mu.Unlock()
+	if f != nil {
 		if code := f(req); code != 0 {
 			w.Header().Set("Retry-After", req.Header.Get("X-Test-Retry-After"))
 			http.Error(w, "destination says: internal secret diagnostics", code)
@@ -124,6 +127,13 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.ids = append(r.ids, id)
 	r.bodies[id] = body
+}
+
+// setOnHit sets onHit under the lock (requests may come from another process).
+func (r *receiver) setOnHit(f func(*http.Request) int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onHit = f
 }
 
 func (r *receiver) got() []string {
