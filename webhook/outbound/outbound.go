@@ -393,7 +393,7 @@ func (e *Engine) deliver(ctx context.Context, d *dest, del state.Delivery) (stat
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
 		status = resp.StatusCode
-		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), e.o.Now())
 	}
 	e.m.observe(d.key, time.Since(t0))
 	switch {
@@ -418,11 +418,13 @@ func (e *Engine) deliver(ctx context.Context, d *dest, del state.Delivery) (stat
 	if retryAfter > delay {
 		delay = retryAfter
 	}
-	// The last attempt is made at the end of MaxAge, not after it.
-	if end := del.Created.Add(e.o.MaxAge); now.Add(delay).After(end) {
-		delay = max(end.Sub(now), 0)
+	// Counted from the answer (Retry-After is relative to it); the last attempt is made
+	// at the end of MaxAge, not after it.
+	answered := e.o.Now()
+	if end := del.Created.Add(e.o.MaxAge); answered.Add(delay).After(end) {
+		delay = max(end.Sub(answered), 0)
 	}
-	out.NextAttempt = now.Add(delay)
+	out.NextAttempt = answered.Add(delay)
 	e.m.retry(d.key)
 	return out, status
 }
