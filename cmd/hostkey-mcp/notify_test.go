@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -207,5 +208,35 @@ func TestChatOpsApprovalLoop(t *testing.T) {
 	a.notify.engine.WriteMetrics(t.Context(), &mb)
 	if !strings.Contains(mb.String(), "hostkey_notify_deliveries_total{dest=") {
 		t.Fatalf("metrics: %s", mb.String())
+	}
+}
+
+// The README's chat-ops event catalogue is generated from the code that delivers the
+// events; this fails when it is stale (regenerate with `make docs`).
+func TestREADMEChatOpsEvents(t *testing.T) {
+	const begin, end = "<!-- BEGIN CHATOPS EVENTS (generated: go test ./cmd/hostkey-mcp -run README -update) -->\n", "<!-- END CHATOPS EVENTS -->"
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, j := bytes.Index(readme, []byte(begin)), bytes.Index(readme, []byte(end))
+	if i < 0 || j < i {
+		t.Fatal("README has no generated chat-ops event catalogue")
+	}
+	want := outbound.Catalogue()
+	if got := string(readme[i+len(begin) : j]); got != want {
+		if *updateREADME {
+			out := append(append(append([]byte{}, readme[:i+len(begin)]...), want...), readme[j:]...)
+			if err := os.WriteFile("../../README.md", out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Errorf("README chat-ops event catalogue is stale: run make docs")
+	}
+	for _, typ := range outbound.Types {
+		if !strings.Contains(want, "`"+typ+"`") {
+			t.Errorf("the catalogue lacks %s", typ)
+		}
 	}
 }

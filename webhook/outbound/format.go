@@ -176,7 +176,11 @@ func SlackText(p Payload) string {
 	case TypeLoginAlert:
 		return fmt.Sprintf("login alert: an API key was used to log in (from %s)", orDash(str("source_ip")))
 	case TypeJobStarted, TypeJobStage, TypeJobDone, TypeJobFailed, TypeJobCancelled:
-		line := fmt.Sprintf("%s job %s %s (%s)", who, str("job_id"), strings.TrimPrefix(p.Type, "job."), str("tool"))
+		what := strings.TrimPrefix(p.Type, "job.")
+		if p.Type == TypeJobStage {
+			what = fmt.Sprintf("at stage %v/%v", p.Data["stage"], p.Data["stages"])
+		}
+		line := fmt.Sprintf("%s %s job %s %s", who, str("tool"), str("job_id"), what)
 		if m := str("message"); m != "" {
 			line += ": " + m
 		}
