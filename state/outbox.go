@@ -106,6 +106,9 @@ type Outbox interface {
 	OutboxStats(ctx context.Context) ([]DestinationStats, error)
 	// DeadLetters returns up to limit dead deliveries of dest ("" for all), newest first.
 	DeadLetters(ctx context.Context, dest string, limit int) ([]Delivery, error)
+	// PruneOutbox forgets deliveries delivered before delivered and dead letters given up
+	// before dead (retention); pending ones are kept.
+	PruneOutbox(ctx context.Context, delivered, dead time.Time) (int, error)
 }
 
 var _ Outbox = (*sqlStore)(nil)
@@ -344,4 +347,22 @@ func (s *sqlStore) DeadLetters(ctx context.Context, dest string, limit int) ([]D
 		return nil, fmt.Errorf("state: dead letters: %w", err)
 	}
 	return scanDeliveries(rows)
+}
+
+// PruneOutbox implements Outbox.
+func (s *sqlStore) PruneOutbox(ctx context.Context, delivered, dead time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(w *wtx) error {
+		a, err := affected(w.exec(`DELETE FROM outbox WHERE state = $1 AND done_ns < $2`, DeliveryDelivered, ns(delivered)))
+		if err != nil {
+			return fmt.Errorf("state: prune the outbox: %w", err)
+		}
+		b, err := affected(w.exec(`DELETE FROM outbox WHERE state = $1 AND done_ns < $2`, DeliveryDead, ns(dead)))
+		if err != nil {
+			return fmt.Errorf("state: prune the outbox: %w", err)
+		}
+		n = a + b
+		return nil
+	})
+	return int(n), err
 }

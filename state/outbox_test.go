@@ -88,6 +88,16 @@ func TestOutboxLeaseEnqueueOutcomes(t *testing.T) {
 		if l := must(s2.ClaimDestination(ctx, "d1", "p2", 0, time.Minute)).ok(t); l.Disabled != "" {
 			t.Fatalf("re-enabled destination still disabled: %+v", l)
 		}
+		// Retention: delivered and dead rows older than the cutoffs go; the counts follow.
+		if n := must(ob.PruneOutbox(ctx, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))).ok(t); n != 0 {
+			t.Fatalf("pruned %d recent rows", n)
+		}
+		if n := must(ob.PruneOutbox(ctx, time.Now().Add(time.Hour), time.Now().Add(-time.Hour))).ok(t); n != 1 {
+			t.Fatalf("pruned %d delivered rows, want 1", n)
+		}
+		if st := must(ob.OutboxStats(ctx)).ok(t); st[0].Delivered != 0 || st[0].Dead != 1 {
+			t.Fatalf("after pruning: %+v", st)
+		}
 		// A new destination starts at the cursor it is given (not the whole history).
 		l3 := must(ob.ClaimDestination(ctx, "d2", "p1", b.Cursor, time.Minute)).ok(t)
 		if err := ob.Enqueue(ctx, l3, []state.Event{a}, c.Cursor); err == nil {

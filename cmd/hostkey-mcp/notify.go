@@ -118,7 +118,6 @@ func (a *app) startNotify(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.attachNotify(a.srv)
 	// A destination disabled by 410 Gone is retried once per start: restarting is how
 	// an operator says the destination is fixed.
 	if st, err := eng.Status(ctx, 0); err == nil {
@@ -132,6 +131,7 @@ func (a *app) startNotify(ctx context.Context) error {
 	eng.Start(context.WithoutCancel(ctx))
 	a.notify.engine = eng
 	a.closers = append(a.closers, eng.Close)
+	a.attachNotify(a.srv)
 	for _, d := range dests {
 		a.log.Info("chat-ops deliveries", zap.String("to", d.Redacted()), zap.String("format", d.Format), zap.String("key", d.Key()))
 	}

@@ -204,6 +204,24 @@ func TestChatOpsApprovalLoop(t *testing.T) {
 	if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), botToken) {
 		t.Fatal("a secret is in the log")
 	}
+	// Operators read the queue through the MCP resource: the URL cut to its host, no
+	// secret, no destination response.
+	rr := mcp.ReadResourceRequest{}
+	rr.Params.URI = NotifyStatusURI
+	var st string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		rres, err := c.ReadResource(t.Context(), rr)
+		if err != nil || len(rres.Contents) != 1 {
+			t.Fatalf("resource %s: %v", NotifyStatusURI, err)
+		}
+		// The last delivery's outcome is recorded just after the bot answered it.
+		if st = rres.Contents[0].(mcp.TextResourceContents).Text; strings.Contains(st, `"pending": 0`) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.Contains(st, `"pending": 0`) || !strings.Contains(st, bot.srv.URL+"/…") || strings.Contains(st, "/hook") || strings.Contains(st, secret) {
+		t.Fatalf("resource: %s", st)
+	}
 	var mb bytes.Buffer
 	a.notify.engine.WriteMetrics(t.Context(), &mb)
 	if !strings.Contains(mb.String(), "hostkey_notify_deliveries_total{dest=") {

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -104,7 +105,17 @@ type Engine struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	pruned atomic.Int64 // Unix seconds of the last outbox pruning
 }
+
+// Retention of finished deliveries: delivered rows a day, dead letters a week (they are
+// what operators look at).
+const (
+	keepDelivered = 24 * time.Hour
+	keepDead      = 7 * 24 * time.Hour
+	pruneEvery    = time.Hour
+)
 
 type dest struct {
 	Destination
@@ -256,6 +267,11 @@ func (e *Engine) step(ctx context.Context, d *dest) (time.Duration, error) {
 	}
 	if l.Disabled != "" {
 		return idle, nil
+	}
+	if last := e.pruned.Load(); time.Since(time.Unix(last, 0)) > pruneEvery && e.pruned.CompareAndSwap(last, time.Now().Unix()) {
+		if _, err := e.ob.PruneOutbox(ctx, time.Now().Add(-keepDelivered), time.Now().Add(-keepDead)); err != nil {
+			e.log.Warn("could not prune the outbox", zap.Error(err))
+		}
 	}
 	// Follow the log: rows and the cursor commit together (state.Outbox).
 	page, err := e.o.Store.Since(ctx, l.Through, 500, state.Filter{})
