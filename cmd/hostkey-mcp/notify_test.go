@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/webhook/outbound"
 )
 
@@ -255,6 +257,76 @@ func TestREADMEChatOpsEvents(t *testing.T) {
 	for _, typ := range outbound.Types {
 		if !strings.Contains(want, "`"+typ+"`") {
 			t.Errorf("the catalogue lacks %s", typ)
+		}
+	}
+}
+
+// doctor shows a destination disabled by 410 Gone and its dead letters, and fails.
+func TestDoctorShowsChatOpsDeadLetters(t *testing.T) {
+	dir := t.TempDir()
+	url := "http://127.0.0.1:9/hook"
+	st, err := state.Open(t.Context(), filepath.Join(dir, "sandbox")+"/") // the sandbox's own data dir
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := st.(state.Outbox)
+	d := outbound.Destination{URL: url}
+	l, err := ob.ClaimDestination(t.Context(), d.Key(), "earlier", 0, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _, err := st.Append(t.Context(), state.Event{Kind: "login_alert", Data: []byte(`{"kind":"login_alert"}`)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Enqueue(t.Context(), l, []state.Event{ev}, ev.Cursor); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.RecordOutcomes(t.Context(), l, []state.DeliveryOutcome{{Cursor: ev.Cursor, Dead: true, Error: "gave up after 9 attempts over 24h0m0s: HTTP 503"}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	var out bytes.Buffer
+	code := run(t.Context(), []string{"doctor", "--sandbox", "--data-dir", dir, "--notify-url", url, "--notify-allow-private"}, nil, &out, &out,
+		env("HOSTKEY_NOTIFY_SECRET", "s3cr3t-signing"))
+	if code == 0 || !strings.Contains(out.String(), "FAIL  chat-ops http://127.0.0.1:9/…: 1 dead letters (last: gave up after 9 attempts over 24h0m0s: HTTP 503)") {
+		t.Fatalf("doctor: exit %d\n%s", code, out.String())
+	}
+	if strings.Contains(out.String(), "/hook") || strings.Contains(out.String(), "s3cr3t") {
+		t.Fatalf("doctor shows the URL's path or the secret:\n%s", out.String())
+	}
+}
+
+// --notify-url: repeatable, several in the environment, settings in the fragment (never
+// sent), errors in words naming the destination by scheme and host only.
+func TestNotifyURLParsing(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "bot.secret")
+	if err := os.WriteFile(secretFile, []byte("file-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := parseConfig("t", []string{"--notify-url", "https://a.example.com/x#types=approval&servers=40101,40102",
+		"--notify-url", "https://hooks.example.com/services/T/B/SECRETPART#format=slack&secret-file=" + secretFile},
+		env("HOSTKEY_NOTIFY_SECRET", "env-secret"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Notify) != 2 || cfg.Notify[0].URL != "https://a.example.com/x" || cfg.Notify[0].Secret != "env-secret" ||
+		fmt.Sprint(cfg.Notify[0].Filter.Servers) != "[40101 40102]" || cfg.Notify[0].Filter.Types[0] != "approval" ||
+		cfg.Notify[1].Format != "slack" || cfg.Notify[1].Secret != "file-secret" || strings.Contains(cfg.Notify[1].URL, "#") {
+		t.Fatalf("parsed: %+v", cfg.Notify)
+	}
+	cfg, _, err = parseConfig("t", nil, env("HOSTKEY_NOTIFY_URL", "https://a.example.com/1 https://b.example.com/2"), io.Discard)
+	if err != nil || len(cfg.Notify) != 2 {
+		t.Fatalf("from the environment: %v %+v", err, cfg)
+	}
+	for arg, want := range map[string]string{
+		"https://h.example.com/SECRETPART#colour=red":       `unknown setting "colour"`,
+		"https://h.example.com/SECRETPART#servers=web":      `servers="web": want server IDs`,
+		"https://h.example.com/SECRETPART#secret-env=NOPE1": "secret-env=NOPE1 is not set",
+	} {
+		_, _, err := parseConfig("t", []string{"--notify-url", arg}, env(), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "SECRETPART") || !strings.Contains(err.Error(), "https://h.example.com/…") {
+			t.Errorf("%s: %v", arg, err)
 		}
 	}
 }
