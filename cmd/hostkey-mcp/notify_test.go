@@ -130,6 +130,31 @@ func TestChatOpsApprovalLoop(t *testing.T) {
 	}
 	bot.approve = m[1]
 
+	// The bot refuses a forged delivery (wrong secret) and a stale one (a replay of an
+	// old, correctly signed delivery), and acts on neither.
+	forged := []byte(`{"type":"approval.requested","data":{"approval_id":"FORGED"}}`)
+	for name, h := range map[string]http.Header{
+		"wrong secret": signed("whsec_b3RoZXItc2VjcmV0", "msg_forged", time.Now(), forged),
+		"stale":        signed(secret, "msg_stale", time.Now().Add(-10*time.Minute), forged),
+	} {
+		req, _ := http.NewRequest(http.MethodPost, bot.srv.URL+"/hook", bytes.NewReader(forged))
+		req.Header = h
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s delivery: %s", name, resp.Status)
+		}
+	}
+	bot.mu.Lock()
+	if len(bot.channel) != 0 || bot.refused != 2 {
+		t.Fatalf("the bot acted on a forged or stale delivery: %v", bot.channel)
+	}
+	bot.refused = 0
+	bot.mu.Unlock()
+
 	c, err := a.inProcessClient(t.Context(), nil) // no elicitation: the two-step flow
 	if err != nil {
 		t.Fatal(err)
@@ -224,10 +249,13 @@ func TestChatOpsApprovalLoop(t *testing.T) {
 	if !strings.Contains(st, `"pending": 0`) || !strings.Contains(st, bot.srv.URL+"/…") || strings.Contains(st, "/hook") || strings.Contains(st, secret) {
 		t.Fatalf("resource: %s", st)
 	}
-	var mb bytes.Buffer
-	a.notify.engine.WriteMetrics(t.Context(), &mb)
-	if !strings.Contains(mb.String(), "hostkey_notify_deliveries_total{dest=") {
-		t.Fatalf("metrics: %s", mb.String())
+	// /metrics (the HTTP transport's, like the webhook listener's) counts the deliveries.
+	rec := httptest.NewRecorder()
+	a.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	key := a.cfg.Notify[0].Key()
+	if mb := rec.Body.String(); !strings.Contains(mb, `hostkey_notify_deliveries_total{dest="`+key+`"} 2`) ||
+		!strings.Contains(mb, `hostkey_notify_delivery_seconds_count{dest="`+key+`"} 2`) || !strings.Contains(mb, "hostkey_webhook_") {
+		t.Fatalf("/metrics:\n%s", mb)
 	}
 }
 
@@ -329,4 +357,12 @@ func TestNotifyURLParsing(t *testing.T) {
 			t.Errorf("%s: %v", arg, err)
 		}
 	}
+}
+
+func signed(secret, id string, at time.Time, body []byte) http.Header {
+	h := http.Header{}
+	h.Set(outbound.HeaderID, id)
+	h.Set(outbound.HeaderTimestamp, fmt.Sprint(at.Unix()))
+	h.Set(outbound.HeaderSignature, outbound.Sign(secret, id, at.Unix(), body))
+	return h
 }
