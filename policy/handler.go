@@ -204,10 +204,12 @@ func (e *Engine) pagePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, err := e.store.decide(e.now(), id, approve, pin, "page"); err != nil {
+	nv, err := e.store.decide(e.now(), id, approve, pin, "page")
+	if err != nil {
 		e.page(w, http.StatusConflict, pageData{Title: "Not recorded", Message: "This approval was already answered or expired."})
 		return
 	}
+	e.notifyApproval(ApprovalDecided, nv)
 	e.log.Info("approval answered on the local page", zap.String("approval", id), zap.String("tool", v.Tool), zap.Bool("approved", approve))
 	e.auditDecline(v, approve, "page")
 	if approve {
@@ -322,6 +324,7 @@ func (e *Engine) apiPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.log.Info("approval answered by a bot", zap.String("approval", id), zap.String("tool", v.Tool), zap.Bool("approved", approve))
+	e.notifyApproval(ApprovalDecided, nv)
 	e.auditDecline(v, approve, "bot")
 	writeJSON(w, http.StatusOK, apiView(nv))
 }

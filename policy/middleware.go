@@ -204,7 +204,7 @@ func (e *Engine) newApproval(ctx context.Context, t *turn, kind string, confirme
 		sum.FullAt = "in the approval's details"
 	}
 	a := &approval{
-		Kind: kind, Key: t.key, Session: t.session, Tool: t.call.Tool, Text: sum.Text(), Full: sum.Full(),
+		Kind: kind, Key: t.key, Session: t.session, Tool: t.call.Tool, ServerIDs: t.call.ServerIDs, Text: sum.Text(), Full: sum.Full(),
 		NeedsPIN: t.needPINEntry, Confirmed: confirmed,
 		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL), rsv: rsv, turn: t,
 	}
@@ -212,6 +212,7 @@ func (e *Engine) newApproval(ctx context.Context, t *turn, kind string, confirme
 		rsv.release()
 		return nil, e.busy(t, err)
 	}
+	e.notifyApproval(ApprovalRequested, a.view())
 	return a, nil
 }
 

@@ -167,6 +167,10 @@ type Options struct {
 	// one MCP session (default 3; negative: no limit). More is prompt fatigue: a human
 	// asked again and again approves without reading.
 	MaxPending int
+
+	// OnApproval, when set, is told of every approval requested and decided (chat-ops
+	// deliveries, issue 18). It runs on the request's goroutine: it must not block.
+	OnApproval func(ApprovalEvent)
 }
 
 // DefaultMaxPending is Options.MaxPending's default.

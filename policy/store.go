@@ -61,6 +61,7 @@ type approval struct {
 	Key       string // session + tool + arguments hash
 	Session   string
 	Tool      string
+	ServerIDs []int64
 	Text      string // the summary shown to the human
 	Full      string // the same with every value in full (the page)
 	NeedsPIN  bool   // the page must collect the PIN
@@ -256,6 +257,7 @@ func (s *store) addApproval(now time.Time, a *approval, max int) error {
 type view struct {
 	ID, Kind, Tool, Text string
 	Full                 string
+	ServerIDs            []int64
 	NeedsPIN, Confirmed  bool
 	Expires              time.Time
 	State                approvalState
@@ -265,7 +267,7 @@ type view struct {
 }
 
 func (a *approval) view() view {
-	return view{ID: a.ID, Kind: a.Kind, Tool: a.Tool, Text: a.Text, Full: a.Full, NeedsPIN: a.NeedsPIN, Confirmed: a.Confirmed,
+	return view{ID: a.ID, Kind: a.Kind, Tool: a.Tool, Text: a.Text, Full: a.Full, ServerIDs: a.ServerIDs, NeedsPIN: a.NeedsPIN, Confirmed: a.Confirmed,
 		Expires: a.Expires, State: a.state, Via: a.via, csrf: a.csrf, turn: a.turn}
 }
 

@@ -40,6 +40,7 @@ type app struct {
 	// pageHandler is the policy's approval pages, set once the engine exists; the
 	// listener starts first because the engine needs its URL.
 	pageHandler atomic.Value
+	notify      notifyState // chat-ops deliveries (notify.go)
 }
 
 // sandbox is the in-process invapi simulator a user gets without an API key.

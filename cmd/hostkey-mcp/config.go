@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hostkey/hostkey-mcp/webhook/outbound"
 )
 
 // Config is every setting of hostkey-mcp. Each one can come from a flag, an environment
@@ -66,6 +68,13 @@ type Config struct {
 	TrustedProxies string
 	CheckSourceIP  bool
 
+	NotifyURLs         string // --notify-url, repeatable: space-separated
+	NotifySecret       string // HOSTKEY_NOTIFY_SECRET or --notify-secret-file: never a flag
+	NotifySecretFile   string
+	NotifyAllowPrivate bool
+	NotifyMaxAge       time.Duration
+	Notify             []outbound.Destination // parsed from the above
+
 	LogFormat string
 	LogLevel  string
 	Timeout   time.Duration
@@ -106,6 +115,20 @@ func byteSize(field func(*Config) *int64) func(*flag.FlagSet, *Config, option) {
 		_ = v.Set(o.Default)
 		fs.Var(v, o.Name, o.Help)
 	}
+}
+
+// multi binds a repeatable flag: each use appends (space-separated).
+func multi(field func(*Config) *string) func(*flag.FlagSet, *Config, option) {
+	return func(fs *flag.FlagSet, c *Config, o option) { fs.Var((*multiValue)(field(c)), o.Name, o.Help) }
+}
+
+type multiValue string
+
+func (v *multiValue) String() string { return string(*v) }
+
+func (v *multiValue) Set(s string) error {
+	*v = multiValue(strings.TrimSpace(string(*v) + " " + s))
+	return nil
 }
 
 type sizeValue int64
@@ -176,6 +199,11 @@ var options = []option{
 	{Group: "webhook", Name: "trusted-proxies", Env: "HOSTKEY_TRUSTED_PROXIES", Help: "CIDRs of reverse proxies whose X-Forwarded-For is believed", bind: str(func(c *Config) *string { return &c.TrustedProxies })},
 	{Group: "webhook", Name: "check-source-ip", Env: "HOSTKEY_CHECK_SOURCE_IP", Default: "false", Help: "accept an install callback only from one of the server's own IPs", bind: boolean(func(c *Config) *bool { return &c.CheckSourceIP })},
 
+	{Group: "chat-ops", Name: "notify-url", Env: "HOSTKEY_NOTIFY_URL", Help: "deliver events and approval requests to this webhook (repeatable; space-separated in the environment); settings in its #fragment: format=standard|slack, types=, servers=, toolsets=, secret-env=, secret-file=", bind: multi(func(c *Config) *string { return &c.NotifyURLs })},
+	{Group: "chat-ops", Name: "notify-secret-file", Env: "HOSTKEY_NOTIFY_SECRET_FILE", Help: "file with the signing secret of --notify-url deliveries (or set HOSTKEY_NOTIFY_SECRET)", bind: str(func(c *Config) *string { return &c.NotifySecretFile })},
+	{Group: "chat-ops", Name: "notify-allow-private", Env: "HOSTKEY_NOTIFY_ALLOW_PRIVATE", Default: "false", Help: "allow --notify-url destinations (and redirects) on loopback, private and link-local addresses", bind: boolean(func(c *Config) *bool { return &c.NotifyAllowPrivate })},
+	{Group: "chat-ops", Name: "notify-max-age", Env: "HOSTKEY_NOTIFY_MAX_AGE", Default: "24h", Help: "how long a delivery is retried before it becomes a dead letter", bind: duration(func(c *Config) *time.Duration { return &c.NotifyMaxAge })},
+
 	{Group: "general", Name: "log-format", Env: "HOSTKEY_LOG_FORMAT", Default: "console", Help: "log format on stderr: console or json", bind: str(func(c *Config) *string { return &c.LogFormat })},
 	{Group: "general", Name: "log-level", Env: "HOSTKEY_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error", bind: str(func(c *Config) *string { return &c.LogLevel })},
 }
@@ -235,6 +263,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		{"HOSTKEY_PIN", "", "", &c.PIN},
 		{"HOSTKEY_APPROVER_TOKEN", c.ApproverTokenFile, "--approver-token-file", &c.ApproverToken},
 		{"HOSTKEY_HTTP_TOKEN", c.HTTPTokenFile, "--http-token-file", &c.HTTPToken},
+		{"HOSTKEY_NOTIFY_SECRET", c.NotifySecretFile, "--notify-secret-file", &c.NotifySecret},
 	}
 	for _, sec := range secrets {
 		switch {
@@ -249,6 +278,10 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		default:
 			*sec.into = file[sec.env]
 		}
+	}
+	var err error
+	if c.Notify, err = parseDestinations(c, getenv); err != nil {
+		return nil, nil, err
 	}
 	return c, fs.Args(), c.validate()
 }
@@ -289,7 +322,7 @@ func readConfigFile(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("config file: %v", err)
 	}
 	defer f.Close()
-	known := map[string]bool{"HOSTKEY_API_KEY": true, "HOSTKEY_PIN": true, "HOSTKEY_APPROVER_TOKEN": true, "HOSTKEY_HTTP_TOKEN": true}
+	known := map[string]bool{"HOSTKEY_API_KEY": true, "HOSTKEY_PIN": true, "HOSTKEY_APPROVER_TOKEN": true, "HOSTKEY_HTTP_TOKEN": true, "HOSTKEY_NOTIFY_SECRET": true}
 	for _, o := range options {
 		known[o.Env] = true
 	}
@@ -312,7 +345,7 @@ func readConfigFile(path string) (map[string]string, error) {
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"HOSTKEY_API_KEY", "HOSTKEY_PIN", "HOSTKEY_APPROVER_TOKEN", "HOSTKEY_HTTP_TOKEN"} {
+	for _, k := range []string{"HOSTKEY_API_KEY", "HOSTKEY_PIN", "HOSTKEY_APPROVER_TOKEN", "HOSTKEY_HTTP_TOKEN", "HOSTKEY_NOTIFY_SECRET"} {
 		if _, ok := out[k]; !ok {
 			continue
 		}

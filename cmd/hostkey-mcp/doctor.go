@@ -161,6 +161,13 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		}
 	}
 
+	if len(cfg.Notify) > 0 {
+		fmt.Fprintln(stdout, "chat-ops deliveries")
+		if !doctorNotify(ctx, a, stdout) {
+			r.failed++
+		}
+	}
+
 	fmt.Fprintln(stdout, "not checked by doctor")
 	r.info("destructive calls and their confirmation (doctor sends nothing that changes state)")
 	if a.sandbox == nil {

@@ -104,6 +104,7 @@ func (a *app) buildPolicy() (*policy.Engine, error) {
 		Audit:          auditLog,
 		Logger:         a.log.Named("policy"),
 		Catalog:        a.cat,
+		OnApproval:     a.onApproval, // chat-ops deliveries (notify.go)
 	})
 	if err != nil {
 		return nil, err

@@ -41,6 +41,9 @@ func serveCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := a.buildServer(ctx); err != nil {
 		return err
 	}
+	if err := a.startNotify(ctx); err != nil {
+		return err
+	}
 	a.serveWebhooks(ctx)
 	a.refreshPermissions(ctx)
 	n, size := a.toolsListSize(ctx)
@@ -119,7 +122,7 @@ func (a *app) httpHandler() http.Handler {
 	// secrets, never by the MCP bearer token.
 	if a.receiver != nil {
 		for _, p := range []string{"/cb/", "/alerts/", "/metrics"} {
-			mux.Handle(p, a.receiver.Handler())
+			mux.Handle(p, a.withNotifyMetrics(a.receiver.Handler()))
 		}
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

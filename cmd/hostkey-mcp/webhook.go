@@ -109,7 +109,7 @@ func (a *app) serveWebhooks(ctx context.Context) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := webhook.ListenAndServe(wctx, a.cfg.WebhookListen, a.receiver.Handler()); err != nil && !errors.Is(err, context.Canceled) {
+		if err := webhook.ListenAndServe(wctx, a.cfg.WebhookListen, a.withNotifyMetrics(a.receiver.Handler())); err != nil && !errors.Is(err, context.Canceled) {
 			a.log.Error("webhook listener stopped", zap.Error(err))
 		}
 	}()
