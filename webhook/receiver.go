@@ -34,6 +34,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,6 +119,7 @@ type Receiver struct {
 
 	notifier   atomic.Pointer[notifierBox]
 	loginHash  atomic.Pointer[[sha256.Size]byte]
+	identity   string // the store's, the same in every process on it
 	cbTools    map[string]bool
 	queue      chan queued
 	queueMu    sync.RWMutex
@@ -222,6 +224,9 @@ func New(ctx context.Context, cfg Config) (*Receiver, error) {
 	}
 	h := sha256.Sum256([]byte(tok))
 	r.loginHash.Store(&h)
+	if r.identity, err = r.store.Secret(ctx, identitySecretName, func() (string, error) { return newSecret() }); err != nil {
+		return nil, fmt.Errorf("webhook: store identity: %w", err)
+	}
 	if cfg.Notifier != nil {
 		r.SetNotifier(cfg.Notifier)
 	}
@@ -436,6 +441,9 @@ func (r *Receiver) reject404(w http.ResponseWriter, reason string) {
 }
 
 func (r *Receiver) handleHealth(w http.ResponseWriter, req *http.Request) {
+	// Who answers: a sibling process on the same store waits for this listener.
+	w.Header().Set(HeaderStore, r.identity)
+	w.Header().Set(HeaderPID, strconv.Itoa(os.Getpid()))
 	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 	defer cancel()
 	if err := r.store.Ping(ctx); err != nil {

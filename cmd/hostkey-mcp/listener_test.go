@@ -1,0 +1,30 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// A --webhook-listen port held by a program that is not a hostkey-mcp on the same data
+// dir stops the start with exit 1 (it only logged an ERROR and served on, exit 0, while
+// the callbacks went to the other program).
+func TestWebhookPortHeldByAnotherProgramFailsStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.NotFoundHandler()}
+	go hs.Serve(ln)
+	defer hs.Close()
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"--sandbox", "--data-dir", t.TempDir(), "--webhook-listen", ln.Addr().String()}, strings.NewReader(""), &out, &errb, env())
+	if code != 1 {
+		t.Fatalf("exit %d with the webhook port taken by another program; stderr: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "not hostkey-mcp") {
+		t.Fatalf("the error does not say what holds the port: %s", errb.String())
+	}
+}
