@@ -20,4 +20,3 @@ var _ Follower = (*Shared)(nil)
 
 // WakeEvents implements Follower.
 func (s *Shared) WakeEvents() <-chan struct{} { return s.st.Wake(state.TopicEvents) }
-
