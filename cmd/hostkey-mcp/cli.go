@@ -20,6 +20,7 @@ import (
 
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/workflows"
 )
 
 // splitLocalFlags pulls the subcommand's own flags (declared on local, e.g. --json) out
@@ -327,6 +328,7 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	defer a.Close()
+	a.operator = true
 	if err := a.buildServer(ctx); err != nil {
 		return err
 	}
@@ -353,6 +355,14 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	// key=value pairs are typed by the tool's schema (query=40101 stays a string).
 	if err := applyKV(schema, arguments, kvs); err != nil {
 		return fmt.Errorf("%s: %v (see 'hostkey-mcp call %s --help')", tool, err, tool)
+	}
+	// A workflow waits for its end by default, with progress below; wait_seconds=N
+	// returns a handle instead and leaves the job recorded for the next process.
+	if waitsForJob(tool) {
+		if _, given := arguments["wait_seconds"]; !given {
+			arguments["wait_seconds"] = float64(3600)
+			fmt.Fprintf(stderr, "%s: waiting until the job ends (progress below). Ctrl-C cancels it; with wait_seconds=N the command returns after N seconds and the job goes on, taken over by the next hostkey-mcp on this data dir.\n", tool)
+		}
 	}
 	// Long workflows report stage progress: show it to the person at the terminal.
 	c.OnNotification(func(n mcp.JSONRPCNotification) {
@@ -510,4 +520,13 @@ func suggestText(name string, names []string) string {
 		return " Did you mean " + strings.Join(near, " or ") + "?"
 	}
 	return ""
+}
+
+// waitsForJob: the workflow tools that follow a job (their calls wait for its end).
+func waitsForJob(tool string) bool {
+	switch tool {
+	case workflows.OrderTool, workflows.ReinstallTool, workflows.ReinstallPXETool, workflows.WatchTool:
+		return true
+	}
+	return false
 }

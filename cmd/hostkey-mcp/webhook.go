@@ -147,3 +147,25 @@ func (w wakeJobs) Notify(ctx context.Context, ev webhook.Event) {
 		w.wf.Wake(ev.ServerID)
 	}
 }
+
+// sharedWorkflows is the store's workflow jobs (nil for a store of another kind).
+func sharedWorkflows(r *webhook.Receiver) state.Workflows {
+	if sh, ok := r.Store().(*store.Shared); ok {
+		return sh.State()
+	}
+	return nil
+}
+
+// takeOverJobs follows, in a server, the workflow jobs of processes that stopped.
+func (a *app) takeOverJobs(ctx context.Context) {
+	if a.workflows == nil {
+		return
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.workflows.TakeOver(tctx)
+	}()
+	a.closers = append(a.closers, func() { cancel(); <-done })
+}
