@@ -140,6 +140,9 @@ func (a *app) buildServer(ctx context.Context) error {
 		Store:    sharedWorkflows(rcv),
 		Operator: a.operator,
 	}
+	if a.operator {
+		wfOpts.DefaultWait = 24 * time.Hour // the CLI waits for the job's end unless told
+	}
 	if a.sandbox != nil {
 		// Sandbox stages last seconds: check twice a stage, so every stage is reported
 		// (the default back-off, made for real installs, would skip some).

@@ -356,13 +356,10 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := applyKV(schema, arguments, kvs); err != nil {
 		return fmt.Errorf("%s: %v (see 'hostkey-mcp call %s --help')", tool, err, tool)
 	}
-	// A workflow waits for its end by default, with progress below; wait_seconds=N
-	// returns a handle instead and leaves the job recorded for the next process.
-	if waitsForJob(tool) {
-		if _, given := arguments["wait_seconds"]; !given {
-			arguments["wait_seconds"] = float64(3600)
-			fmt.Fprintf(stderr, "%s: waiting until the job ends (progress below). Ctrl-C cancels it; with wait_seconds=N the command returns after N seconds and the job goes on, taken over by the next hostkey-mcp on this data dir.\n", tool)
-		}
+	// A workflow waits for its end by default (the CLI's default wait, see buildServer);
+	// wait_seconds=N returns a handle instead and leaves the job to the next process.
+	if _, given := arguments["wait_seconds"]; !given && waitsForJob(tool) {
+		fmt.Fprintf(stderr, "%s: waiting for the job to end (progress below; Ctrl-C cancels it). With wait_seconds=N the command returns after N seconds and the job goes on under the next hostkey-mcp on this data dir.\n", tool)
 	}
 	// Long workflows report stage progress: show it to the person at the terminal.
 	c.OnNotification(func(n mcp.JSONRPCNotification) {
