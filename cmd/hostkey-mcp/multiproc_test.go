@@ -204,6 +204,34 @@ func TestMultiProcessOneDataDir(t *testing.T) {
 		t.Fatalf("the CLI's events_list shows %d install events, want %d:\n%.2000s", got, n, out)
 	}
 
+	// login-alerts while a server runs: the URL it points the key at is served by the
+	// running server's listener, and the alert reaches every process.
+	cmd := exec.Command(binary, "login-alerts", "--data-dir", e.dir, "--webhook-listen", e.addr, "--public-url", "http://"+e.addr, "501")
+	cmd.Env, cmd.Stdin = e.env, strings.NewReader("y\n")
+	if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "now sends login alerts") {
+		t.Fatalf("login-alerts while a server runs: %v\n%s", err, b)
+	}
+	var alertURL string
+	for _, r := range s.Requests() {
+		if r.Module == "api_keys" && r.Action == "edit" {
+			alertURL = r.Form.Get("params[login_notify_address]")
+		}
+	}
+	if !strings.Contains(alertURL, "/alerts/login/") {
+		t.Fatalf("the key was not pointed at the alerts: %q", alertURL)
+	}
+	if resp, err := hc.Get(alertURL + "?ip=198.51.100.7"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the running server does not accept the alert URL login-alerts set: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	lreq := mcp.CallToolRequest{}
+	lreq.Params.Name = "events_list"
+	lreq.Params.Arguments = map[string]any{"kind": "login_alert"}
+	if res, err := c2.CallTool(ctx, lreq); err != nil || !strings.Contains(fmt.Sprint(res.StructuredContent), "198.51.100.7") {
+		t.Fatalf("the server's events_list lacks the login alert: %v %+v", err, res)
+	}
+
 	// A job started by a CLI that exits is finished by the surviving server.
 	out, errs, err = e.cli(t, "y\n", "server_reinstall", "id=40102", "os_id=187", "root_pass=Secret-pass1", "wait_seconds=1")
 	if err != nil {
