@@ -60,8 +60,13 @@ func TestLoginAlertsAcrossProcesses(t *testing.T) {
 // replicas"). The install callback also wakes WaitJob in the process whose workflow
 // waits for it, though another process's listener received it.
 func TestEventsFollowedAcrossProcesses(t *testing.T) {
+	eventsFollowed(t, filepath.Join(t.TempDir(), state.FileName))
+}
+
+func TestEventsFollowedAcrossProcessesPostgres(t *testing.T) { eventsFollowed(t, postgresTarget(t)) }
+
+func eventsFollowed(t *testing.T, path string) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), state.FileName)
 	got := make(chan Event, 16)
 	holder := newEnv(t, envOpts{cfg: Config{Store: sharedStore(t, path)}})
 	other := newEnv(t, envOpts{cfg: Config{Store: sharedStore(t, path), PublicURL: holder.url,

@@ -28,7 +28,12 @@ func openStore(t *testing.T, path string) state.Store {
 // to its end there; the request that was sent is never sent again (issue "Processes are
 // replicas": jobs survive their process).
 func TestJobTakenOverByAnotherProcess(t *testing.T) {
-	path := filepath.Join(t.TempDir(), state.FileName)
+	jobTakenOver(t, filepath.Join(t.TempDir(), state.FileName))
+}
+
+func TestJobTakenOverByAnotherProcessPostgres(t *testing.T) { jobTakenOver(t, postgresTarget(t)) }
+
+func jobTakenOver(t *testing.T, path string) {
 	var opts workflows.Options
 	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
 		o.Store = openStore(t, path)
