@@ -129,3 +129,63 @@ func TestTakenOverJobDoesNotRepeatUnknownStep(t *testing.T) {
 		t.Fatalf("order_instance sent %d times by the process that took the job over", n)
 	}
 }
+
+// A process that dies keeps its lease until it expires; then a server takes the job over
+// and finishes it. (The dead process is simulated by a store it can no longer write to.)
+func TestJobTakenOverAfterLeaseExpiry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), state.FileName)
+	var opts workflows.Options
+	deadStore, err := state.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		o.Store, o.Owner, o.LeaseTTL = deadStore, "dies", 300*time.Millisecond
+		opts = *o
+	})
+	gate := e.gated()
+	args := reinstallArgs()
+	args["wait_seconds"] = 0
+	info := jobInfo(t, toolstest.CallWith(t, e.st.MCP, workflows.ReinstallTool, args))
+	for e.wf.Jobs(0)[0].Key == "" {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = deadStore.Close() // the process is gone: no renewal, no writes, and (its gate
+	// never opens) no more requests
+	opts.Store, opts.Owner = openStore(t, path), "server"
+	opts.Sleep = func(ctx context.Context, d time.Duration) error {
+		e.st.Sim.Advance(d)
+		return ctx.Err()
+	}
+	b, err := workflows.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go b.TakeOver(tctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(b.Jobs(0)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the job of the dead process was not taken over after its lease expired")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer close(gate)
+	for {
+		if jobs := b.Jobs(0); jobs[0].State != workflows.Running {
+			if jobs[0].State != workflows.Done || jobs[0].ID != info.ID {
+				t.Fatalf("taken-over job ended %+v", jobs[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the taken-over job did not finish: %+v", b.Jobs(0))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := e.sent("eq", "order_instance"); n != 1 {
+		t.Fatalf("order_instance sent %d times, want 1", n)
+	}
+	e.wf.Shutdown(t.Context())
+}
