@@ -148,9 +148,10 @@ func (w wakeJobs) Notify(ctx context.Context, ev webhook.Event) {
 	}
 }
 
-// sharedWorkflows is the store's workflow jobs (nil for a store of another kind).
+// sharedWorkflows is the store's workflow jobs; nil for a store of another kind or one
+// in this process's memory (--ephemeral), where no other process could take a job over.
 func sharedWorkflows(r *webhook.Receiver) state.Workflows {
-	if sh, ok := r.Store().(*store.Shared); ok {
+	if sh, ok := r.Store().(*store.Shared); ok && sh.State().Engine() != "sqlite-memory" {
 		return sh.State()
 	}
 	return nil
