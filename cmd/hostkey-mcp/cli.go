@@ -359,7 +359,11 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	// A workflow waits for its end by default (the CLI's default wait, see buildServer);
 	// wait_seconds=N returns a handle instead and leaves the job to the next process.
 	if _, given := arguments["wait_seconds"]; !given && waitsForJob(tool) {
-		fmt.Fprintf(stderr, "%s: waiting for the job to end (progress below; Ctrl-C cancels it). With wait_seconds=N the command returns after N seconds and the job goes on under the next hostkey-mcp on this data dir.\n", tool)
+		next := "the job goes on under the next hostkey-mcp on this data dir"
+		if cfg.Ephemeral {
+			next = "this process follows the job no further (--ephemeral)"
+		}
+		fmt.Fprintf(stderr, "%s: waiting for the job to end (progress below; Ctrl-C cancels it). With wait_seconds=N the command returns after N seconds and %s.\n", tool, next)
 	}
 	// Long workflows report stage progress: show it to the person at the terminal.
 	c.OnNotification(func(n mcp.JSONRPCNotification) {
