@@ -34,6 +34,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/state"
@@ -314,9 +315,15 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 		}
 		return fmt.Errorf("the process running this job stopped before the install began; nothing further is sent: check %s and start the job again if still wanted.%s", check, owed)
 	}
+	// Ask invapi first: a key it no longer knows means the install ended while nobody
+	// followed it (the last check of the process that died may have been the final one).
+	st, err := w.o.Checker.CheckCallback(ctx, key)
+	var ie *invapi.Error
+	if errors.As(err, &ie) && (ie.Kind == invapi.KindAPI || ie.Kind == invapi.KindNotFound) {
+		return fmt.Errorf("invapi no longer knows the install key (%s): the install probably ended while no process followed it; check %s.%s", ie.Message, check, owed)
+	}
 	if len(unknown) > 0 {
-		// An intent without a result: ask invapi whether the install is under way.
-		st, err := w.o.Checker.CheckCallback(ctx, key)
+		// An intent without a result: settle it by the install's progress.
 		if err != nil || (st.Stage == 0 && !st.Done && !st.Failed) {
 			why := "invapi shows no install progress yet"
 			if err != nil {

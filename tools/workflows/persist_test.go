@@ -189,3 +189,31 @@ func TestJobTakenOverAfterLeaseExpiry(t *testing.T) {
 	}
 	e.wf.Shutdown(t.Context())
 }
+
+// A job taken over whose install key invapi no longer knows (the install ended while no
+// process followed it) ends at once saying so, instead of polling a dead key.
+func TestTakenOverJobWithForgottenKey(t *testing.T) {
+	ctx := t.Context()
+	st := openStore(t, filepath.Join(t.TempDir(), state.FileName))
+	l, err := st.CreateWorkflow(ctx, state.Workflow{ID: "job-00000000000000bb", Kind: workflows.ReinstallTool, State: state.WorkflowRunning,
+		Input: []byte(`{"server_id":40102}`), Created: time.Now()}, "dead", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.StepIntent(ctx, l, "eq_order_instance", []byte(`{"action":"eq/order_instance"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.StepDone(ctx, l, "eq_order_instance", []byte(`{"ok":true,"key":"00000000000000000000000000000000"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		o.Store, o.Owner, o.Operator = st, "cli", true
+	})
+	res := toolstest.CallWith(t, e.st.MCP, workflows.WatchTool, map[string]any{"job_id": "job-00000000000000bb", "wait_seconds": 10})
+	if text := toolstest.Text(res); !res.IsError || !strings.Contains(text, "no longer knows the install key") {
+		t.Fatalf("watch of a job whose key is gone: %s", text)
+	}
+}
