@@ -334,7 +334,10 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 		}
 	}
 	if _, err := w.watchInstall(ctx, j, key); err != nil {
-		return fmt.Errorf("%w.%s", err, owed)
+		if owed != "" {
+			return fmt.Errorf("%w.%s", err, owed)
+		}
+		return err
 	}
 	if owed != "" {
 		return errors.New("the install finished." + owed)
