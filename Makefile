@@ -62,7 +62,7 @@ docs:
 
 ## walkthrough: rerun the README's sandbox walkthrough and rewrite it from the real output (~1 min)
 walkthrough:
-	$(GO) test ./cmd/hostkey-mcp -run 'TestREADMEWalkthrough' -count=1 -walkthrough -update
+	$(GO) test ./cmd/hostkey-mcp -run 'TestREADMEWalkthrough' -count=1 -update
 
 ## dist: static binaries for linux/darwin/windows × amd64/arm64 and SHA256SUMS in dist/
 DIST_TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64

@@ -34,6 +34,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,6 +119,7 @@ type Receiver struct {
 
 	notifier   atomic.Pointer[notifierBox]
 	loginHash  atomic.Pointer[[sha256.Size]byte]
+	identity   string // the store's, the same in every process on it
 	cbTools    map[string]bool
 	queue      chan queued
 	queueMu    sync.RWMutex
@@ -129,6 +131,14 @@ type Receiver struct {
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // job ID → WaitJob callers
 	open    map[string]Origin          // job ID → tool call still running
+
+	// With a store that other processes write to, the notifications come from following
+	// its event log by cursor, so every process's sessions hear of every event once.
+	follower   store.Follower
+	followOnce sync.Once
+	accepted   map[uint64]time.Time // cursor → when this process stored it (until followed)
+	stopFollow chan struct{}
+	followDone chan struct{}
 }
 
 type notifierBox struct{ n Notifier }
@@ -214,11 +224,25 @@ func New(ctx context.Context, cfg Config) (*Receiver, error) {
 	}
 	h := sha256.Sum256([]byte(tok))
 	r.loginHash.Store(&h)
+	if r.identity, err = r.store.Secret(ctx, identitySecretName, func() (string, error) { return newSecret() }); err != nil {
+		return nil, fmt.Errorf("webhook: store identity: %w", err)
+	}
 	if cfg.Notifier != nil {
 		r.SetNotifier(cfg.Notifier)
 	}
 	r.handler = r.buildHandler()
 	go r.notifyWorker()
+	r.stopFollow, r.followDone = make(chan struct{}), make(chan struct{})
+	if f, ok := r.store.(store.Follower); ok {
+		cursor, err := f.LastCursor(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("webhook: event log: %w", err)
+		}
+		r.follower, r.accepted = f, map[uint64]time.Time{}
+		go r.followLoop(cursor)
+	} else {
+		close(r.followDone)
+	}
 	r.stopPrune, r.pruneDone = make(chan struct{}), make(chan struct{})
 	if p, ok := r.store.(store.Pruner); ok && cfg.Retention > 0 {
 		every := cfg.PruneEvery
@@ -253,6 +277,12 @@ func (r *Receiver) Store() store.Store { return r.store }
 // ends). Call it after the HTTP servers serving Handler have shut down; closing the
 // store is the caller's job, after Close.
 func (r *Receiver) Close(ctx context.Context) error {
+	r.followOnce.Do(func() { close(r.stopFollow) })
+	select {
+	case <-r.followDone:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	r.queueMu.Lock()
 	if !r.closed {
 		r.closed = true
@@ -411,6 +441,9 @@ func (r *Receiver) reject404(w http.ResponseWriter, reason string) {
 }
 
 func (r *Receiver) handleHealth(w http.ResponseWriter, req *http.Request) {
+	// Who answers: a sibling process on the same store waits for this listener.
+	w.Header().Set(HeaderStore, r.identity)
+	w.Header().Set(HeaderPID, strconv.Itoa(os.Getpid()))
 	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 	defer cancel()
 	if err := r.store.Ping(ctx); err != nil {
@@ -580,8 +613,16 @@ func (r *Receiver) checkSource(ctx context.Context, job *Job, src netip.Addr) (v
 	return false, known
 }
 
-// delivered wakes WaitJob callers and queues the notification.
+// delivered wakes WaitJob callers and queues the notification; when the log is followed,
+// the follower queues it (and wakes the waiters of other processes' events).
 func (r *Receiver) delivered(ev Event) {
+	if r.follower != nil {
+		r.mu.Lock()
+		r.accepted[ev.Cursor] = time.Now()
+		r.wakeWaiters(ev.JobID)
+		r.mu.Unlock()
+		return
+	}
 	var origin *Origin
 	if ev.JobID != "" {
 		r.mu.Lock()
@@ -595,6 +636,92 @@ func (r *Receiver) delivered(ev Event) {
 		r.mu.Unlock()
 	}
 	r.enqueue(queued{ev: ev, origin: origin, accepted: time.Now()})
+}
+
+// wakeWaiters wakes the WaitJob callers of job id; r.mu is held.
+func (r *Receiver) wakeWaiters(id string) {
+	if id == "" {
+		return
+	}
+	for _, ch := range r.waiters[id] {
+		close(ch)
+	}
+	delete(r.waiters, id)
+}
+
+// followLoop reads the event log after cursor whenever any process appends, and queues
+// each event for the notifier in cursor order. It drains what is left when stopped.
+func (r *Receiver) followLoop(cursor uint64) {
+	defer close(r.followDone)
+	for {
+		wake := r.follower.WakeEvents()
+		more, err := r.follow(&cursor)
+		if err != nil {
+			r.log.Warn("following the event log failed; retrying", zap.Error(err))
+			select {
+			case <-r.stopFollow:
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if more {
+			continue
+		}
+		select {
+		case <-r.stopFollow:
+			for {
+				if more, err := r.follow(&cursor); err != nil || !more {
+					return
+				}
+			}
+		case <-wake:
+		}
+	}
+}
+
+// follow reads one page of the log after *cursor and queues its events.
+func (r *Receiver) follow(cursor *uint64) (more bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := r.store.Since(ctx, *cursor, 500, store.Filter{})
+	if err != nil {
+		return false, err
+	}
+	if p.PrunedThrough > 0 {
+		r.log.Warn("events were pruned before this process followed them; they were not notified", zap.Uint64("through", p.PrunedThrough))
+	}
+	for _, ev := range p.Events {
+		var origin *Origin
+		r.mu.Lock()
+		at, local := r.accepted[ev.Cursor]
+		delete(r.accepted, ev.Cursor)
+		r.wakeWaiters(ev.JobID)
+		if o, ok := r.open[ev.JobID]; ok && ev.JobID != "" {
+			origin = &o
+		}
+		r.mu.Unlock()
+		if !local {
+			at = time.Now() // stored by another process: heard of now
+		}
+		r.queueFollowed(queued{ev: ev, origin: origin, accepted: at})
+	}
+	if p.Next > *cursor {
+		*cursor = p.Next
+	}
+	return p.More, nil
+}
+
+// queueFollowed waits for room in the queue (the follower can re-read nothing it drops),
+// unless the receiver is closing.
+func (r *Receiver) queueFollowed(q queued) {
+	r.queueMu.RLock()
+	defer r.queueMu.RUnlock()
+	if r.closed {
+		r.metrics.notifyDropped.Add(1)
+		return
+	}
+	r.queue <- q
 }
 
 // loginTokenMatches compares against the cached token hash and, on a mismatch, against

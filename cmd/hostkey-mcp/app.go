@@ -34,6 +34,7 @@ type app struct {
 	srv       *tools.Server
 	policy    *policy.Engine
 	receiver  *webhook.Receiver
+	operator  bool // a CLI run: its session is the person at the terminal
 	workflows *workflows.Workflows
 	toolsOpts tools.Options // what srv was built from; tools --sizes varies the selection
 	closers   []func()
@@ -135,6 +136,13 @@ func (a *app) buildServer(ctx context.Context) error {
 		Callbacks: callbacks,
 		Events:    jobEvents{rcv},
 		Logger:    a.log.Named("workflows"),
+		// Jobs live in the shared store, so they survive this process; the CLI's one
+		// session is the operator at the terminal.
+		Store:    sharedWorkflows(rcv),
+		Operator: a.operator,
+	}
+	if a.operator {
+		wfOpts.DefaultWait = 24 * time.Hour // the CLI waits for the job's end unless told
 	}
 	if a.sandbox != nil {
 		// Sandbox stages last seconds: check twice a stage, so every stage is reported

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/workflows"
 )
 
 // splitLocalFlags pulls the subcommand's own flags (declared on local, e.g. --json) out
@@ -328,6 +329,7 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	defer a.Close()
+	a.operator = true
 	if err := a.buildServer(ctx); err != nil {
 		return err
 	}
@@ -354,6 +356,15 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	// key=value pairs are typed by the tool's schema (query=40101 stays a string).
 	if err := applyKV(schema, arguments, kvs); err != nil {
 		return fmt.Errorf("%s: %v (see 'hostkey-mcp call %s --help')", tool, err, tool)
+	}
+	// A workflow waits for its end by default (the CLI's default wait, see buildServer);
+	// wait_seconds=N returns a handle instead and leaves the job to the next process.
+	if _, given := arguments["wait_seconds"]; !given && waitsForJob(tool) {
+		next := "the job goes on under the next hostkey-mcp on this data dir"
+		if cfg.Ephemeral {
+			next = "this process follows the job no further (--ephemeral)"
+		}
+		fmt.Fprintf(stderr, "%s: waiting for the job to end (progress below; Ctrl-C cancels it). With wait_seconds=N the command returns after N seconds and %s.\n", tool, next)
 	}
 	// Long workflows report stage progress: show it to the person at the terminal. The
 	// client hands notifications over on its own goroutine; once the result is in,
@@ -521,4 +532,13 @@ func suggestText(name string, names []string) string {
 		return " Did you mean " + strings.Join(near, " or ") + "?"
 	}
 	return ""
+}
+
+// waitsForJob: the workflow tools that follow a job (their calls wait for its end).
+func waitsForJob(tool string) bool {
+	switch tool {
+	case workflows.OrderTool, workflows.ReinstallTool, workflows.ReinstallPXETool, workflows.WatchTool:
+		return true
+	}
+	return false
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/tools"
 	"github.com/hostkey/hostkey-mcp/tools/transport"
+	"github.com/hostkey/hostkey-mcp/webhook"
 )
 
 // report collects doctor's findings: every failed check comes with its remedy.
@@ -145,6 +146,9 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	}
 
 	fmt.Fprintln(stdout, "webhooks")
+	if cfg.WebhookListen != "" {
+		listenerLine(ctx, r, cfg.WebhookListen, a.receiver.Identity())
+	}
 	if cfg.PublicURL == "" {
 		r.info("no --public-url: install progress is followed by polling (set --public-url and --webhook-listen for callbacks)")
 	} else {
@@ -179,6 +183,26 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		fmt.Fprintf(stdout, "%d check(s) failed\n", r.failed)
 	}
 	return r.failed == 0, nil
+}
+
+// listenerLine says who holds --webhook-listen: one process of a store at a time.
+func listenerLine(ctx context.Context, r *report, addr, identity string) {
+	h, err := webhook.ProbeHolder(ctx, addr)
+	switch {
+	case err != nil:
+		if ln, lerr := net.Listen("tcp", addr); lerr == nil {
+			ln.Close()
+			r.info("webhook listener %s: free (no hostkey-mcp serving holds it now; the next server started takes it)", addr)
+		} else {
+			r.fail("stop the program on that address or choose another --webhook-listen", "webhook listener %s: in use by a program that does not answer HTTP (%v)", addr, err)
+		}
+	case h.Identity == identity:
+		r.ok("webhook listener %s: held by hostkey-mcp pid %d on this data dir (the others stand by and take it over when it goes)", addr, h.PID)
+	case h.Identity != "":
+		r.fail("use the same --data-dir as that process, or another --webhook-listen", "webhook listener %s: held by a hostkey-mcp (pid %d) on another data dir or store", addr, h.PID)
+	default:
+		r.fail("stop the program on that address or choose another --webhook-listen", "webhook listener %s: in use by a program that is not hostkey-mcp", addr)
+	}
 }
 
 func errOrStatus(err error, resp *http.Response) string {

@@ -44,7 +44,10 @@ func serveCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := a.startNotify(ctx); err != nil {
 		return err
 	}
-	a.serveWebhooks(ctx)
+	if err := a.serveWebhooks(ctx); err != nil {
+		return err
+	}
+	a.takeOverJobs(ctx)
 	a.refreshPermissions(ctx)
 	n, size := a.toolsListSize(ctx)
 	a.log.Info("serving", zap.String("transport", map[bool]string{true: "http " + cfg.HTTP, false: "stdio"}[cfg.HTTP != ""]),

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -101,20 +100,22 @@ func (a *app) buildReceiver(ctx context.Context) (*webhook.Receiver, error) {
 }
 
 // serveWebhooks starts --webhook-listen; it stops with ctx (before the receiver closes).
-func (a *app) serveWebhooks(ctx context.Context) {
+// One process of a store holds the address at a time: when a sibling on the same data
+// dir holds it, this one stands by and takes it over when the sibling goes. Anything
+// else on the address is an error at start.
+func (a *app) serveWebhooks(ctx context.Context) error {
 	if a.cfg.WebhookListen == "" {
-		return
+		return nil
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := webhook.ListenAndServe(wctx, a.cfg.WebhookListen, a.withNotifyMetrics(a.receiver.Handler())); err != nil && !errors.Is(err, context.Canceled) {
-			a.log.Error("webhook listener stopped", zap.Error(err))
-		}
-	}()
-	a.log.Info("webhooks listening", zap.String("addr", a.cfg.WebhookListen), zap.String("public_url", a.cfg.PublicURL))
-	a.closers = append(a.closers, func() { cancel(); <-done })
+	l, err := webhook.ServeShared(wctx, a.cfg.WebhookListen, a.receiver.Identity(), a.withNotifyMetrics(a.receiver.Handler()), a.log.Named("webhook"), 0)
+	if err != nil {
+		cancel()
+		return err
+	}
+	a.log.Info("webhooks", zap.String("addr", a.cfg.WebhookListen), zap.String("public_url", a.cfg.PublicURL))
+	a.closers = append(a.closers, func() { cancel(); <-l.Done() })
+	return nil
 }
 
 // jobEvents records workflow progress in the receiver's durable store, one event per
@@ -145,4 +146,27 @@ func (w wakeJobs) Notify(ctx context.Context, ev webhook.Event) {
 	if ev.Kind == store.KindInstallDone && ev.ServerID != 0 {
 		w.wf.Wake(ev.ServerID)
 	}
+}
+
+// sharedWorkflows is the store's workflow jobs; nil for a store of another kind or one
+// in this process's memory (--ephemeral), where no other process could take a job over.
+func sharedWorkflows(r *webhook.Receiver) state.Workflows {
+	if sh, ok := r.Store().(*store.Shared); ok && sh.State().Engine() != "sqlite-memory" {
+		return sh.State()
+	}
+	return nil
+}
+
+// takeOverJobs follows, in a server, the workflow jobs of processes that stopped.
+func (a *app) takeOverJobs(ctx context.Context) {
+	if a.workflows == nil {
+		return
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.workflows.TakeOver(tctx)
+	}()
+	a.closers = append(a.closers, func() { cancel(); <-done })
 }

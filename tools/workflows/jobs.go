@@ -62,6 +62,10 @@ type job struct {
 	// cancel only stops following. The job's confirmation text states it, so a cancel
 	// from the owner's session is inside the approval that started the job.
 	onCancel string
+
+	lease   *jobLease // the job's lease in the shared store; nil without one
+	adopted bool      // taken over from a process that stopped: no MCP session owns it
+	lost    bool      // another process took the job over: this one only stopped following
 }
 
 // owner is the MCP session that started the job: the only one that may see or stop it.

@@ -162,7 +162,15 @@ func (w *Workflows) handleWatch(ctx context.Context, req mcp.CallToolRequest) (*
 		return mcp.NewToolResultStructured(map[string]any{"jobs": jobs, "other_sessions": others}, strings.TrimSpace(b.String())), nil
 	}
 	j := w.jobs.get(id)
-	if j == nil || j.owner() != tools.SessionID(ctx) {
+	if j == nil && w.o.Operator {
+		// The operator at the terminal takes over a job no process follows any more.
+		claimed, text := w.claimForWatch(ctx, id)
+		if claimed == nil {
+			return mcp.NewToolResultText(text), nil
+		}
+		j = claimed
+	}
+	if j == nil || !w.mayFollow(ctx, j) {
 		return mcp.NewToolResultError(fmt.Sprintf("No job %s of this MCP session in this process (a job started in another session or an earlier run is not shown: events_list shows recorded progress). server_job_watch without job_id lists this session's jobs.", id)), nil
 	}
 	// A watcher going away only stops watching: the job goes on.
@@ -172,7 +180,7 @@ func (w *Workflows) handleWatch(ctx context.Context, req mcp.CallToolRequest) (*
 func (w *Workflows) handleCancel(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	id, _ := req.GetArguments()["job_id"].(string)
 	j := w.jobs.get(id)
-	if j == nil || j.owner() != tools.SessionID(ctx) {
+	if j == nil || !w.mayFollow(ctx, j) {
 		if j != nil {
 			// Audited: someone tried to stop another session's job. Nothing is sent.
 			w.o.Policy.Note(ctx, w.cancelCall(j), string(policy.DecisionDenied), "server_job_cancel from another MCP session: the job belongs to the session that started it", "")
@@ -191,6 +199,19 @@ func (w *Workflows) handleCancel(ctx context.Context, req mcp.CallToolRequest) (
 	case <-ctx.Done():
 	}
 	return finalResult(j.snapshot()), nil
+}
+
+// mayFollow: a job belongs to the MCP session that started it; a job taken over from a
+// process that stopped belongs to no session, and only the operator at the terminal
+// (Options.Operator) may watch it or stop following it.
+func (w *Workflows) mayFollow(ctx context.Context, j *job) bool {
+	j.mu.Lock()
+	adopted := j.adopted
+	j.mu.Unlock()
+	if adopted {
+		return w.o.Operator
+	}
+	return j.owner() == tools.SessionID(ctx)
 }
 
 // cancelCall is the policy's view of cancelling j: the action the cancel sends (none

@@ -23,6 +23,7 @@ import (
 	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/schemas"
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/tools"
 )
 
@@ -70,13 +71,26 @@ type Options struct {
 	MaxWatch time.Duration
 	Logger   *zap.Logger
 	Now      func() time.Time
+
+	// Store keeps the jobs so they survive this process (see persist.go); nil keeps them
+	// in this process only.
+	Store state.Workflows
+	// Owner names this process in the store's leases (default: pid, host and a nonce).
+	Owner string
+	// LeaseTTL is how long a job's lease lasts unrenewed: a process that died has its
+	// jobs taken over after it (default 30s).
+	LeaseTTL time.Duration
+	// Operator: this process's sessions are the person at the terminal (the CLI), who
+	// may watch and stop following jobs taken over from a process that stopped.
+	Operator bool
 }
 
 // Workflows holds the running jobs and builds the tools.
 type Workflows struct {
-	o    Options
-	jobs *registry
-	log  *zap.Logger
+	o     Options
+	jobs  *registry
+	log   *zap.Logger
+	owner string
 
 	taskMu sync.Mutex
 	tasks  map[string][]string // session/tool → task IDs created but not yet claimed
@@ -111,7 +125,13 @@ func New(o Options) (*Workflows, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Workflows{o: o, jobs: newRegistry(), log: o.Logger, tasks: map[string][]string{}}, nil
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 30 * time.Second
+	}
+	if o.Owner == "" {
+		o.Owner = defaultOwner()
+	}
+	return &Workflows{o: o, jobs: newRegistry(), log: o.Logger, owner: o.Owner, tasks: map[string][]string{}}, nil
 }
 
 // Wake makes the jobs on a server check their progress now (an install callback for it
@@ -261,12 +281,20 @@ func (w *Workflows) start(ctx context.Context, req mcp.CallToolRequest, p *plan)
 		done:            make(chan struct{}),
 		wake:            make(chan struct{}, 1),
 	}
+	if err := w.persist(base, j); err != nil {
+		release()
+		cancel()
+		err = fmt.Errorf("could not record the job in the store: %w", err)
+		w.o.Policy.Done(actx, p.call, err, started)
+		return mcp.NewToolResultError(fmt.Sprintf("%s: %v. Nothing was sent.", p.tool, err)), nil
+	}
 	if w.o.Events != nil {
 		j.onChange = func(info JobInfo) { w.o.Events.RecordJob(context.WithoutCancel(ctx), info) }
 	}
 	w.jobs.add(j, taskID)
 	release()                   // the running job now holds the server
 	j.update(func(*JobInfo) {}) // record "running"
+	go w.keepLease(j)
 	go w.run(jctx, actx, j, p, started)
 	wait := waitFor(req, w.o.DefaultWait)
 	if task {
@@ -284,27 +312,33 @@ func (w *Workflows) run(jctx, actx context.Context, j *job, p *plan, started tim
 			w.log.Error("workflow panicked", zap.String("job", j.info.ID), zap.Any("panic", r))
 		}
 		w.o.Policy.Done(actx, p.call, err, started)
-		abortable := j.abortable() // read before update: update holds the job's lock
-		j.update(func(i *JobInfo) {
-			i.Finished = w.o.Now()
-			switch {
-			case err == nil:
-				i.State, i.Message = Done, "finished"
-				i.Stage = i.Stages
-			case errors.Is(err, context.Canceled) && !abortable:
-				i.State = Detached
-			case errors.Is(err, context.Canceled):
-				i.State, i.Message, i.Error = Cancelled, "cancelled", "cancelled"
-			default:
-				i.State, i.Error = Failed, err.Error()
-				i.Message = "failed: " + err.Error()
-			}
-		})
-		j.cancel()
-		close(j.done)
-		w.jobs.finished(j)
+		w.end(j, err)
 	}()
 	err = p.run(jctx, j)
+}
+
+// end records a job's outcome (in the store too) and releases it.
+func (w *Workflows) end(j *job, err error) {
+	abortable := j.abortable() // read before update: update holds the job's lock
+	j.update(func(i *JobInfo) {
+		i.Finished = w.o.Now()
+		switch {
+		case err == nil:
+			i.State, i.Message = Done, "finished"
+			i.Stage = i.Stages
+		case errors.Is(err, context.Canceled) && !abortable:
+			i.State = Detached
+		case errors.Is(err, context.Canceled):
+			i.State, i.Message, i.Error = Cancelled, "cancelled", "cancelled"
+		default:
+			i.State, i.Error = Failed, err.Error()
+			i.Message = "failed: " + err.Error()
+		}
+	})
+	w.settle(j, j.snapshot())
+	j.cancel()
+	close(j.done)
+	w.jobs.finished(j)
 }
 
 // Shutdown stops following every running job before the process exits. A PXE reinstall
@@ -315,6 +349,12 @@ func (w *Workflows) Shutdown(ctx context.Context) {
 	for _, j := range w.jobs.runningJobs() {
 		if j.abortOnShutdown {
 			w.log.Warn("shutting down: aborting and cleaning up a PXE reinstall", zap.String("job", j.snapshot().ID))
+		} else if j.lease != nil {
+			j.update(func(i *JobInfo) {
+				i.Message = "handed over at shutdown: the job stays recorded on this data dir and the next hostkey-mcp process takes it over " +
+					"(a running server at once; or hostkey-mcp call server_job_watch job_id=" + i.ID + ")"
+			})
+			j.detach()
 		} else {
 			j.update(func(i *JobInfo) {
 				i.Message = "detached at shutdown; still running at invapi (eq_callback_check key=" + i.Key + ")"
@@ -394,6 +434,11 @@ func (w *Workflows) follow(ctx context.Context, req mcp.CallToolRequest, j *job,
 		info := j.snapshot()
 		text := fmt.Sprintf("%s on server %d is still running (%s; stage %d/%d). Nothing is lost: call server_job_watch with job_id=%s to keep watching, or server_job_cancel to stop it.",
 			info.Tool, info.ServerID, info.Message, info.Stage, info.Stages, info.ID)
+		if j.lease != nil {
+			text += " The job is recorded on this data dir: if this process stops, the next hostkey-mcp process on it takes the job over and follows it to its end."
+		} else {
+			text += " This process keeps no store (--ephemeral): the job is followed only while it runs."
+		}
 		return mcp.NewToolResultStructured(info, text), nil
 	}
 	return finalResult(j.snapshot()), nil
@@ -447,11 +492,20 @@ func (w *Workflows) step(ctx context.Context, j *job, tool string, args map[stri
 	if !ok {
 		return nil, fmt.Errorf("catalog has no %s", tool)
 	}
+	name := stepName(tool, args)
+	if err := w.intent(ctx, j, name, a.Module+"/"+a.Action); err != nil {
+		return nil, fmt.Errorf("%s/%s: %w", a.Module, a.Action, err)
+	}
 	resp, err := w.o.Client.Do(ctx, tools.RequestWithPIN(ctx, a, args, policy.PINFrom))
 	st := Step{Action: a.Module + "/" + a.Action, OK: err == nil}
 	if err != nil {
 		st.Error = err.Error()
 	}
+	sr := stepResult{OK: err == nil, Error: st.Error}
+	if resp != nil {
+		sr.Key = resp.Key
+	}
+	w.stepDone(ctx, j, name, sr)
 	j.update(func(i *JobInfo) { i.Steps = append(i.Steps, st) })
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", st.Action, err)

@@ -1,0 +1,219 @@
+package workflows_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/hostkey/hostkey-mcp/state"
+	"github.com/hostkey/hostkey-mcp/tools/toolstest"
+	"github.com/hostkey/hostkey-mcp/tools/workflows"
+)
+
+func openStore(t *testing.T, path string) state.Store {
+	t.Helper()
+	st, err := state.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// A job whose process stops is taken over by the next process on the store and followed
+// to its end there; the request that was sent is never sent again (issue "Processes are
+// replicas": jobs survive their process).
+func TestJobTakenOverByAnotherProcess(t *testing.T) {
+	jobTakenOver(t, filepath.Join(t.TempDir(), state.FileName))
+}
+
+func TestJobTakenOverByAnotherProcessPostgres(t *testing.T) { jobTakenOver(t, postgresTarget(t)) }
+
+func jobTakenOver(t *testing.T, path string) {
+	var opts workflows.Options
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		o.Store = openStore(t, path)
+		o.Owner = "process-a"
+		opts = *o
+	})
+	gate := e.gated()
+	args := reinstallArgs()
+	args["wait_seconds"] = 0
+	res, err := e.call(t, t.Context(), workflows.ReinstallTool, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := jobInfo(t, res)
+	if info.State != workflows.Running || !strings.Contains(toolstest.Text(res), "takes the job over") {
+		t.Fatalf("handle: %s", toolstest.Text(res))
+	}
+	// Process A stops once the install is under way: it hands the job over.
+	for e.wf.Jobs(0)[0].Key == "" {
+		time.Sleep(5 * time.Millisecond)
+	}
+	sctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	e.wf.Shutdown(sctx)
+	cancel()
+	if got := e.wf.Jobs(0); len(got) != 1 || got[0].State != workflows.Detached {
+		t.Fatalf("after shutdown A shows %+v", got)
+	}
+	// Process B, on the same store and invapi, takes it over and follows it to its end.
+	opts.Store, opts.Owner, opts.Operator = openStore(t, path), "process-b", true
+	b, err := workflows.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	tctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go b.TakeOver(tctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		jobs := b.Jobs(0)
+		if len(jobs) == 1 && jobs[0].State != workflows.Running {
+			if jobs[0].State != workflows.Done || jobs[0].ID != info.ID {
+				t.Fatalf("taken-over job ended %+v", jobs[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process B did not finish the job: %+v", jobs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := e.sent("eq", "order_instance"); n != 1 {
+		t.Fatalf("order_instance sent %d times, want 1", n)
+	}
+	wf, err := opts.Store.Workflow(t.Context(), info.ID)
+	if err != nil || wf.State != state.WorkflowDone || wf.Owner != "" && wf.Owner != "process-b" {
+		t.Fatalf("stored job %+v %v", wf, err)
+	}
+	for _, s := range wf.Steps {
+		if strings.Contains(string(s.Intent)+string(s.Result), "Secret-pass1") {
+			t.Fatal("the root password was stored with the job")
+		}
+	}
+}
+
+// An intent without a result (the process died while sending) is never repeated: the
+// process that takes the job over asks invapi and, unable to settle it, ends the job
+// saying what to check.
+func TestTakenOverJobDoesNotRepeatUnknownStep(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), state.FileName)
+	st := openStore(t, path)
+	l, err := st.CreateWorkflow(ctx, state.Workflow{ID: "job-00000000000000aa", Kind: workflows.ReinstallTool, State: state.WorkflowRunning,
+		Input: []byte(`{"server_id":40102}`), Created: time.Now()}, "dead", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.StepIntent(ctx, l, "eq_order_instance", []byte(`{"action":"eq/order_instance"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ReleaseLease(ctx, l); err != nil { // as if its lease had expired
+		t.Fatal(err)
+	}
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		o.Store, o.Owner, o.Operator = st, "cli", true
+	})
+	res := toolstest.CallWith(t, e.st.MCP, workflows.WatchTool, map[string]any{"job_id": "job-00000000000000aa", "wait_seconds": 10})
+	text := toolstest.Text(res)
+	if !res.IsError || !strings.Contains(text, "not sent again") || !strings.Contains(text, "eq_show id=40102") {
+		t.Fatalf("watch of a job that died mid-send: %s", text)
+	}
+	if n := e.sent("eq", "order_instance"); n != 0 {
+		t.Fatalf("order_instance sent %d times by the process that took the job over", n)
+	}
+}
+
+// A process that dies keeps its lease until it expires; then a server takes the job over
+// and finishes it. (The dead process is simulated by a store it can no longer write to.)
+func TestJobTakenOverAfterLeaseExpiry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), state.FileName)
+	var opts workflows.Options
+	deadStore, err := state.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		o.Store, o.Owner, o.LeaseTTL = deadStore, "dies", 300*time.Millisecond
+		opts = *o
+	})
+	gate := e.gated()
+	args := reinstallArgs()
+	args["wait_seconds"] = 0
+	info := jobInfo(t, toolstest.CallWith(t, e.st.MCP, workflows.ReinstallTool, args))
+	for e.wf.Jobs(0)[0].Key == "" {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = deadStore.Close() // the process is gone: no renewal, no writes, and (its gate
+	// never opens) no more requests
+	opts.Store, opts.Owner = openStore(t, path), "server"
+	opts.Sleep = func(ctx context.Context, d time.Duration) error {
+		e.st.Sim.Advance(d)
+		return ctx.Err()
+	}
+	b, err := workflows.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go b.TakeOver(tctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(b.Jobs(0)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the job of the dead process was not taken over after its lease expired")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer close(gate)
+	for {
+		if jobs := b.Jobs(0); jobs[0].State != workflows.Running {
+			if jobs[0].State != workflows.Done || jobs[0].ID != info.ID {
+				t.Fatalf("taken-over job ended %+v", jobs[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the taken-over job did not finish: %+v", b.Jobs(0))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := e.sent("eq", "order_instance"); n != 1 {
+		t.Fatalf("order_instance sent %d times, want 1", n)
+	}
+	e.wf.Shutdown(t.Context())
+}
+
+// A job taken over whose install key invapi no longer knows (the install ended while no
+// process followed it) ends at once saying so, instead of polling a dead key.
+func TestTakenOverJobWithForgottenKey(t *testing.T) {
+	ctx := t.Context()
+	st := openStore(t, filepath.Join(t.TempDir(), state.FileName))
+	l, err := st.CreateWorkflow(ctx, state.Workflow{ID: "job-00000000000000bb", Kind: workflows.ReinstallTool, State: state.WorkflowRunning,
+		Input: []byte(`{"server_id":40102}`), Created: time.Now()}, "dead", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.StepIntent(ctx, l, "eq_order_instance", []byte(`{"action":"eq/order_instance"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.StepDone(ctx, l, "eq_order_instance", []byte(`{"ok":true,"key":"00000000000000000000000000000000"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		o.Store, o.Owner, o.Operator = st, "cli", true
+	})
+	res := toolstest.CallWith(t, e.st.MCP, workflows.WatchTool, map[string]any{"job_id": "job-00000000000000bb", "wait_seconds": 10})
+	if text := toolstest.Text(res); !res.IsError || !strings.Contains(text, "no longer knows the install key") {
+		t.Fatalf("watch of a job whose key is gone: %s", text)
+	}
+}
