@@ -37,7 +37,7 @@ func (e *Engine) decide(ctx context.Context, t *turn, ask asker) verdict {
 	if e.o.DryRun && t.class != schemas.Read {
 		return stop(e.dryRun(t))
 	}
-	if res := e.checkCooldown(t); res != nil {
+	if res := e.checkCooldown(ctx, t); res != nil {
 		return stop(res)
 	}
 	if t.needsHuman() {
@@ -55,7 +55,11 @@ func (e *Engine) decide(ctx context.Context, t *turn, ask asker) verdict {
 			}
 		}
 	}
-	rsv, ref := e.limits.reserve(t.session, t.class == schemas.Destructive, t.call.ServerIDs)
+	rsv, ref, err := e.limits.reserve(ctx, t.session, t.class == schemas.Destructive, t.call.ServerIDs)
+	if err != nil {
+		e.log.Error("the rate limits could not be taken from the shared store: the call is refused", zap.Error(err))
+		return stop(e.refuse(t, DecisionDenied, storeUnavailableText, map[string]any{"store_unavailable": true}))
+	}
 	if ref != nil {
 		return stop(e.refuse(t, DecisionRateLimited, ref.text(), map[string]any{
 			"rate_limited": true, "limit": ref.Scope, "retry_after_seconds": ref.retrySeconds(),
@@ -94,7 +98,7 @@ func (e *Engine) admit(ctx context.Context, t *turn, v verdict, workflow bool) (
 			v.rsv.release()
 			return ctx, nil, e.refuse(t, DecisionDenied, "This call needs the account PIN, no PIN is configured on the server and none was typed on an approval page. Nothing was sent.", nil)
 		}
-		if res := e.checkCooldown(t); res != nil {
+		if res := e.checkCooldown(ctx, t); res != nil {
 			v.rsv.release()
 			return ctx, nil, res
 		}
@@ -140,11 +144,15 @@ func (e *Engine) unconfirmedHow(t *turn) channel {
 	return viaNone
 }
 
-func (e *Engine) checkCooldown(t *turn) *mcp.CallToolResult {
+func (e *Engine) checkCooldown(ctx context.Context, t *turn) *mcp.CallToolResult {
 	if !t.call.NeedsPIN {
 		return nil
 	}
-	if left := e.pinCooldownLeft(); left > 0 {
+	left, err := e.pinCooldownLeft(ctx)
+	if err != nil {
+		return e.refuse(t, DecisionDenied, storeUnavailableText, map[string]any{"store_unavailable": true})
+	}
+	if left > 0 {
 		return e.refuse(t, DecisionDenied, cooldownText(left), map[string]any{
 			"pin_cooldown": true, "retry_after_seconds": int(left.Round(time.Second).Seconds()),
 		})

@@ -105,9 +105,21 @@ func ArgsHash(tool string, args map[string]any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// qualify makes a session ID unique among the processes sharing a store: every stdio
+// server calls its one session "stdio", and an approval or a per-session bucket of one
+// process must not be another's. HTTP session IDs are random already (and shared by
+// replicas); "" (no session: workflows, tests) stays as it is.
+func (e *Engine) qualify(session string) string {
+	if e.st != nil && session == "stdio" {
+		return session + "-" + e.instance
+	}
+	return session
+}
+
 func (e *Engine) newTurn(ctx context.Context, call *Call) *turn {
 	t := &turn{call: call, class: e.ClassOf(call), start: e.now()}
 	t.session, t.client, t.form, t.url = clientView(ctx)
+	t.session = e.qualify(t.session)
 	t.argsHash = ArgsHash(call.Tool, call.Args)
 	t.key = t.session + "\x00" + call.Tool + "\x00" + t.argsHash
 	t.wouldConfirm = t.class == schemas.Destructive ||
@@ -327,7 +339,7 @@ func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, n
 	if msg := e.checkScope(ctx, t.call, t.class); msg != "" {
 		return fail(e.refuse(t, DecisionDeniedScope, msg, nil))
 	}
-	if res := e.checkCooldown(t); res != nil {
+	if res := e.checkCooldown(ctx, t); res != nil {
 		return fail(res)
 	}
 	switch h.stage {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -8,7 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/time/rate"
+
+	"github.com/hostkey/hostkey-mcp/state"
 )
 
 // Limit is one token bucket: Rate events per second, bursts of Burst. The zero value,
@@ -62,6 +66,8 @@ func ParseLimit(s string) (Limit, error) {
 type limiters struct {
 	cfg Limits
 	now func() time.Time
+	st  state.RateLimits // non-nil: the buckets are shared by every process on the store
+	log *zap.Logger
 
 	mu          sync.Mutex
 	global      *bucket
@@ -93,13 +99,17 @@ func (b *bucket) fill(now time.Time) {
 	}
 }
 
-func newLimiters(cfg Limits, now func() time.Time) (*limiters, error) {
+func newLimiters(cfg Limits, now func() time.Time, st state.RateLimits) (*limiters, error) {
 	for name, l := range map[string]Limit{"global": cfg.Global, "destructive": cfg.Destructive, "server": cfg.Server, "session": cfg.Session} {
 		if !l.unlimited() && (l.Rate <= 0 || l.Burst < 1) {
 			return nil, fmt.Errorf("policy: %s rate limit %v:%d: want a rate above 0 and a burst of at least 1", name, float64(l.Rate), l.Burst)
 		}
 	}
 	l := &limiters{cfg: cfg, now: now, server: map[int64]*bucket{}, session: map[string]*bucket{}}
+	if st != nil {
+		l.st = st
+		return l, nil
+	}
 	if !cfg.Global.unlimited() {
 		l.global = newBucket(cfg.Global, now())
 	}
@@ -115,7 +125,8 @@ func newLimiters(cfg Limits, now func() time.Time) (*limiters, error) {
 type reservation struct {
 	l       *limiters
 	buckets []*bucket
-	settled bool // under l.mu
+	shared  []state.TokenRequest // the tokens taken from the shared store
+	settled bool                 // under l.mu
 }
 
 // release gives the tokens back. It is safe on nil and after charge or release.
@@ -124,11 +135,22 @@ func (r *reservation) release() {
 		return
 	}
 	r.l.mu.Lock()
-	defer r.l.mu.Unlock()
 	if r.settled {
+		r.l.mu.Unlock()
 		return
 	}
 	r.settled = true
+	if r.shared != nil {
+		r.l.mu.Unlock()
+		// Not the call's context: the tokens go back even when the call was cancelled.
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		if err := r.l.st.RefundTokens(ctx, r.shared); err != nil && r.l.log != nil {
+			r.l.log.Warn("rate tokens of a call that sent nothing could not be given back to the shared store", zap.Error(err))
+		}
+		return
+	}
+	defer r.l.mu.Unlock()
 	now := r.l.now()
 	for _, b := range r.buckets {
 		b.fill(now)
@@ -190,7 +212,10 @@ func describeRate(r rate.Limit) string {
 // reserve checks every bucket the call falls in and, only when all have a token, takes
 // one from each and returns them as a reservation. Otherwise it takes nothing and
 // returns the refusal with the longest wait.
-func (l *limiters) reserve(session string, destructive bool, servers []int64) (*reservation, *rateRefusal) {
+func (l *limiters) reserve(ctx context.Context, session string, destructive bool, servers []int64) (*reservation, *rateRefusal, error) {
+	if l.st != nil {
+		return l.reserveShared(ctx, session, destructive, servers)
+	}
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -248,14 +273,67 @@ func (l *limiters) reserve(session string, destructive bool, servers []int64) (*
 		}
 	}
 	if worst != nil {
-		return nil, worst
+		return nil, worst, nil
 	}
 	r := &reservation{l: l}
 	for _, w := range wants {
 		w.b.tokens--
 		r.buckets = append(r.buckets, w.b)
 	}
-	return r, nil
+	return r, nil, nil
+}
+
+// Bucket names in the shared store.
+const (
+	bucketGlobal      = "rate:global"
+	bucketDestructive = "rate:destructive"
+	bucketServer      = "rate:server:"  // + server ID
+	bucketSession     = "rate:session:" // + session ID
+)
+
+// reserveShared is reserve on the shared store: every bucket the call falls in is taken
+// in one transaction, all or none, so the limits hold for all processes together.
+func (l *limiters) reserveShared(ctx context.Context, session string, destructive bool, servers []int64) (*reservation, *rateRefusal, error) {
+	var reqs []state.TokenRequest
+	refusal := map[string]rateRefusal{}
+	add := func(name string, lim Limit, ref rateRefusal) {
+		reqs = append(reqs, state.TokenRequest{Bucket: name, N: 1, Rate: float64(lim.Rate), Burst: float64(lim.Burst)})
+		ref.Limit = lim
+		refusal[name] = ref
+	}
+	if !l.cfg.Global.unlimited() {
+		add(bucketGlobal, l.cfg.Global, rateRefusal{Scope: "global"})
+	}
+	if !l.cfg.Session.unlimited() {
+		add(bucketSession+session, l.cfg.Session, rateRefusal{Scope: "session"})
+	}
+	if destructive {
+		if !l.cfg.Destructive.unlimited() {
+			add(bucketDestructive, l.cfg.Destructive, rateRefusal{Scope: "destructive"})
+		}
+		if !l.cfg.Server.unlimited() {
+			seen := map[int64]bool{}
+			for _, id := range servers {
+				if !seen[id] {
+					seen[id] = true
+					add(bucketServer+strconv.FormatInt(id, 10), l.cfg.Server, rateRefusal{Scope: "server", ServerID: id})
+				}
+			}
+		}
+	}
+	if len(reqs) == 0 {
+		return nil, nil, nil
+	}
+	res, err := l.st.TakeTokens(ctx, reqs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !res.OK {
+		ref := refusal[res.Blocked]
+		ref.RetryAfter = res.RetryAfter
+		return nil, &ref, nil
+	}
+	return &reservation{l: l, shared: reqs}, nil, nil
 }
 
 // prune drops per-session and per-server buckets that have been idle long enough to be

@@ -1,0 +1,161 @@
+package policy_test
+
+import (
+	"context"
+	"database/sql"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to make a schema per test
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/state"
+)
+
+// onStores runs f once per engine of the shared store. open opens the same store again,
+// as another process would: every engine built on what it returns shares the state.
+func onStores(t *testing.T, f func(t *testing.T, open func() state.Store)) {
+	engines := []struct {
+		name   string
+		target func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "state.db") }},
+		{"postgres", func(t *testing.T) string { return pgSchema(t) }},
+	}
+	for _, en := range engines {
+		t.Run(en.name, func(t *testing.T) {
+			target := en.target(t)
+			f(t, func() state.Store {
+				t.Helper()
+				st, err := state.Open(context.Background(), target)
+				if err != nil {
+					t.Fatalf("open the store: %v", err)
+				}
+				t.Cleanup(func() { _ = st.Close() })
+				return st
+			})
+		})
+	}
+}
+
+// pgSchema is a fresh schema on the test cluster; skipped without one, except under CI.
+func pgSchema(t *testing.T) string {
+	base := os.Getenv("HOSTKEY_TEST_POSTGRES_URL")
+	if base == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("HOSTKEY_TEST_POSTGRES_URL is not set under CI=true: .ci/run must start PostgreSQL")
+		}
+		t.Skip("HOSTKEY_TEST_POSTGRES_URL not set")
+	}
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	schema := strings.ToLower(state.NewID("tp_"))
+	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if db, err := sql.Open("pgx", base); err == nil {
+			_, _ = db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
+			db.Close()
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Issue 15: the PIN cool-down was per process. A wrong PIN in one process now pauses
+// PIN calls in another on the same store: nothing reaches invapi from the second.
+func TestSharedPINCooldown(t *testing.T) {
+	onStores(t, func(t *testing.T, open func() state.Store) {
+		const wrong = "WRONG-pin-8812"
+		a := newEnv(t, envOpts{PIN: wrong, Policy: policy.Options{State: open(), PINCooldown: 15 * time.Minute}})
+		b := newEnv(t, envOpts{Policy: policy.Options{State: open(), PINCooldown: 15 * time.Minute}})
+		ca, _ := a.connect(legacyClient, &elicitor{env: a}, formOnly)
+		res := a.call(ca, "eq_reboot", map[string]any{"id": 40101})
+		if !res.IsError || !strings.Contains(text(res), "PIN") {
+			t.Fatalf("wrong PIN: %s", text(res))
+		}
+		el := &elicitor{env: b}
+		cb, _ := b.connect(legacyClient, el, formOnly)
+		res = b.call(cb, "eq_on", map[string]any{"id": 40101})
+		if !res.IsError || !strings.Contains(text(res), "PIN actions are paused") {
+			t.Fatalf("another process during the cool-down: %s", text(res))
+		}
+		if n := len(b.sent("eq", "on")); n != 0 {
+			t.Fatalf("%d PIN calls sent by the other process during the cool-down", n)
+		}
+		if len(el.requests()) != 0 {
+			t.Fatal("a human was asked to confirm a call the cool-down refuses")
+		}
+		// Calls without the PIN are not affected.
+		if res := b.call(cb, "eq_show", map[string]any{"id": 40101}); res.IsError {
+			t.Fatalf("eq_show during the cool-down: %s", text(res))
+		}
+	})
+}
+
+// Rate limits are taken from the shared store: a destructive call sent by one process
+// uses the token for both; one declined in the other gives it back (nothing was sent).
+func TestSharedRateLimitsWithRefund(t *testing.T) {
+	onStores(t, func(t *testing.T, open func() state.Store) {
+		lim := policy.Limits{Destructive: limit(t, "0.0167:1")}
+		a := newEnv(t, envOpts{Policy: policy.Options{State: open(), Limits: lim}})
+		b := newEnv(t, envOpts{Policy: policy.Options{State: open(), Limits: lim}})
+		elA := &elicitor{env: a, form: mcp.ElicitationResponseActionDecline}
+		ca, _ := a.connect(mrtrClient, elA, formOnly)
+		cb, _ := b.connect(legacyClient, &elicitor{env: b}, formOnly)
+
+		if res := a.call(ca, "eq_reboot", map[string]any{"id": 40101}); !res.IsError || !strings.Contains(text(res), "Nothing was sent") {
+			t.Fatalf("declined in A: %s", text(res))
+		}
+		if res := b.call(cb, "eq_reboot", map[string]any{"id": 40101}); res.IsError {
+			t.Fatalf("B after A's decline (the token must be back): %s", text(res))
+		}
+		elA.mu.Lock()
+		elA.form = mcp.ElicitationResponseActionAccept
+		elA.mu.Unlock()
+		res := a.call(ca, "eq_reboot", map[string]any{"id": 40101})
+		if !res.IsError || !strings.Contains(text(res), "Rate limited: destructive calls") {
+			t.Fatalf("A after B's sent reboot: %s", text(res))
+		}
+		if n := len(a.sent("eq", "reboot")); n != 0 {
+			t.Fatalf("A sent %d reboots", n)
+		}
+	})
+}
+
+// Every stdio server calls its session "stdio": on a shared store, per-session buckets
+// of two processes stay apart.
+func TestSharedSessionBucketsPerProcess(t *testing.T) {
+	onStores(t, func(t *testing.T, open func() state.Store) {
+		lim := policy.Limits{Session: limit(t, "0.0167:1")}
+		a := newEnv(t, envOpts{Policy: policy.Options{State: open(), Limits: lim}})
+		b := newEnv(t, envOpts{Policy: policy.Options{State: open(), Limits: lim}})
+		ca, _ := a.connect(legacyClient, &elicitor{env: a}, formOnly)
+		cb, _ := b.connect(legacyClient, &elicitor{env: b}, formOnly)
+		if res := a.call(ca, "eq_show", map[string]any{"id": 40101}); res.IsError {
+			t.Fatal(text(res))
+		}
+		if res := b.call(cb, "eq_show", map[string]any{"id": 40101}); res.IsError {
+			t.Fatalf("B's session shares A's bucket: %s", text(res))
+		}
+		if res := a.call(ca, "eq_show", map[string]any{"id": 40101}); !res.IsError || !strings.Contains(text(res), "Rate limited") {
+			t.Fatalf("A's second call: %s", text(res))
+		}
+	})
+}
