@@ -43,9 +43,16 @@ func (e *Engine) decide(ctx context.Context, t *turn, ask asker) verdict {
 	if t.needsHuman() {
 		// The repeat of a call approved outside the model (two-step flow). Its rate tokens
 		// were reserved when the approval was asked for.
+		if id := e.store.keyID(t.key); id != "" {
+			e.syncApproval(ctx, id) // approved or declined through another process?
+		}
 		if v, pin, rsv, ok := e.store.twoStep(e.now(), t.key); ok {
 			switch v.State {
 			case stateApproved:
+				if err := e.useApproval(ctx, v.ID, t.session); err != nil {
+					rsv.release()
+					return stop(e.refuse(t, DecisionDenied, fmt.Sprintf("Approval %s was already used or could not be checked in the shared store. Nothing was sent. Call the tool again to ask for a new approval.", v.ID), map[string]any{"approval_id": v.ID}))
+				}
 				return verdict{pin: pin, decision: DecisionConfirmed, via: viaApproval(v.Via), rsv: rsv}
 			case stateDeclined:
 				rsv.release()

@@ -224,6 +224,11 @@ func (e *Engine) newApproval(ctx context.Context, t *turn, kind string, confirme
 		rsv.release()
 		return nil, e.busy(t, err)
 	}
+	if err := e.shareApproval(ctx, a); err != nil {
+		e.store.cancel(a.ID) // gives the tokens back
+		e.log.Error("an approval could not be recorded in the shared store: the call is refused", zap.Error(err))
+		return nil, e.refuse(t, DecisionDenied, storeUnavailableText, map[string]any{"store_unavailable": true})
+	}
 	return a, nil
 }
 
@@ -249,7 +254,7 @@ func (e *Engine) askPage(ctx context.Context, t *turn, confirmed bool, rsv *rese
 		approvalID: a.ID, expires: a.Expires.Add(time.Minute),
 	}, 0)
 	if err != nil {
-		e.store.cancel(a.ID)
+		e.forgetApproval(a.ID)
 		return e.busy(t, err)
 	}
 	e.record(t, DecisionPending, "sent the human to the local page (URL mode)", viaURL, "", 0)
@@ -323,7 +328,7 @@ func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, n
 		if h != nil {
 			h.rsv.release()
 			if h.approvalID != "" {
-				e.store.cancel(h.approvalID)
+				e.forgetApproval(h.approvalID)
 			}
 		}
 		return e.refuse(t, DecisionDenied, "The confirmation state of this call is unknown, expired, already used or belongs to another call. Nothing was sent. Call the tool again to ask for a new confirmation.", nil), nil
@@ -332,7 +337,7 @@ func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, n
 	fail := func(res *mcp.CallToolResult) (*mcp.CallToolResult, error) {
 		h.rsv.release()
 		if h.approvalID != "" {
-			e.store.cancel(h.approvalID)
+			e.forgetApproval(h.approvalID)
 		}
 		return res, nil
 	}
@@ -364,7 +369,7 @@ func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, n
 			return fail(res)
 		}
 		// Accept in URL mode means "the human went to the page": wait for the page.
-		v, pin, rsv, err := e.store.wait(ctx, e.now, h.approvalID)
+		v, pin, rsv, err := e.waitApproval(ctx, h.approvalID, t.session)
 		switch {
 		case errors.Is(err, errNoAnswer):
 			return e.refuse(t, DecisionDenied, "The local page was not submitted in time. Nothing was sent. Call the tool again to start over.", nil), nil

@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"database/sql"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -156,6 +157,95 @@ func TestSharedSessionBucketsPerProcess(t *testing.T) {
 		}
 		if res := a.call(ca, "eq_show", map[string]any{"id": 40101}); !res.IsError || !strings.Contains(text(res), "Rate limited") {
 			t.Fatalf("A's second call: %s", text(res))
+		}
+	})
+}
+
+// botPost answers approval id through env e's approvals API (another process's).
+func botPost(t *testing.T, e *env, token, id, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.pages.URL+"/policy/api/approvals/"+id, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err) // may run in a goroutine
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Issue 15: approvals were per process. A two-step approval asked for in one process is
+// decided through another's approvals API, honoured by the asking process (its session
+// only) and used once.
+func TestSharedApprovalDecidedElsewhere(t *testing.T) {
+	onStores(t, func(t *testing.T, open func() state.Store) {
+		const bot = "bot-credential-77aa"
+		po := func() policy.Options {
+			return policy.Options{State: open(), Confirm: policy.ConfirmToken, ApproverToken: bot}
+		}
+		a := newEnv(t, envOpts{NoPage: true, Policy: po()})
+		b := newEnv(t, envOpts{NoPage: true, Policy: po()})
+		ca, _ := a.connect(legacyClient, nil, nil)
+		args := map[string]any{"id": 40101}
+		id, _ := approvalOf(t, a.call(ca, "eq_reboot", args))
+
+		if code := botDecide(t, b, bot, "nope-"+id, "approve"); code != http.StatusNotFound {
+			t.Fatalf("an unknown approval through B: %d", code)
+		}
+		if code := botDecide(t, b, bot, id, "approve"); code != http.StatusOK {
+			t.Fatalf("A's approval through B's API: %d", code)
+		}
+		// Decided once, whichever process is asked next.
+		if code := botDecide(t, a, bot, id, "decline"); code != http.StatusConflict {
+			t.Fatalf("a second decision through A: %d", code)
+		}
+		// Another process's session does not get it.
+		cb, _ := b.connect(legacyClient, nil, nil)
+		if id2, _ := approvalOf(t, b.call(cb, "eq_reboot", args)); id2 == id {
+			t.Fatal("another process's session got the approval")
+		}
+		res := a.call(ca, "eq_reboot", args)
+		if res.IsError {
+			t.Fatalf("the approved repeat in A: %s", text(res))
+		}
+		if n := len(a.sent("eq", "reboot")); n != 1 {
+			t.Fatalf("%d reboots sent, want 1", n)
+		}
+		approvalOf(t, a.call(ca, "eq_reboot", args)) // spent: a new approval is asked for
+		if n := len(a.sent("eq", "reboot")) + len(b.sent("eq", "reboot")); n != 1 {
+			t.Fatalf("%d reboots sent after the replay, want 1", n)
+		}
+	})
+}
+
+// A call waiting for the local page (URL mode) is answered by a bot through another
+// process: the waiting process sees the decision through the store and sends once.
+func TestSharedPageApprovalAnsweredElsewhere(t *testing.T) {
+	onStores(t, func(t *testing.T, open func() state.Store) {
+		const bot = "bot-credential-99cc"
+		a := newEnv(t, envOpts{NoPIN: true, Policy: policy.Options{State: open(), ApproverToken: bot}})
+		b := newEnv(t, envOpts{NoPIN: true, Policy: policy.Options{State: open(), ApproverToken: bot}})
+		el := &elicitor{env: a, page: "none"}
+		el.onURL = func(req mcp.ElicitationRequest) {
+			// Answered while A waits (the answer comes through the store).
+			go func() {
+				// The PIN is needed and not configured in A: a PIN cannot travel from B.
+				if code := botPost(t, b, bot, req.Params.ElicitationID, `{"decision":"approve","pin":"`+testPIN+`"}`); code != http.StatusConflict {
+					t.Errorf("approve with a PIN through B: %d", code)
+				}
+				if code := botDecide(t, b, bot, req.Params.ElicitationID, "decline"); code != http.StatusOK {
+					t.Errorf("decline through B: %d", code)
+				}
+			}()
+		}
+		ca, _ := a.connect(legacyClient, el, formAndURL)
+		res := a.call(ca, "eq_reboot", map[string]any{"id": 40101})
+		if !res.IsError || !strings.Contains(text(res), "declined") {
+			t.Fatalf("declined through B: %s", text(res))
+		}
+		if n := len(a.sent("eq", "reboot")); n != 0 {
+			t.Fatalf("%d reboots sent after a decline", n)
 		}
 	})
 }
