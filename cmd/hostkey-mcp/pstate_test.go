@@ -5,7 +5,10 @@ package main
 // all talk to one simulator this test serves, so what reached invapi is counted once.
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -132,5 +135,108 @@ func TestDestructiveRateLimitAcrossProcesses(t *testing.T) {
 	wg.Wait()
 	if n := simSent(s, "eq", "reboot"); n > 2 || limited != 4 {
 		t.Fatalf("burst 2 across two processes: %d reboots reached invapi, %d calls rate limited, %d others", n, limited, other)
+	}
+}
+
+// stdioServer starts a stdio hostkey-mcp process and returns its client and the base
+// URL of its approvals API (read from its log: the port is chosen at start).
+func stdioServer(t *testing.T, env []string, args ...string) (*client.Client, string) {
+	t.Helper()
+	c, err := client.NewStdioMCPClient(binary, env, append(args, "--log-format", "json", "--log-level", "info")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	stderr, ok := client.GetStderr(c)
+	if !ok {
+		t.Fatal("no stderr")
+	}
+	found := make(chan string, 1)
+	go func() { // drains stderr for the process's lifetime
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			var line struct {
+				Msg    string `json:"msg"`
+				BotAPI string `json:"bot_api"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "approval listener" {
+				select {
+				case found <- strings.TrimSuffix(line.BotAPI, "{id}"):
+				default:
+				}
+			}
+		}
+	}()
+	initialize(t, c)
+	select {
+	case api := <-found:
+		return c, api
+	case <-t.Context().Done():
+		t.Fatal("no approval listener logged")
+	}
+	return nil, ""
+}
+
+func callTool(t *testing.T, c *client.Client, name string, args map[string]any) (*mcp.CallToolResult, string) {
+	t.Helper()
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = name, args
+	res, err := c.CallTool(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, ct := range res.Content {
+		if tc, ok := ct.(mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return res, b.String()
+}
+
+// An approval asked for in one stdio server is decided through another process's
+// approvals API (the bot), honoured by the asking process and used once.
+func TestApprovalAcrossProcesses(t *testing.T) {
+	const bot = "bot-credential-3c4d"
+	s, env := sharedSim(t)
+	env = append(env, "HOSTKEY_PIN="+s.PIN(), "HOSTKEY_APPROVER_TOKEN="+bot)
+	dir := t.TempDir()
+	a, _ := stdioServer(t, env, "--data-dir", dir, "--confirm", "token", "--rate-server", "off")
+	_, apiB := stdioServer(t, env, "--data-dir", dir, "--confirm", "token", "--rate-server", "off")
+
+	args := map[string]any{"id": 40101}
+	res, out := callTool(t, a, "eq_reboot", args)
+	id, _ := res.StructuredContent.(map[string]any)["approval_id"].(string)
+	if !res.IsError || id == "" {
+		t.Fatalf("want an approval id: %s", out)
+	}
+	post := func(id, decision string) int {
+		req, _ := http.NewRequest(http.MethodPost, apiB+id, strings.NewReader(`{"decision":"`+decision+`"}`))
+		req.Header.Set("Authorization", "Bearer "+bot)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(id, "approve"); code != http.StatusOK {
+		t.Fatalf("approve through the other process: %d", code)
+	}
+	if code := post(id, "decline"); code != http.StatusConflict {
+		t.Fatalf("a second decision: %d", code)
+	}
+	if n := simSent(s, "eq", "reboot"); n != 0 {
+		t.Fatalf("%d reboots before the repeat", n)
+	}
+	if res, out := callTool(t, a, "eq_reboot", args); res.IsError {
+		t.Fatalf("the approved repeat: %s", out)
+	}
+	if res, out := callTool(t, a, "eq_reboot", args); !res.IsError || !strings.Contains(out, "onfirmation required") {
+		t.Fatalf("a replay of the used approval: %s", out)
+	}
+	if n := simSent(s, "eq", "reboot"); n != 1 {
+		t.Fatalf("%d reboots sent, want exactly 1", n)
 	}
 }
