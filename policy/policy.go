@@ -90,6 +90,13 @@ type Auditor interface {
 	Append(e audit.Entry) (hash string, err error)
 }
 
+// LaterAuditor is an Auditor that can also queue an entry for a background writer
+// (*audit.Chain): the policy uses it for reads it lets through.
+type LaterAuditor interface {
+	Auditor
+	AppendLater(e audit.Entry)
+}
+
 // ConfirmMode is how a human confirms: Options.Confirm.
 type ConfirmMode string
 

@@ -68,6 +68,9 @@ type limiters struct {
 	now func() time.Time
 	st  state.RateLimits // non-nil: the buckets are shared by every process on the store
 	log *zap.Logger
+	// leases are tokens of the global and session buckets this process took from the
+	// store ahead of its calls (under mu), so most calls need no store round trip.
+	leases map[string]*lease
 
 	mu          sync.Mutex
 	global      *bucket
@@ -126,6 +129,7 @@ type reservation struct {
 	l       *limiters
 	buckets []*bucket
 	shared  []state.TokenRequest // the tokens taken from the shared store
+	leased  []state.TokenRequest // the tokens taken from this process's leases
 	settled bool                 // under l.mu
 }
 
@@ -140,8 +144,14 @@ func (r *reservation) release() {
 		return
 	}
 	r.settled = true
-	if r.shared != nil {
+	if r.l.st != nil {
+		for _, q := range r.leased {
+			r.l.giveBack(q, 1) // back to the lease this process holds
+		}
 		r.l.mu.Unlock()
+		if len(r.shared) == 0 {
+			return
+		}
 		// Not the call's context: the tokens go back even when the call was cancelled.
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 		defer cancel()
@@ -324,18 +334,133 @@ func (l *limiters) reserveShared(ctx context.Context, session string, destructiv
 	if len(reqs) == 0 {
 		return nil, nil, nil
 	}
-	res, err := l.st.TakeTokens(ctx, reqs)
-	if err != nil {
-		return nil, nil, err
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := &reservation{l: l}
+	var fetch []state.TokenRequest // what the leases do not cover
+	for _, q := range reqs {
+		if ls := l.leases[q.Bucket]; ls != nil && ls.tokens >= 1 {
+			continue
+		}
+		fetch = append(fetch, q)
 	}
-	if !res.OK {
-		ref := refusal[res.Blocked]
-		ref.RetryAfter = res.RetryAfter
-		return nil, &ref, nil
+	if len(fetch) > 0 {
+		// Take a lease's worth of the leasable buckets with the call's own token, all
+		// or none; when the buckets are too low for that, exactly what the call needs.
+		ahead := make([]state.TokenRequest, len(fetch))
+		for i, q := range fetch {
+			ahead[i] = q
+			ahead[i].N = leaseSize(q)
+		}
+		res, err := l.st.TakeTokens(ctx, ahead)
+		if err == nil && !res.OK && !sameN(ahead, fetch) {
+			ahead = fetch
+			res, err = l.st.TakeTokens(ctx, ahead)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if !res.OK {
+			ref := refusal[res.Blocked]
+			ref.RetryAfter = res.RetryAfter
+			return nil, &ref, nil
+		}
+		for _, q := range ahead {
+			if q.N > 1 {
+				l.giveBack(q, q.N) // the call takes its token below
+			} else {
+				r.shared = append(r.shared, q)
+			}
+		}
 	}
-	return &reservation{l: l, shared: reqs}, nil, nil
+	for _, q := range reqs {
+		if containsReq(r.shared, q.Bucket) {
+			continue
+		}
+		l.leases[q.Bucket].tokens--
+		r.leased = append(r.leased, q)
+	}
+	return r, nil, nil
 }
 
+// lease is tokens of one shared bucket held by this process for its next calls. Tokens
+// idle for leaseIdle go back to the store, so a quiet process holds none.
+type lease struct {
+	req    state.TokenRequest
+	tokens float64
+	timer  *time.Timer
+}
+
+const leaseIdle = time.Second
+
+// leaseSize is how many tokens of a bucket to take ahead: the global and per-session
+// buckets with a burst of 6 or more lend half of it (at most 8), so at most one call in
+// three waits for the store; an idle process holds them for leaseIdle at most. The
+// destructive and per-server buckets are taken exactly, one per call.
+func leaseSize(q state.TokenRequest) float64 {
+	if !strings.HasPrefix(q.Bucket, bucketGlobal) && !strings.HasPrefix(q.Bucket, bucketSession) || q.Burst < 6 {
+		return 1
+	}
+	return math.Min(8, math.Floor(q.Burst/2))
+}
+
+func sameN(a, b []state.TokenRequest) bool {
+	for i := range a {
+		if a[i].N != b[i].N {
+			return false
+		}
+	}
+	return true
+}
+
+func containsReq(reqs []state.TokenRequest, bucket string) bool {
+	for _, q := range reqs {
+		if q.Bucket == bucket {
+			return true
+		}
+	}
+	return false
+}
+
+// giveBack adds n tokens to the lease of q's bucket (l.mu held) and restarts its idle
+// timer.
+func (l *limiters) giveBack(q state.TokenRequest, n float64) {
+	if l.leases == nil {
+		l.leases = map[string]*lease{}
+	}
+	bucket := q.Bucket
+	ls := l.leases[bucket]
+	if ls == nil {
+		ls = &lease{req: q}
+		l.leases[bucket] = ls
+		ls.timer = time.AfterFunc(leaseIdle, func() { l.expire(bucket, ls) })
+	} else {
+		ls.timer.Reset(leaseIdle)
+	}
+	ls.tokens += n
+}
+
+// expire returns an idle lease's tokens to the store.
+func (l *limiters) expire(bucket string, ls *lease) {
+	l.mu.Lock()
+	if l.leases[bucket] != ls {
+		l.mu.Unlock()
+		return
+	}
+	delete(l.leases, bucket)
+	n := ls.tokens
+	l.mu.Unlock()
+	if n < 1 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	q := ls.req
+	q.N = math.Floor(n)
+	if err := l.st.RefundTokens(ctx, []state.TokenRequest{q}); err != nil && l.log != nil {
+		l.log.Warn("leased rate tokens could not be given back to the shared store", zap.Error(err))
+	}
+}
 // prune drops per-session and per-server buckets that have been idle long enough to be
 // full again, so the maps do not grow with every session ever seen.
 func (l *limiters) prune(now time.Time) {

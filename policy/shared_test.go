@@ -249,3 +249,34 @@ func TestSharedPageApprovalAnsweredElsewhere(t *testing.T) {
 		}
 	})
 }
+
+// The global bucket is leased a few tokens at a time (most calls then need no store
+// round trip), yet two processes together never get more than its burst.
+func TestSharedGlobalLimitWithLeases(t *testing.T) {
+	onStores(t, func(t *testing.T, open func() state.Store) {
+		lim := policy.Limits{Global: limit(t, "0.0001:8")}
+		a := newEnv(t, envOpts{Policy: policy.Options{State: open(), Limits: lim}})
+		b := newEnv(t, envOpts{Policy: policy.Options{State: open(), Limits: lim}})
+		ca, _ := a.connect(legacyClient, nil, nil)
+		cb, _ := b.connect(legacyClient, nil, nil)
+		allowed := 0
+		for i := range 24 {
+			e, c := a, ca
+			if i%3 == 2 {
+				e, c = b, cb
+			}
+			res := e.call(c, "eq_show", map[string]any{"id": 40101})
+			switch {
+			case !res.IsError:
+				allowed++
+			case !strings.Contains(text(res), "Rate limited: calls to invapi"):
+				t.Fatalf("call %d: %s", i, text(res))
+			}
+		}
+		// Each process may hold up to 3 leased tokens unused (half the burst, less the
+		// call's own) until they go back after a second idle: between 2 and 8 get through.
+		if allowed > 8 || allowed < 2 {
+			t.Fatalf("%d calls let through with a global burst of 8 across two processes", allowed)
+		}
+	})
+}

@@ -74,9 +74,12 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 	}
 	// The store's chain is the audit log of every process on the data dir (export it
 	// with audit-export); --audit-log also keeps the file chain it always kept.
-	chain := audit.NewChain(st)
+	chain := audit.NewChain(st, func(err error) { a.log.Error("audit chain write failed", zap.Error(err)) })
 	stopChainAnchor := a.anchorChain(chain)
-	a.closers = append(a.closers, stopChainAnchor)
+	a.closers = append(a.closers, func() {
+		chain.Flush() // the queued lines, before the store closes
+		stopChainAnchor()
+	})
 	var auditLog policy.Auditor = chain
 	if cfg.AuditLog != "" {
 		l, err := audit.Open(cfg.AuditLog)
@@ -162,6 +165,11 @@ func (t teeAuditor) Append(e audit.Entry) (string, error) {
 	return hash, err
 }
 
+func (t teeAuditor) AppendLater(e audit.Entry) {
+	t.chain.AppendLater(e)
+	_, _ = t.file.Append(e)
+}
+
 // anchorChain logs the store chain's line count and head every auditHeadEvery and at
 // shutdown (the returned stop), as anchorAudit does for the file.
 func (a *app) anchorChain(c *audit.Chain) (stop func()) {
@@ -223,7 +231,7 @@ func auditExportCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		w = f
 	}
-	n, err := audit.NewChain(st).Export(ctx, w)
+	n, err := audit.NewChain(st, nil).Export(ctx, w)
 	if f != nil {
 		if cerr := f.Close(); err == nil {
 			err = cerr

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/hostkey/hostkey-mcp/state"
@@ -15,10 +16,54 @@ import (
 type Chain struct {
 	st      state.Audit
 	timeout time.Duration
+
+	once  sync.Once
+	queue chan Entry     // AppendLater's entries, written by one goroutine
+	idle  sync.WaitGroup // entries queued and not yet written
+	onErr func(error)
 }
 
-// NewChain appends to st's chain.
-func NewChain(st state.Audit) *Chain { return &Chain{st: st, timeout: 10 * time.Second} }
+// NewChain appends to st's chain. onErr (optional) hears of lines AppendLater could not
+// write.
+func NewChain(st state.Audit, onErr func(error)) *Chain {
+	return &Chain{st: st, timeout: 10 * time.Second, onErr: onErr}
+}
+
+// laterQueue bounds the lines waiting for the writer; beyond it AppendLater writes at once.
+const laterQueue = 4096
+
+// AppendLater queues e for a background writer, in order: for the decisions that must
+// not wait for a durable commit (reads let through). Flush writes what is queued; a
+// process killed before that loses the queued lines (the log line of each decision is
+// written at once).
+func (c *Chain) AppendLater(e Entry) {
+	c.once.Do(func() {
+		c.queue = make(chan Entry, laterQueue)
+		go func() {
+			for e := range c.queue {
+				if _, err := c.Append(e); err != nil && c.onErr != nil {
+					c.onErr(err)
+				}
+				c.idle.Done()
+			}
+		}()
+	})
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	c.idle.Add(1)
+	select {
+	case c.queue <- e:
+	default: // full: write it now rather than lose it
+		c.idle.Done()
+		if _, err := c.Append(e); err != nil && c.onErr != nil {
+			c.onErr(err)
+		}
+	}
+}
+
+// Flush waits until every queued line is written (at shutdown, before the store closes).
+func (c *Chain) Flush() { c.idle.Wait() }
 
 // Append seals e after the chain's head and stores it; it returns the line's hash.
 func (c *Chain) Append(e Entry) (string, error) {

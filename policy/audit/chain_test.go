@@ -23,7 +23,7 @@ func TestChainSharedByProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = st.Close() })
-		chains = append(chains, audit.NewChain(st))
+		chains = append(chains, audit.NewChain(st, nil))
 	}
 	const each = 20
 	var wg sync.WaitGroup
@@ -32,7 +32,12 @@ func TestChainSharedByProcesses(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range each {
-				if _, err := c.Append(audit.Entry{Time: time.Unix(int64(j), 0), Tool: "eq_show", Session: string(rune('a' + i)), Decision: "allowed"}); err != nil {
+				e := audit.Entry{Time: time.Unix(int64(j), 0), Tool: "eq_show", Session: string(rune('a' + i)), Decision: "allowed"}
+				if j%2 == 0 {
+					c.AppendLater(e) // queued lines join the same chain
+					continue
+				}
+				if _, err := c.Append(e); err != nil {
 					t.Error(err)
 					return
 				}
@@ -40,6 +45,9 @@ func TestChainSharedByProcesses(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	for _, c := range chains {
+		c.Flush()
+	}
 	var buf bytes.Buffer
 	n, err := chains[1].Export(context.Background(), &buf)
 	if err != nil || n != 2*each {
