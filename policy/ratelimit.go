@@ -461,6 +461,7 @@ func (l *limiters) expire(bucket string, ls *lease) {
 		l.log.Warn("leased rate tokens could not be given back to the shared store", zap.Error(err))
 	}
 }
+
 // prune drops per-session and per-server buckets that have been idle long enough to be
 // full again, so the maps do not grow with every session ever seen.
 func (l *limiters) prune(now time.Time) {
