@@ -172,6 +172,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(eng.Close) // before the store closes
 	mux := http.NewServeMux()
 	mux.Handle("/policy/", http.StripPrefix("/policy", eng.Handler()))
 	var h http.Handler = mux

@@ -297,6 +297,10 @@ func New(o Options) (*Engine, error) {
 	return e, nil
 }
 
+// Close gives the rate tokens this engine leased from the shared store back; call it
+// before the store closes. Calls after Close still work, without leases.
+func (e *Engine) Close() { e.limits.close() }
+
 // ClassOf returns the class the policy applies to call: an override by "module/action",
 // then by tool name, then the call's own class; destructive when unknown.
 func (e *Engine) ClassOf(call *Call) schemas.Class {

@@ -71,6 +71,7 @@ type limiters struct {
 	// leases are tokens of the global and session buckets this process took from the
 	// store ahead of its calls (under mu), so most calls need no store round trip.
 	leases map[string]*lease
+	closed bool // Close ran: no more leases
 
 	mu          sync.Mutex
 	global      *bucket
@@ -425,6 +426,9 @@ func containsReq(reqs []state.TokenRequest, bucket string) bool {
 // giveBack adds n tokens to the lease of q's bucket (l.mu held) and restarts its idle
 // timer.
 func (l *limiters) giveBack(q state.TokenRequest, n float64) {
+	if l.closed {
+		return // the engine stopped: the tokens come back with the refill
+	}
 	if l.leases == nil {
 		l.leases = map[string]*lease{}
 	}
@@ -438,6 +442,31 @@ func (l *limiters) giveBack(q state.TokenRequest, n float64) {
 		ls.timer.Reset(leaseIdle)
 	}
 	ls.tokens += n
+}
+
+// close gives every lease back to the store now and stops their timers.
+func (l *limiters) close() {
+	l.mu.Lock()
+	leases := l.leases
+	l.leases, l.closed = nil, true
+	l.mu.Unlock()
+	var reqs []state.TokenRequest
+	for _, ls := range leases {
+		ls.timer.Stop()
+		if ls.tokens >= 1 {
+			q := ls.req
+			q.N = math.Floor(ls.tokens)
+			reqs = append(reqs, q)
+		}
+	}
+	if len(reqs) == 0 || l.st == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := l.st.RefundTokens(ctx, reqs); err != nil && l.log != nil {
+		l.log.Warn("leased rate tokens could not be given back to the shared store", zap.Error(err))
+	}
 }
 
 // expire returns an idle lease's tokens to the store.

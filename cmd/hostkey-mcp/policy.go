@@ -123,6 +123,7 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, eng.Close) // leased rate tokens go back before the store closes
 	a.pageHandler.Store(eng.Handler())
 	return eng, nil
 }
