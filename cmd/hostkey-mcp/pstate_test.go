@@ -12,6 +12,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -238,5 +240,42 @@ func TestApprovalAcrossProcesses(t *testing.T) {
 	}
 	if n := simSent(s, "eq", "reboot"); n != 1 {
 		t.Fatalf("%d reboots sent, want exactly 1", n)
+	}
+}
+
+// Two processes' decisions land in one audit chain in the store; audit-export writes it
+// as the JSON Lines audit-verify checks, anchored by the head the server logs.
+func TestAuditChainAcrossProcessesExports(t *testing.T) {
+	s, env := sharedSim(t)
+	dir := t.TempDir()
+	for _, tool := range []string{"eq_show", "eq_status"} { // a read (queued line) and another
+		if code, out := cliRun(t, append(env, "HOSTKEY_PIN="+s.PIN()), "", tool, "id=40101", "--data-dir", dir, "--log-format", "json"); code != 0 {
+			t.Fatalf("%s: exit %d: %s", tool, code, out)
+		}
+	}
+	code, logOut := cliRun(t, append(env, "HOSTKEY_PIN="+s.PIN()), "", "eq_show", "id=40101", "--data-dir", dir, "--log-format", "json")
+	if code != 0 {
+		t.Fatal(logOut)
+	}
+	m := regexp.MustCompile(`"msg":"audit chain head[^"]*".*"lines":(\d+).*"head":"([0-9a-f]{64})"`).FindAllStringSubmatch(logOut, -1)
+	if len(m) == 0 {
+		t.Fatalf("no audit chain head logged at shutdown: %s", logOut)
+	}
+	file := filepath.Join(t.TempDir(), "audit.jsonl")
+	cmd := exec.Command(binary, "audit-export", "--data-dir", dir, file)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "exported 3 audit lines") {
+		t.Fatalf("audit-export: %v: %s", err, out)
+	}
+	last := m[len(m)-1]
+	if last[1] != "3" {
+		t.Fatalf("the logged head is at line %s, want 3", last[1])
+	}
+	if code, out := auditVerify(t, "--expect-lines", last[1], "--expect-head", last[2], file); code != 0 || !strings.Contains(out, "matches the anchor") {
+		t.Fatalf("audit-verify of the export: exit %d: %s", code, out)
+	}
+	b, _ := os.ReadFile(file)
+	if strings.Contains(string(b), s.PIN()) {
+		t.Fatal("the PIN is in the audit chain")
 	}
 }
