@@ -39,14 +39,7 @@ const laterQueue = 4096
 func (c *Chain) AppendLater(e Entry) {
 	c.once.Do(func() {
 		c.queue = make(chan Entry, laterQueue)
-		go func() {
-			for e := range c.queue {
-				if _, err := c.Append(e); err != nil && c.onErr != nil {
-					c.onErr(err)
-				}
-				c.idle.Done()
-			}
-		}()
+		go c.writer()
 	})
 	if e.Time.IsZero() {
 		e.Time = time.Now()
@@ -60,6 +53,56 @@ func (c *Chain) AppendLater(e Entry) {
 			c.onErr(err)
 		}
 	}
+}
+
+// maxBatch bounds the queued lines the writer commits at once.
+const maxBatch = 256
+
+// writer writes the queue in order: what has gathered while the last commit ran goes
+// in one commit when the store can batch.
+func (c *Chain) writer() {
+	batcher, _ := c.st.(state.AuditBatcher)
+	for e := range c.queue {
+		batch := []Entry{e}
+	more:
+		for batcher != nil && len(batch) < maxBatch {
+			select {
+			case e := <-c.queue:
+				batch = append(batch, e)
+			default:
+				break more
+			}
+		}
+		var err error
+		if len(batch) == 1 {
+			_, err = c.Append(batch[0])
+		} else {
+			err = c.appendBatch(batcher, batch)
+		}
+		if err != nil && c.onErr != nil {
+			c.onErr(err)
+		}
+		c.idle.Add(-len(batch))
+	}
+}
+
+func (c *Chain) appendBatch(b state.AuditBatcher, batch []Entry) error {
+	seals := make([]state.Sealer, len(batch))
+	for i := range batch {
+		e := batch[i]
+		e.Time = e.Time.UTC()
+		e.Hash = ""
+		seals[i] = func(prev string) ([]byte, string, error) {
+			e.Prev = prev
+			return Seal(e)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	if _, err := b.AppendAuditBatch(ctx, seals); err != nil {
+		return fmt.Errorf("audit chain: %w", err)
+	}
+	return nil
 }
 
 // Flush waits until every queued line is written (at shutdown, before the store closes).
