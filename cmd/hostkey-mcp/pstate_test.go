@@ -279,3 +279,22 @@ func TestAuditChainAcrossProcessesExports(t *testing.T) {
 		t.Fatal("the PIN is in the audit chain")
 	}
 }
+
+// Every stdio server names its one session "stdio": on a shared data dir, one process's
+// per-session bucket is not another's.
+func TestSessionLimitPerStdioProcess(t *testing.T) {
+	_, env := sharedSim(t)
+	dir := t.TempDir()
+	args := []string{"--data-dir", dir, "--rate-session", "0.0001:1", "--rate-global", "off"}
+	a, _ := stdioServer(t, env, args...)
+	b, _ := stdioServer(t, env, args...)
+	if res, out := callTool(t, a, "eq_show", map[string]any{"id": 40101}); res.IsError {
+		t.Fatalf("A: %s", out)
+	}
+	if res, out := callTool(t, b, "eq_show", map[string]any{"id": 40101}); res.IsError {
+		t.Fatalf("B shares A's session bucket: %s", out)
+	}
+	if res, out := callTool(t, a, "eq_show", map[string]any{"id": 40101}); !res.IsError || !strings.Contains(out, "calls in this MCP session") {
+		t.Fatalf("A's second call: %s", out)
+	}
+}
