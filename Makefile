@@ -78,6 +78,7 @@ dist:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./invapi/ ./tools/ ./webhook/...
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./state/
+	$(GO) test -run '^$$' -bench ToolCallState -benchtime 3s ./policy/
 	@ls -l $(BIN) | awk '{printf "binary size: %.1f MiB\n", $$5/1048576}'
 	$(GO) run ./cmd/hostkey-mcp/internal/coldstart ./$(BIN) 10
 	@$(MAKE) --no-print-directory toolsizes

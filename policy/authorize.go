@@ -102,14 +102,14 @@ func (e *Engine) askSync(ctx context.Context, t *turn, rsv *reservation) verdict
 	e.record(t, DecisionPending, "sent the human to the local page (URL mode)", viaURL, "", 0)
 	r, err := srv.RequestURLElicitation(ctx, sess, a.ID, e.pageURL(a.ID), e.pageMessage(t, a))
 	if err != nil {
-		e.store.cancel(a.ID)
+		e.forgetApproval(a.ID)
 		return stop(e.refuse(t, DecisionDenied, "The approval page could not be offered ("+err.Error()+"). Nothing was sent.", nil))
 	}
 	if res := e.declined(t, r, viaURL); res != nil {
-		e.store.cancel(a.ID)
+		e.forgetApproval(a.ID)
 		return stop(res)
 	}
-	v, pin, held, err := e.store.wait(ctx, e.now, a.ID)
+	v, pin, held, err := e.waitApproval(ctx, a.ID, t.session)
 	switch {
 	case err != nil:
 		return stop(e.refuse(t, DecisionDenied, "The local page was not submitted in time. Nothing was sent.", nil))

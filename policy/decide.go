@@ -37,15 +37,22 @@ func (e *Engine) decide(ctx context.Context, t *turn, ask asker) verdict {
 	if e.o.DryRun && t.class != schemas.Read {
 		return stop(e.dryRun(t))
 	}
-	if res := e.checkCooldown(t); res != nil {
+	if res := e.checkCooldown(ctx, t); res != nil {
 		return stop(res)
 	}
 	if t.needsHuman() {
 		// The repeat of a call approved outside the model (two-step flow). Its rate tokens
 		// were reserved when the approval was asked for.
+		if id := e.store.keyID(t.key); id != "" {
+			e.syncApproval(ctx, id) // approved or declined through another process?
+		}
 		if v, pin, rsv, ok := e.store.twoStep(e.now(), t.key); ok {
 			switch v.State {
 			case stateApproved:
+				if err := e.useApproval(ctx, v.ID, t.session); err != nil {
+					rsv.release()
+					return stop(e.refuse(t, DecisionDenied, fmt.Sprintf("Approval %s was already used or could not be checked in the shared store. Nothing was sent. Call the tool again to ask for a new approval.", v.ID), map[string]any{"approval_id": v.ID}))
+				}
 				return verdict{pin: pin, decision: DecisionConfirmed, via: viaApproval(v.Via), rsv: rsv}
 			case stateDeclined:
 				rsv.release()
@@ -55,7 +62,11 @@ func (e *Engine) decide(ctx context.Context, t *turn, ask asker) verdict {
 			}
 		}
 	}
-	rsv, ref := e.limits.reserve(t.session, t.class == schemas.Destructive, t.call.ServerIDs)
+	rsv, ref, err := e.limits.reserve(ctx, t.session, t.class == schemas.Destructive, t.call.ServerIDs)
+	if err != nil {
+		e.log.Error("the rate limits could not be taken from the shared store: the call is refused", zap.Error(err))
+		return stop(e.refuse(t, DecisionDenied, storeUnavailableText, map[string]any{"store_unavailable": true}))
+	}
 	if ref != nil {
 		return stop(e.refuse(t, DecisionRateLimited, ref.text(), map[string]any{
 			"rate_limited": true, "limit": ref.Scope, "retry_after_seconds": ref.retrySeconds(),
@@ -94,7 +105,7 @@ func (e *Engine) admit(ctx context.Context, t *turn, v verdict, workflow bool) (
 			v.rsv.release()
 			return ctx, nil, e.refuse(t, DecisionDenied, "This call needs the account PIN, no PIN is configured on the server and none was typed on an approval page. Nothing was sent.", nil)
 		}
-		if res := e.checkCooldown(t); res != nil {
+		if res := e.checkCooldown(ctx, t); res != nil {
 			v.rsv.release()
 			return ctx, nil, res
 		}
@@ -140,11 +151,15 @@ func (e *Engine) unconfirmedHow(t *turn) channel {
 	return viaNone
 }
 
-func (e *Engine) checkCooldown(t *turn) *mcp.CallToolResult {
+func (e *Engine) checkCooldown(ctx context.Context, t *turn) *mcp.CallToolResult {
 	if !t.call.NeedsPIN {
 		return nil
 	}
-	if left := e.pinCooldownLeft(); left > 0 {
+	left, err := e.pinCooldownLeft(ctx)
+	if err != nil {
+		return e.refuse(t, DecisionDenied, storeUnavailableText, map[string]any{"store_unavailable": true})
+	}
+	if left > 0 {
 		return e.refuse(t, DecisionDenied, cooldownText(left), map[string]any{
 			"pin_cooldown": true, "retry_after_seconds": int(left.Round(time.Second).Seconds()),
 		})

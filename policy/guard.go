@@ -107,7 +107,11 @@ func (r *record) admit(e *Engine, ctx context.Context, req *invapi.Request, hasP
 		return "the call it was authorized for has finished"
 	}
 	if hasPIN {
-		if left := e.pinCooldownLeft(); left > 0 {
+		left, err := e.pinCooldownLeft(ctx)
+		if err != nil {
+			return storeUnavailableText
+		}
+		if left > 0 {
 			return cooldownText(left)
 		}
 	}

@@ -120,7 +120,7 @@ func (e *Engine) page(w http.ResponseWriter, status int, d pageData) {
 }
 
 func (e *Engine) pageGet(w http.ResponseWriter, r *http.Request) {
-	v, ok := e.store.get(e.now(), r.PathValue("id"))
+	v, ok := e.getApproval(r.Context(), r.PathValue("id"))
 	if !ok {
 		e.page(w, http.StatusNotFound, pageData{Title: "Unknown or expired", Message: "This approval does not exist, was already used, or expired. Ask your assistant to try again."})
 		return
@@ -186,7 +186,7 @@ func (e *Engine) pagePost(w http.ResponseWriter, r *http.Request) {
 		e.page(w, http.StatusBadRequest, pageData{Title: "Bad request", Message: "The form could not be read."})
 		return
 	}
-	v, ok := e.store.get(e.now(), id)
+	v, ok := e.getApproval(r.Context(), id)
 	if !ok {
 		e.page(w, http.StatusNotFound, pageData{Title: "Unknown or expired", Message: "This approval does not exist, was already used, or expired. Nothing was sent."})
 		return
@@ -204,8 +204,11 @@ func (e *Engine) pagePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	nv, err := e.store.decide(e.now(), id, approve, pin, "page")
-	if err != nil {
+	nv, err := e.decideApproval(r.Context(), id, approve, pin, "page")
+	if errors.Is(err, errElsewhere) {
+		e.page(w, http.StatusConflict, pageData{Title: "Not recorded", Message: "This approval was asked for by another hostkey-mcp process, and the PIN typed here cannot travel to it. Open the approval link that process gave. Nothing was sent."})
+		return
+	} else if err != nil {
 		e.page(w, http.StatusConflict, pageData{Title: "Not recorded", Message: "This approval was already answered or expired."})
 		return
 	}
@@ -269,7 +272,7 @@ func (e *Engine) apiGet(w http.ResponseWriter, r *http.Request) {
 	if !e.botAuthorized(w, r) {
 		return
 	}
-	v, ok := e.store.get(e.now(), r.PathValue("id"))
+	v, ok := e.getApproval(r.Context(), r.PathValue("id"))
 	if !ok {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown or expired approval"})
 		return
@@ -292,7 +295,7 @@ func (e *Engine) apiPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	v, ok := e.store.get(e.now(), id)
+	v, ok := e.getApproval(r.Context(), id)
 	if !ok {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown or expired approval"})
 		return
@@ -314,8 +317,11 @@ func (e *Engine) apiPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	nv, err := e.store.decide(e.now(), id, approve, pin, "bot")
+	nv, err := e.decideApproval(r.Context(), id, approve, pin, "bot")
 	switch {
+	case errors.Is(err, errElsewhere):
+		writeJSON(w, http.StatusConflict, map[string]any{"error": "this approval was asked for by another hostkey-mcp process, which has no PIN configured; a PIN cannot travel between processes: configure HOSTKEY_PIN there, or approve on its page"})
+		return
 	case errors.Is(err, errDecided):
 		writeJSON(w, http.StatusConflict, map[string]any{"error": "already " + nv.State.String()})
 		return

@@ -172,6 +172,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(eng.Close) // before the store closes
 	mux := http.NewServeMux()
 	mux.Handle("/policy/", http.StripPrefix("/policy", eng.Handler()))
 	var h http.Handler = mux
@@ -463,6 +464,7 @@ type elicitor struct {
 	url    mcp.ElicitationResponseAction // answer to URL requests (default accept)
 	page   string                        // what to do on the page: approve (default), decline, none
 	pin    string                        // PIN typed on the page (default testPIN)
+	onURL  func(mcp.ElicitationRequest)  // called for a URL request, before answering it
 }
 
 func (el *elicitor) requests() []mcp.ElicitationRequest {
@@ -474,8 +476,11 @@ func (el *elicitor) requests() []mcp.ElicitationRequest {
 func (el *elicitor) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
 	el.mu.Lock()
 	el.reqs = append(el.reqs, req)
-	form, url, page, pin, untick := el.form, el.url, el.page, el.pin, el.untick
+	form, url, page, pin, untick, onURL := el.form, el.url, el.page, el.pin, el.untick, el.onURL
 	el.mu.Unlock()
+	if onURL != nil && req.Params.Mode == mcp.ElicitationModeURL {
+		onURL(req)
+	}
 	if form == "" {
 		form = mcp.ElicitationResponseActionAccept
 	}

@@ -105,9 +105,21 @@ func ArgsHash(tool string, args map[string]any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// qualify makes a session ID unique among the processes sharing a store: every stdio
+// server calls its one session "stdio", and an approval or a per-session bucket of one
+// process must not be another's. HTTP session IDs are random already (and shared by
+// replicas); "" (no session: workflows, tests) stays as it is.
+func (e *Engine) qualify(session string) string {
+	if e.st != nil && session == "stdio" {
+		return session + "-" + e.instance
+	}
+	return session
+}
+
 func (e *Engine) newTurn(ctx context.Context, call *Call) *turn {
 	t := &turn{call: call, class: e.ClassOf(call), start: e.now()}
 	t.session, t.client, t.form, t.url = clientView(ctx)
+	t.session = e.qualify(t.session)
 	t.argsHash = ArgsHash(call.Tool, call.Args)
 	t.key = t.session + "\x00" + call.Tool + "\x00" + t.argsHash
 	t.wouldConfirm = t.class == schemas.Destructive ||
@@ -212,6 +224,11 @@ func (e *Engine) newApproval(ctx context.Context, t *turn, kind string, confirme
 		rsv.release()
 		return nil, e.busy(t, err)
 	}
+	if err := e.shareApproval(ctx, a); err != nil {
+		e.store.cancel(a.ID) // gives the tokens back
+		e.log.Error("an approval could not be recorded in the shared store: the call is refused", zap.Error(err))
+		return nil, e.refuse(t, DecisionDenied, storeUnavailableText, map[string]any{"store_unavailable": true})
+	}
 	e.notifyApproval(ApprovalRequested, a.view())
 	return a, nil
 }
@@ -238,7 +255,7 @@ func (e *Engine) askPage(ctx context.Context, t *turn, confirmed bool, rsv *rese
 		approvalID: a.ID, expires: a.Expires.Add(time.Minute),
 	}, 0)
 	if err != nil {
-		e.store.cancel(a.ID)
+		e.forgetApproval(a.ID)
 		return e.busy(t, err)
 	}
 	e.record(t, DecisionPending, "sent the human to the local page (URL mode)", viaURL, "", 0)
@@ -319,7 +336,7 @@ func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, n
 		if h != nil {
 			h.rsv.release()
 			if h.approvalID != "" {
-				e.store.cancel(h.approvalID)
+				e.forgetApproval(h.approvalID)
 			}
 		}
 		return e.refuse(t, DecisionDenied, "The confirmation state of this call is unknown, expired, already used or belongs to another call. Nothing was sent. Call the tool again to ask for a new confirmation.", nil), nil
@@ -328,14 +345,14 @@ func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, n
 	fail := func(res *mcp.CallToolResult) (*mcp.CallToolResult, error) {
 		h.rsv.release()
 		if h.approvalID != "" {
-			e.store.cancel(h.approvalID)
+			e.forgetApproval(h.approvalID)
 		}
 		return res, nil
 	}
 	if msg := e.checkScope(ctx, t.call, t.class); msg != "" {
 		return fail(e.refuse(t, DecisionDeniedScope, msg, nil))
 	}
-	if res := e.checkCooldown(t); res != nil {
+	if res := e.checkCooldown(ctx, t); res != nil {
 		return fail(res)
 	}
 	switch h.stage {
@@ -360,7 +377,7 @@ func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, n
 			return fail(res)
 		}
 		// Accept in URL mode means "the human went to the page": wait for the page.
-		v, pin, rsv, err := e.store.wait(ctx, e.now, h.approvalID)
+		v, pin, rsv, err := e.waitApproval(ctx, h.approvalID, t.session)
 		switch {
 		case errors.Is(err, errNoAnswer):
 			return e.refuse(t, DecisionDenied, "The local page was not submitted in time. Nothing was sent. Call the tool again to start over.", nil), nil
@@ -503,7 +520,11 @@ func (e *Engine) record(t *turn, decision Decision, reason string, how channel, 
 		Duration: float64(e.now().Sub(t.start).Microseconds()) / 1000,
 	}
 	hash := ""
-	if e.o.Audit != nil {
+	if later, ok := e.o.Audit.(LaterAuditor); ok && decision == DecisionAllowed && t.class == schemas.Read {
+		// A read let through does not wait for a durable commit of its line (the fast
+		// path); every other decision is on disk before the call goes on.
+		later.AppendLater(entry)
+	} else if e.o.Audit != nil {
 		h, err := e.o.Audit.Append(entry)
 		if err != nil {
 			e.log.Error("audit log write failed", zap.Error(err), zap.String("tool", c.Tool), zap.String("decision", string(decision)))

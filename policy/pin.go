@@ -97,17 +97,36 @@ func PINFrom(ctx context.Context) string {
 	return ""
 }
 
-// pinCooldownLeft returns how long PIN calls stay paused, 0 when they are not.
-func (e *Engine) pinCooldownLeft() time.Duration {
+// pinCooldownName is the PIN's cool-down in the shared store.
+const pinCooldownName = "pin"
+
+// pinCooldownLeft returns how long PIN calls stay paused, 0 when they are not. With a
+// shared store the pause started by any process on it counts (a wrong PIN in one CLI
+// run pauses the next); when the store cannot be read, PIN calls are refused (err).
+func (e *Engine) pinCooldownLeft(ctx context.Context) (time.Duration, error) {
 	e.coolMu.Lock()
-	defer e.coolMu.Unlock()
-	if left := e.coolUntil.Sub(e.now()); left > 0 {
-		return left
+	left := e.coolUntil.Sub(e.now())
+	e.coolMu.Unlock()
+	if left > 0 {
+		return left, nil
 	}
-	return 0
+	if e.st == nil {
+		return 0, nil
+	}
+	c, err := e.st.Cooldown(ctx, pinCooldownName)
+	if err != nil {
+		e.log.Error("the PIN cool-down could not be read from the shared store: PIN calls are refused", zap.Error(err))
+		return 0, err
+	}
+	// The store's clock is the wall clock (the engine's may be a test's).
+	if left := time.Until(c.Until); left > 0 {
+		return left, nil
+	}
+	return 0, nil
 }
 
-// startCooldown pauses PIN calls after invapi refused the PIN.
+// startCooldown pauses PIN calls after invapi refused the PIN: here at once, and in
+// every process on the shared store.
 func (e *Engine) startCooldown(module, action string) {
 	e.coolMu.Lock()
 	until := e.now().Add(e.o.PINCooldown)
@@ -115,9 +134,21 @@ func (e *Engine) startCooldown(module, action string) {
 		e.coolUntil = until
 	}
 	e.coolMu.Unlock()
+	if e.st != nil {
+		// Not the call's context: the pause must be recorded even if the call was cancelled.
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		_, err := e.st.StartCooldown(ctx, pinCooldownName, e.o.PINCooldown)
+		cancel()
+		if err != nil {
+			e.log.Error("the PIN cool-down could not be shared through the store: other processes may still try the PIN", zap.Error(err))
+		}
+	}
 	e.log.Warn("invapi refused the PIN: PIN calls are paused to stay clear of the vendor's brute-force lockout",
 		zap.String("module", module), zap.String("action", action), zap.Duration("cooldown", e.o.PINCooldown))
 }
+
+// storeUnavailableText refuses a call whose safety state could not be read.
+const storeUnavailableText = "The shared state store (PIN cool-down, rate limits, approvals) could not be reached, so this call is refused to stay safe. Nothing was sent. Ask the operator to check the data dir or store."
 
 func cooldownText(left time.Duration) string {
 	return fmt.Sprintf("PIN actions are paused for %s because invapi refused the PIN a moment ago (this keeps the account clear of invapi's brute-force lockout). Nothing was sent. Do not retry: ask the operator to check the configured PIN.",

@@ -49,7 +49,11 @@ import (
 	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/policy/audit"
 	"github.com/hostkey/hostkey-mcp/schemas"
+	"github.com/hostkey/hostkey-mcp/state"
 )
+
+// storeTimeout bounds one read or write of the shared store made outside a call's context.
+const storeTimeout = 10 * time.Second
 
 // Call is what the tool layer tells the policy about one tools/call.
 type Call struct {
@@ -84,6 +88,13 @@ type FactsFunc func(ctx context.Context, id int64) (*ServerFacts, error)
 // Auditor receives one entry per decision; *audit.Log is one.
 type Auditor interface {
 	Append(e audit.Entry) (hash string, err error)
+}
+
+// LaterAuditor is an Auditor that can also queue an entry for a background writer
+// (*audit.Chain): the policy uses it for reads it lets through.
+type LaterAuditor interface {
+	Auditor
+	AppendLater(e audit.Entry)
 }
 
 // ConfirmMode is how a human confirms: Options.Confirm.
@@ -158,6 +169,11 @@ type Options struct {
 	Now     func() time.Time
 	Catalog *schemas.Catalog // default schemas.Load(): secret flags, server-ID parameters
 
+	// State is the store shared by every process on the data dir (state.Open): the PIN
+	// cool-down, the rate-limit buckets and the approvals live there, so several stdio
+	// clients, the CLI and restarts are one system. nil keeps them in this process only.
+	State state.Store
+
 	PINCooldown time.Duration // default 15m
 	ApprovalTTL time.Duration // two-step approvals and PIN pages, default 2m
 	ConfirmTTL  time.Duration // how long a form confirmation may stay unanswered, default 10m
@@ -189,6 +205,9 @@ type Engine struct {
 	store   *store
 	facts   *factsCache
 	schemas schemaCache
+
+	st       state.Store // nil: state in this process only
+	instance string      // this engine, in the shared store (stdio session IDs are not unique)
 
 	coolMu    sync.Mutex
 	coolUntil time.Time
@@ -251,16 +270,17 @@ func New(o Options) (*Engine, error) {
 	if o.MaxPending == 0 {
 		o.MaxPending = DefaultMaxPending
 	}
-	lim, err := newLimiters(o.Limits, o.Now)
+	lim, err := newLimiters(o.Limits, o.Now, o.State)
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{
 		o: o, cat: o.Catalog, log: o.Logger.Named("policy"), now: o.Now,
-		servers: map[int64]bool{}, limits: lim,
+		servers: map[int64]bool{}, limits: lim, st: o.State, instance: state.NewID("p-"),
 		store: newStore(),
 		facts: newFactsCache(o.Facts, o.FactsTTL, o.Now),
 	}
+	lim.log = e.log
 	for _, id := range o.Servers {
 		e.servers[id] = true
 	}
@@ -280,6 +300,10 @@ func New(o Options) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// Close gives the rate tokens this engine leased from the shared store back; call it
+// before the store closes. Calls after Close still work, without leases.
+func (e *Engine) Close() { e.limits.close() }
 
 // ClassOf returns the class the policy applies to call: an override by "module/action",
 // then by tool name, then the call's own class; destructive when unknown.

@@ -333,6 +333,16 @@ func (s *store) twoStep(now time.Time, key string) (v view, pin string, rsv *res
 	return v, pin, rsv, true
 }
 
+// keyID returns the ID of the two-step approval for key, "" when none.
+func (s *store) keyID(key string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.byKey[key]; a != nil {
+		return a.ID
+	}
+	return ""
+}
+
 // cancel forgets an approval (the client declined the URL elicitation).
 func (s *store) cancel(id string) {
 	s.mu.Lock()

@@ -112,7 +112,7 @@ func newApp(ctx context.Context, cfg *Config, stderr io.Writer) (*app, error) {
 // buildServer creates the MCP server the flags select.
 func (a *app) buildServer(ctx context.Context) error {
 	cfg := a.cfg
-	eng, err := a.buildPolicy()
+	eng, err := a.buildPolicy(ctx)
 	if err != nil {
 		return err
 	}

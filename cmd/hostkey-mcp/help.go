@@ -88,6 +88,14 @@ terminal. 'hostkey-mcp call <tool> --help' lists the tool's parameters.`,
 		},
 	},
 	{
+		name: "audit-export", args: "[flags] [FILE]", config: true,
+		summary: "Write the audit chain every process on the data dir appends to (the shared store) as JSON Lines, for audit-verify.",
+		examples: []string{
+			"hostkey-mcp audit-export audit.jsonl && hostkey-mcp audit-verify audit.jsonl",
+			"hostkey-mcp audit-export --data-dir /var/lib/hostkey-mcp > audit.jsonl",
+		},
+	},
+	{
 		name: "version", args: "", summary: "Print the version and commit.",
 		examples: []string{"hostkey-mcp version", "hostkey-mcp --version"},
 	},

@@ -71,6 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = loginAlertsCmd(ctx, args, stdin, stdout, stderr, getenv)
 	case "audit-verify":
 		err = auditVerifyCmd(args, stdout)
+	case "audit-export":
+		err = auditExportCmd(ctx, args, stdout, stderr, getenv)
 	default:
 		fmt.Fprintf(stderr, "hostkey-mcp: unknown command %q (commands: %s; see 'hostkey-mcp --help')\n", cmd, commandNames())
 		return 2

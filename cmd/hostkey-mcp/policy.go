@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,12 +16,13 @@ import (
 
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/policy/audit"
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/tools"
 )
 
 // buildPolicy assembles the policy engine from the flags: PIN source, classes, limits,
 // allowlist, audit log, and the loopback listener of the approval and PIN pages.
-func (a *app) buildPolicy() (*policy.Engine, error) {
+func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 	cfg := a.cfg
 	var pin policy.PINProvider
 	var err error
@@ -66,7 +68,19 @@ func (a *app) buildPolicy() (*policy.Engine, error) {
 		}
 		servers = append(servers, id)
 	}
-	var auditLog policy.Auditor
+	st, err := a.openPolicyState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The store's chain is the audit log of every process on the data dir (export it
+	// with audit-export); --audit-log also keeps the file chain it always kept.
+	chain := audit.NewChain(st, func(err error) { a.log.Error("audit chain write failed", zap.Error(err)) })
+	stopChainAnchor := a.anchorChain(chain)
+	a.closers = append(a.closers, func() {
+		chain.Flush() // the queued lines, before the store closes
+		stopChainAnchor()
+	})
+	var auditLog policy.Auditor = chain
 	if cfg.AuditLog != "" {
 		l, err := audit.Open(cfg.AuditLog)
 		if err != nil {
@@ -77,7 +91,7 @@ func (a *app) buildPolicy() (*policy.Engine, error) {
 			stopAnchor()
 			_ = l.Close()
 		})
-		auditLog = l
+		auditLog = teeAuditor{chain, l}
 	}
 	pageURL, err := a.startApprovalListener()
 	if err != nil {
@@ -102,6 +116,7 @@ func (a *app) buildPolicy() (*policy.Engine, error) {
 		MaxPending:     maxPending,
 		DryRun:         cfg.DryRun,
 		Audit:          auditLog,
+		State:          st,
 		Logger:         a.log.Named("policy"),
 		Catalog:        a.cat,
 		OnApproval:     a.onApproval, // chat-ops deliveries (notify.go)
@@ -109,8 +124,126 @@ func (a *app) buildPolicy() (*policy.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, eng.Close) // leased rate tokens go back before the store closes
 	a.pageHandler.Store(eng.Handler())
 	return eng, nil
+}
+
+// openPolicyState opens the shared store that holds the policy's safety state (PIN
+// cool-down, rate limits, approvals, the audit chain) in the data dir, where every
+// hostkey-mcp process on the machine opens it too. Unusable is an error at start; only
+// --ephemeral keeps that state in this process's memory.
+func (a *app) openPolicyState(ctx context.Context) (state.Store, error) {
+	target := state.Memory
+	if !a.cfg.Ephemeral {
+		dir, err := a.dataDir()
+		if err != nil {
+			return nil, fmt.Errorf("data dir: %w (set --data-dir, or --ephemeral to keep state in memory)", err)
+		}
+		target = dir
+	}
+	st, err := state.Open(ctx, target)
+	if err != nil {
+		return nil, fmt.Errorf("%w (set --data-dir, or --ephemeral to keep state in memory)", err)
+	}
+	if a.cfg.Ephemeral {
+		a.log.Warn("--ephemeral: the PIN cool-down, rate limits, approvals and the audit chain live in this process only")
+	}
+	a.closers = append(a.closers, func() { _ = st.Close() })
+	return st, nil
+}
+
+// teeAuditor writes each entry to the store's chain and to the --audit-log file.
+type teeAuditor struct {
+	chain *audit.Chain
+	file  *audit.Log
+}
+
+func (t teeAuditor) Append(e audit.Entry) (string, error) {
+	hash, err := t.chain.Append(e)
+	if _, ferr := t.file.Append(e); ferr != nil && err == nil {
+		err = ferr
+	}
+	return hash, err
+}
+
+func (t teeAuditor) AppendLater(e audit.Entry) {
+	t.chain.AppendLater(e)
+	_, _ = t.file.Append(e)
+}
+
+// anchorChain logs the store chain's line count and head every auditHeadEvery and at
+// shutdown (the returned stop), as anchorAudit does for the file.
+func (a *app) anchorChain(c *audit.Chain) (stop func()) {
+	logHead := func(when string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, head, err := c.Head(ctx)
+		if err != nil {
+			a.log.Warn("audit head of the store could not be read", zap.Error(err))
+			return
+		}
+		a.log.Info("audit chain head (the store; audit-export writes it)", zap.Int("lines", n), zap.String("head", head), zap.String("when", when))
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(auditHeadEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				logHead("periodic")
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		logHead("shutdown")
+	}
+}
+
+// auditExportCmd writes the store's audit chain as the JSON Lines audit-verify checks.
+func auditExportCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg, rest, err := parseConfig("hostkey-mcp audit-export", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 1 {
+		return errors.New("want at most one FILE (default: standard output)")
+	}
+	if cfg.Ephemeral {
+		return errors.New("--ephemeral keeps the audit chain in the memory of the process that wrote it: there is nothing to export")
+	}
+	a := &app{cfg: cfg, log: zap.NewNop()}
+	if cfg.usesSandbox() {
+		a.sandbox = &sandbox{} // only picks the sandbox's data dir, where its chain is
+	}
+	st, err := a.openPolicyState(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	w := stdout
+	var f *os.File
+	if len(rest) == 1 {
+		if f, err = os.OpenFile(rest[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+			return err
+		}
+		w = f
+	}
+	n, err := audit.NewChain(st, nil).Export(ctx, w)
+	if f != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "exported %d audit lines (check them with hostkey-mcp audit-verify)\n", n)
+	return nil
 }
 
 // startApprovalListener serves the policy's one-time pages on loopback, in every
