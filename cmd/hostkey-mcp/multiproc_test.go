@@ -256,7 +256,7 @@ func TestMultiProcessOneDataDir(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the job started by the CLI did not finish under the server (owner %q)", wf.Owner)
+			t.Fatalf("the job started by the CLI did not finish under the server (owner %q; the server is pid %d; steps %+v)\nCLI stderr:\n%s", wf.Owner, p2.Pid, wf.Steps, errs)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
