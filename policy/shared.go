@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -43,7 +45,10 @@ func (e *Engine) shareApproval(ctx context.Context, a *approval) error {
 	}
 	// The store's clock is the wall clock; the engine's may be a test's.
 	ttl := a.Expires.Sub(a.Created)
-	return e.st.CreateApproval(ctx, state.Approval{ID: a.ID, Key: a.Key, Session: a.Session, State: state.ApprovalPending,
+	// The key joins session, tool and arguments hash with NUL bytes, which PostgreSQL text
+	// cannot hold: the store keeps its SHA-256.
+	key := sha256.Sum256([]byte(a.Key))
+	return e.st.CreateApproval(ctx, state.Approval{ID: a.ID, Key: hex.EncodeToString(key[:]), Session: a.Session, State: state.ApprovalPending,
 		Data: data, Created: time.Now(), Expires: time.Now().Add(ttl)})
 }
 
