@@ -48,6 +48,9 @@ func freeAddr(t *testing.T) string {
 }
 
 // startServer runs a stdio server of the binary and returns its client and process.
+// serverErr is the second server's stderr (the one that survives), kept for failures.
+var serverErr sync.Map
+
 func (e *mpEnv) startServer(t *testing.T) (*client.Client, *os.Process) {
 	t.Helper()
 	var proc *exec.Cmd
@@ -63,6 +66,21 @@ func (e *mpEnv) startServer(t *testing.T) (*client.Client, *os.Process) {
 	}
 	c := client.NewClient(tr)
 	t.Cleanup(func() { _ = c.Close() })
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := tr.Stderr().Read(b)
+			mu.Lock()
+			buf.Write(b[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	serverErr.Store(proc.Process.Pid, func() string { mu.Lock(); defer mu.Unlock(); return buf.String() })
 	initialize(t, c)
 	return c, proc.Process
 }
@@ -256,6 +274,18 @@ func TestMultiProcessOneDataDir(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
+			for _, r := range s.Requests() {
+				if r.Module == "eq_callback" || r.Action == "order_instance" {
+					t.Logf("invapi saw %s/%s %v", r.Module, r.Action, r.Vars)
+				}
+			}
+			if f, ok := serverErr.Load(p2.Pid); ok {
+				for _, l := range strings.Split(f.(func() string)(), "\n") {
+					if strings.Contains(l, "workflow") || strings.Contains(l, "eq_callback") || strings.Contains(l, "job") {
+						t.Log(l)
+					}
+				}
+			}
 			t.Fatalf("the job started by the CLI did not finish under the server (owner %q; the server is pid %d; steps %+v)\nCLI stderr:\n%s", wf.Owner, p2.Pid, wf.Steps, errs)
 		}
 		time.Sleep(100 * time.Millisecond)

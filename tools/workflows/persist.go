@@ -333,11 +333,20 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 				strings.Join(unknown, ", "), why, check, key, owed)
 		}
 	}
-	if _, err := w.watchInstall(ctx, j, key); err != nil {
-		if owed != "" {
-			return fmt.Errorf("%w.%s", err, owed)
+	// invapi answers the final state of an install once and then forgets the key: when
+	// that first question already got it, the job ends here rather than asking again.
+	switch {
+	case err == nil && st.Done:
+		j.update(func(i *JobInfo) { i.Stage, i.Message = 5, "install complete" })
+	case err == nil && st.Failed:
+		return fmt.Errorf("the installer reported %q.%s", strings.TrimSpace(st.Result+" "+st.Scope), owed)
+	default:
+		if _, err := w.watchInstall(ctx, j, key); err != nil {
+			if owed != "" {
+				return fmt.Errorf("%w.%s", err, owed)
+			}
+			return err
 		}
-		return err
 	}
 	if owed != "" {
 		return errors.New("the install finished." + owed)

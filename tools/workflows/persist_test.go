@@ -9,6 +9,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
@@ -215,5 +216,49 @@ func TestTakenOverJobWithForgottenKey(t *testing.T) {
 	res := toolstest.CallWith(t, e.st.MCP, workflows.WatchTool, map[string]any{"job_id": "job-00000000000000bb", "wait_seconds": 10})
 	if text := toolstest.Text(res); !res.IsError || !strings.Contains(text, "no longer knows the install key") {
 		t.Fatalf("watch of a job whose key is gone: %s", text)
+	}
+}
+
+// invapi answers an install's final state once and then forgets the key. A job taken over
+// after its install finished got that answer from its first question, ignored it, asked
+// again, and polled a forgotten key until its watch ran out (seen in the multi-process
+// test under -race). It now ends done from that first answer.
+func TestTakenOverJobWhoseInstallAlreadyFinished(t *testing.T) {
+	ctx := t.Context()
+	st := openStore(t, filepath.Join(t.TempDir(), state.FileName))
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		o.Store, o.Owner, o.Operator = st, "cli", true
+	})
+	// The install a dead process started, finished by now.
+	resp, err := e.st.Client.Do(ctx, &invapi.Request{Module: "eq", Action: "order_instance", Params: map[string]any{
+		"id": 40102, "location_name": "NL", "os_id": 187, "root_pass": "Secret-pass1", "pin": e.st.Sim.PIN()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := resp.Key
+	if key == "" {
+		t.Fatalf("no install key in %s", resp.Body)
+	}
+	e.st.Sim.Advance(time.Hour)
+	l, err := st.CreateWorkflow(ctx, state.Workflow{ID: "job-00000000000000cc", Kind: workflows.ReinstallTool, State: state.WorkflowRunning,
+		Input: []byte(`{"server_id":40102}`), Created: time.Now()}, "dead", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.StepIntent(ctx, l, "eq_order_instance", []byte(`{"action":"eq/order_instance"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.StepDone(ctx, l, "eq_order_instance", []byte(`{"ok":true,"key":"`+key+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	res := toolstest.CallWith(t, e.st.MCP, workflows.WatchTool, map[string]any{"job_id": "job-00000000000000cc", "wait_seconds": 10})
+	if text := toolstest.Text(res); res.IsError || !strings.Contains(text, "done") {
+		t.Fatalf("watch of a job whose install had finished: %s", text)
+	}
+	if n := e.sent("eq_callback", "check"); n != 1 {
+		t.Errorf("asked invapi %d times; the first answer was final", n)
 	}
 }
