@@ -2,21 +2,17 @@ package policy_test
 
 import (
 	"context"
-	"database/sql"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to make a schema per test
-
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/state"
+	"github.com/hostkey/hostkey-mcp/state/statetest"
 )
 
 // onStores runs f once per engine of the shared store. open opens the same store again,
@@ -27,7 +23,7 @@ func onStores(t *testing.T, f func(t *testing.T, open func() state.Store)) {
 		target func(t *testing.T) string
 	}{
 		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "state.db") }},
-		{"postgres", func(t *testing.T) string { return pgSchema(t) }},
+		{"postgres", func(t *testing.T) string { return statetest.PostgresURL(t) }},
 	}
 	for _, en := range engines {
 		t.Run(en.name, func(t *testing.T) {
@@ -43,40 +39,6 @@ func onStores(t *testing.T, f func(t *testing.T, open func() state.Store)) {
 			})
 		})
 	}
-}
-
-// pgSchema is a fresh schema on the test cluster; skipped without one, except under CI.
-func pgSchema(t *testing.T) string {
-	base := os.Getenv("HOSTKEY_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("HOSTKEY_TEST_POSTGRES_URL is not set under CI=true: .ci/run must start PostgreSQL")
-		}
-		t.Skip("HOSTKEY_TEST_POSTGRES_URL not set")
-	}
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	schema := strings.ToLower(state.NewID("tp_"))
-	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if db, err := sql.Open("pgx", base); err == nil {
-			_, _ = db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
-			db.Close()
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // Issue 15: the PIN cool-down was per process. A wrong PIN in one process now pauses

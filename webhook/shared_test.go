@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hostkey/hostkey-mcp/state"
+	"github.com/hostkey/hostkey-mcp/state/statetest"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
@@ -63,7 +64,9 @@ func TestEventsFollowedAcrossProcesses(t *testing.T) {
 	eventsFollowed(t, filepath.Join(t.TempDir(), state.FileName))
 }
 
-func TestEventsFollowedAcrossProcessesPostgres(t *testing.T) { eventsFollowed(t, postgresTarget(t)) }
+func TestEventsFollowedAcrossProcessesPostgres(t *testing.T) {
+	eventsFollowed(t, statetest.PostgresURL(t))
+}
 
 func eventsFollowed(t *testing.T, path string) {
 	ctx := context.Background()

@@ -185,23 +185,7 @@ func (a *app) anchorChain(c *audit.Chain) (stop func()) {
 		}
 		a.log.Info("audit chain head (the store; audit-export writes it)", zap.Int("lines", n), zap.String("head", head), zap.String("when", when))
 	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(auditHeadEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				logHead("periodic")
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		logHead("shutdown")
-	}
+	return everyAndAtStop(auditHeadEvery, logHead)
 }
 
 // auditExportCmd writes the store's audit chain as the JSON Lines audit-verify checks.
@@ -326,16 +310,12 @@ func auditVerifyCmd(args []string, stdout io.Writer) error {
 // a recent anchor without any cron job.
 const auditHeadEvery = 10 * time.Minute
 
-// anchorAudit logs l's line count and head every auditHeadEvery and once more when the
-// returned stop is called (at shutdown).
-func (a *app) anchorAudit(l *audit.Log) (stop func()) {
-	logHead := func(when string) {
-		n, head := l.Head()
-		a.log.Info("audit head", zap.String("file", a.cfg.AuditLog), zap.Int("lines", n), zap.String("head", head), zap.String("when", when))
-	}
+// everyAndAtStop calls logHead("periodic") every d until the returned stop, which calls
+// logHead("shutdown") once more.
+func everyAndAtStop(d time.Duration, logHead func(when string)) (stop func()) {
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(auditHeadEvery)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
@@ -350,4 +330,14 @@ func (a *app) anchorAudit(l *audit.Log) (stop func()) {
 		close(done)
 		logHead("shutdown")
 	}
+}
+
+// anchorAudit logs l's line count and head every auditHeadEvery and once more when the
+// returned stop is called (at shutdown).
+func (a *app) anchorAudit(l *audit.Log) (stop func()) {
+	logHead := func(when string) {
+		n, head := l.Head()
+		a.log.Info("audit head", zap.String("file", a.cfg.AuditLog), zap.Int("lines", n), zap.String("head", head), zap.String("when", when))
+	}
+	return everyAndAtStop(auditHeadEvery, logHead)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/state"
+	"github.com/hostkey/hostkey-mcp/state/statetest"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 )
@@ -32,7 +33,9 @@ func TestJobTakenOverByAnotherProcess(t *testing.T) {
 	jobTakenOver(t, filepath.Join(t.TempDir(), state.FileName))
 }
 
-func TestJobTakenOverByAnotherProcessPostgres(t *testing.T) { jobTakenOver(t, postgresTarget(t)) }
+func TestJobTakenOverByAnotherProcessPostgres(t *testing.T) {
+	jobTakenOver(t, statetest.PostgresURL(t))
+}
 
 func jobTakenOver(t *testing.T, path string) {
 	var opts workflows.Options

@@ -1,4 +1,6 @@
-package webhook
+// Package statetest gives other packages' tests a fresh PostgreSQL schema on the test
+// cluster, so one table-driven test can run on both engines.
+package statetest
 
 import (
 	"database/sql"
@@ -10,9 +12,10 @@ import (
 	"github.com/hostkey/hostkey-mcp/state" // registers the "pgx" driver too
 )
 
-// postgresTarget is a fresh schema of the test cluster (.ci/postgres.sh): skipped locally
-// without HOSTKEY_TEST_POSTGRES_URL, a failure under CI=true (as in package state).
-func postgresTarget(t *testing.T) string {
+// PostgresURL returns the URL of a fresh schema on the cluster HOSTKEY_TEST_POSTGRES_URL
+// names (dropped when the test ends). Without one the test is skipped, except under
+// CI=true, where .ci/run starts PostgreSQL and its absence is a failure.
+func PostgresURL(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("HOSTKEY_TEST_POSTGRES_URL")
 	if base == "" {
