@@ -259,7 +259,7 @@ func (a *app) instructions() string {
 		b.WriteString("Scope: only " + scope + " may be acted on; calls naming other servers are refused before anything is sent. ")
 	}
 	if a.cfg.Ephemeral {
-		b.WriteString("EPHEMERAL: events and jobs are kept in this process only and are lost when it exits. ")
+		b.WriteString("EPHEMERAL: events, jobs, approvals, rate limits, the PIN cool-down and the audit chain are kept in this process only and are lost when it exits. ")
 	}
 	if a.sandbox != nil {
 		b.WriteString("SANDBOX: this is the built-in simulator with example servers; nothing real is changed and installs finish in about " + a.cfg.SandboxInstall.String() + ".")
