@@ -19,6 +19,7 @@ import (
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/schemas"
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/tools"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 	"github.com/hostkey/hostkey-mcp/webhook"
@@ -38,6 +39,7 @@ type app struct {
 	workflows *workflows.Workflows
 	toolsOpts tools.Options // what srv was built from; tools --sizes varies the selection
 	closers   []func()
+	state     state.Store // the shared store, opened once (sharedState)
 	// pageHandler is the policy's approval pages, set once the engine exists; the
 	// listener starts first because the engine needs its URL.
 	pageHandler atomic.Value

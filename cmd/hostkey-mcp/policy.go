@@ -129,28 +129,10 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 	return eng, nil
 }
 
-// openPolicyState opens the shared store that holds the policy's safety state (PIN
-// cool-down, rate limits, approvals, the audit chain) in the data dir, where every
-// hostkey-mcp process on the machine opens it too. Unusable is an error at start; only
-// --ephemeral keeps that state in this process's memory.
+// openPolicyState is the shared store that holds the policy's safety state (PIN
+// cool-down, rate limits, approvals, the audit chain): the process's one handle.
 func (a *app) openPolicyState(ctx context.Context) (state.Store, error) {
-	target := state.Memory
-	if !a.cfg.Ephemeral {
-		dir, err := a.dataDir()
-		if err != nil {
-			return nil, fmt.Errorf("data dir: %w (set --data-dir, or --ephemeral to keep state in memory)", err)
-		}
-		target = dir
-	}
-	st, err := state.Open(ctx, target)
-	if err != nil {
-		return nil, fmt.Errorf("%w (set --data-dir, or --ephemeral to keep state in memory)", err)
-	}
-	if a.cfg.Ephemeral {
-		a.log.Warn("--ephemeral: the PIN cool-down, rate limits, approvals and the audit chain live in this process only")
-	}
-	a.closers = append(a.closers, func() { _ = st.Close() })
-	return st, nil
+	return a.sharedState(ctx)
 }
 
 // teeAuditor writes each entry to the store's chain and to the --audit-log file.

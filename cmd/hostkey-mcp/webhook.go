@@ -36,18 +36,25 @@ func (a *app) dataDir() (string, error) {
 	return dir, os.MkdirAll(dir, 0o700)
 }
 
-// openStore opens the shared state store in the data dir (state.db, SQLite), which every
-// hostkey-mcp process on this machine opens at once; an events.db of an earlier version
-// is imported on first start. An unusable data dir or store is an error: state is kept
-// in memory only when asked for (--ephemeral).
-func (a *app) openStore(ctx context.Context) (store.Store, error) {
+// sharedState opens, once per process, the shared state store in the data dir
+// (state.db, SQLite) that every hostkey-mcp process on this machine opens at once; the
+// receiver and the policy use the same handle. An events.db of an earlier version is
+// imported on first start. An unusable data dir or store is an error: state is kept in
+// memory only when asked for (--ephemeral). The store closes after everything that uses
+// it (closers run last-in first-out, and this one is registered first).
+func (a *app) sharedState(ctx context.Context) (state.Store, error) {
+	if a.state != nil {
+		return a.state, nil
+	}
 	if a.cfg.Ephemeral {
 		st, err := state.Open(ctx, state.Memory)
 		if err != nil {
 			return nil, err
 		}
-		a.log.Warn("--ephemeral: events, jobs and the login-alert secret live in this process only and are lost when it exits")
-		return store.NewShared(st), nil
+		a.log.Warn("--ephemeral: events, jobs, approvals, rate limits, the PIN cool-down and the audit chain live in this process only and are lost when it exits")
+		a.state = st
+		a.closers = append(a.closers, func() { _ = st.Close() })
+		return st, nil
 	}
 	dir, err := a.dataDir()
 	if err != nil {
@@ -63,7 +70,9 @@ func (a *app) openStore(ctx context.Context) (store.Store, error) {
 	} else if n > 0 {
 		a.log.Info("imported the events of the earlier bbolt store", zap.Int("events", n), zap.String("from", filepath.Join(dir, "events.db")))
 	}
-	return store.NewShared(st), nil
+	a.state = st
+	a.closers = append(a.closers, func() { _ = st.Close() })
+	return st, nil
 }
 
 // buildReceiver creates the webhook receiver (install callbacks, login alerts, events).
@@ -72,10 +81,11 @@ func (a *app) buildReceiver(ctx context.Context) (*webhook.Receiver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
-	st, err := a.openStore(ctx)
+	sst, err := a.sharedState(ctx)
 	if err != nil {
 		return nil, err
 	}
+	st := store.NewShared(sst)
 	rcv, err := webhook.New(ctx, webhook.Config{
 		PublicURL:      a.cfg.PublicURL,
 		Store:          st,
@@ -87,14 +97,12 @@ func (a *app) buildReceiver(ctx context.Context) (*webhook.Receiver, error) {
 		Retention:      a.cfg.Retention,
 	})
 	if err != nil {
-		_ = st.Close()
 		return nil, err
 	}
 	a.closers = append(a.closers, func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = rcv.Close(cctx)
-		_ = st.Close()
 	})
 	return rcv, nil
 }
