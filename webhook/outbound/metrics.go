@@ -62,41 +62,35 @@ func (m *metrics) observe(key string, took time.Duration) {
 	})
 }
 
+// metricsRow is one destination's counters, copied out of the lock.
+type metricsRow struct {
+	key string
+	d   destMetrics
+}
+
+// counter writes one Prometheus counter family, a sample per destination.
+func counter(w io.Writer, name, help string, rows []metricsRow, value func(*destMetrics) uint64) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
+	for i := range rows {
+		fmt.Fprintf(w, "%s{dest=%q} %d\n", name, rows[i].key, value(&rows[i].d))
+	}
+}
+
 // WriteMetrics writes this process's delivery counters and the store's queue (pending
 // and dead letters of every destination) in the Prometheus text format.
 func (e *Engine) WriteMetrics(ctx context.Context, w io.Writer) {
 	e.m.mu.Lock()
-	type row struct {
-		key string
-		d   destMetrics
-	}
-	rows := make([]row, 0, len(e.m.keys))
+	rows := make([]metricsRow, 0, len(e.m.keys))
 	for _, k := range e.m.keys {
 		d := *e.m.by[k]
 		d.buckets = append([]uint64(nil), d.buckets...)
-		rows = append(rows, row{k, d})
+		rows = append(rows, metricsRow{k, d})
 	}
 	e.m.mu.Unlock()
-	fmt.Fprintln(w, "# HELP hostkey_notify_deliveries_total Outbound deliveries accepted by the destination (2xx), by this process.")
-	fmt.Fprintln(w, "# TYPE hostkey_notify_deliveries_total counter")
-	for _, r := range rows {
-		fmt.Fprintf(w, "hostkey_notify_deliveries_total{dest=%q} %d\n", r.key, r.d.delivered)
-	}
-	fmt.Fprintln(w, "# HELP hostkey_notify_retries_total Failed attempts scheduled for a retry.")
-	fmt.Fprintln(w, "# TYPE hostkey_notify_retries_total counter")
-	for _, r := range rows {
-		fmt.Fprintf(w, "hostkey_notify_retries_total{dest=%q} %d\n", r.key, r.d.retries)
-	}
-	fmt.Fprintln(w, "# HELP hostkey_notify_dead_letters_total Deliveries given up (dead letters), by this process.")
-	fmt.Fprintln(w, "# TYPE hostkey_notify_dead_letters_total counter")
-	for _, r := range rows {
-		fmt.Fprintf(w, "hostkey_notify_dead_letters_total{dest=%q} %d\n", r.key, r.d.dead)
-	}
-	fmt.Fprintln(w, "# HELP hostkey_notify_gone_total Destinations disabled by 410 Gone.")
-	fmt.Fprintln(w, "# TYPE hostkey_notify_gone_total counter")
-	for _, r := range rows {
-		fmt.Fprintf(w, "hostkey_notify_gone_total{dest=%q} %d\n", r.key, r.d.gone)
-	}
+	counter(w, "hostkey_notify_deliveries_total", "Outbound deliveries accepted by the destination (2xx), by this process.", rows, func(d *destMetrics) uint64 { return d.delivered })
+	counter(w, "hostkey_notify_retries_total", "Failed attempts scheduled for a retry.", rows, func(d *destMetrics) uint64 { return d.retries })
+	counter(w, "hostkey_notify_dead_letters_total", "Deliveries given up (dead letters), by this process.", rows, func(d *destMetrics) uint64 { return d.dead })
+	counter(w, "hostkey_notify_gone_total", "Destinations disabled by 410 Gone.", rows, func(d *destMetrics) uint64 { return d.gone })
 	fmt.Fprintln(w, "# HELP hostkey_notify_delivery_seconds Time of one delivery attempt.")
 	fmt.Fprintln(w, "# TYPE hostkey_notify_delivery_seconds histogram")
 	for _, r := range rows {
