@@ -32,6 +32,7 @@ import (
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/testdata"
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 )
 
 // testPIN is the simulator's account PIN in these tests: long and distinctive, so a
@@ -71,23 +72,6 @@ func fixtures(t testing.TB) fs.FS {
 	return m
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type envOpts struct {
 	Policy     policy.Options // Describe, Facts, Audit, Logger, Now, PINPageBaseURL are filled in
 	NoPage     bool           // serve no approval page (PINPageBaseURL "")
@@ -111,7 +95,7 @@ type env struct {
 	srv     *tools.Server
 	pages   *httptest.Server
 	logs    *observer.ObservedLogs
-	audit   *syncBuffer
+	audit   *toolstest.SyncBuffer
 	log     *zap.Logger
 	elicit  []*elicitor
 	wires   []*wire
@@ -146,7 +130,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}))
 	t.Cleanup(pages.Close)
 
-	e := &env{t: t, sim: s, clock: clock, inv: inv, pages: pages, logs: logs, audit: &syncBuffer{}, log: logger}
+	e := &env{t: t, sim: s, clock: clock, inv: inv, pages: pages, logs: logs, audit: &toolstest.SyncBuffer{}, log: logger}
 	po := o.Policy
 	po.Describe = tools.Describer(cat)
 	po.Catalog = cat

@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -237,7 +236,7 @@ func TestStdioClientGetsNoticesWithoutSetLevel(t *testing.T) {
 // Issue 17: the bot approval path is /policy/api/approvals/{id} on a random loopback
 // port that was never logged, while the README said /api/approvals/{id}.
 func TestApprovalListenerIsLoggedAndDocumented(t *testing.T) {
-	var logs syncBuffer
+	var logs toolstest.SyncBuffer
 	cfg, _, err := parseConfig("t", []string{"--sandbox", "--confirm", "token", "--data-dir", t.TempDir()}, env("HOSTKEY_APPROVER_TOKEN", "bot-secret-1"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -272,24 +271,6 @@ func TestApprovalListenerIsLoggedAndDocumented(t *testing.T) {
 	if strings.Contains(logs.String(), "bot-secret-1") {
 		t.Error("the approver token is in the log")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Issue 17: the image's HEALTHCHECK (doctor --healthz) never saw the server's
@@ -343,7 +324,7 @@ func run2(t *testing.T, args ...string) (int, string) {
 // Issue 17: --log-format json was broken by a plain-text line mcp-go prints through the
 // standard library logger ("Delivered sampling response").
 func TestStdLogLinesAreJSON(t *testing.T) {
-	var logs syncBuffer
+	var logs toolstest.SyncBuffer
 	cfg, _, err := parseConfig("t", []string{"--sandbox", "--log-format", "json", "--log-level", "debug", "--data-dir", t.TempDir()}, env(), io.Discard)
 	if err != nil {
 		t.Fatal(err)

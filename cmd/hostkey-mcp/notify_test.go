@@ -18,6 +18,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/hostkey/hostkey-mcp/state"
+	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/webhook/outbound"
 )
 
@@ -106,7 +107,7 @@ func (b *refBot) seen() []string {
 func TestChatOpsApprovalLoop(t *testing.T) {
 	const secret, botToken = "whsec_c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cw==", "bot-credential-1"
 	bot := newRefBot(t, secret, botToken)
-	var logs syncBuffer
+	var logs toolstest.SyncBuffer
 	cfg, _, err := parseConfig("t", []string{"--sandbox", "--confirm", "token", "--data-dir", t.TempDir(),
 		"--notify-url", bot.srv.URL + "/hook#types=approval", "--notify-allow-private"},
 		env("HOSTKEY_APPROVER_TOKEN", botToken, "HOSTKEY_NOTIFY_SECRET", secret), io.Discard)

@@ -1,6 +1,7 @@
 package toolstest
 
 import (
+	"bytes"
 	"sync"
 
 	"github.com/hostkey/hostkey-mcp/policy/audit"
@@ -32,4 +33,22 @@ func (m *Audit) ByTool(tool string) []audit.Entry {
 		}
 	}
 	return out
+}
+
+// SyncBuffer is a bytes.Buffer a logger and a test can share.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -63,6 +64,11 @@ func TestAnotherSessionCannotSeeOrCancelAJob(t *testing.T) {
 	mine := toolstest.CallWith(t, e.st.MCP, workflows.WatchTool, map[string]any{})
 	if !strings.Contains(toolstest.Text(mine), info.ID) {
 		t.Errorf("the owner does not see its job: %s", toolstest.Text(mine))
+	}
+	// The handle came back at once (wait_seconds 0): let the job reach the install it
+	// follows, so that cancelling it has something to abort.
+	for i := 0; i < 400 && e.sent("eq_callback", "check") == 0; i++ {
+		time.Sleep(5 * time.Millisecond)
 	}
 	res := toolstest.CallWith(t, e.st.MCP, workflows.CancelTool, map[string]any{"job_id": info.ID})
 	if jobInfo(t, res).State != workflows.Cancelled {
