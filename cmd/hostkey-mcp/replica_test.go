@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/hostkey/hostkey-mcp/state"
@@ -252,4 +254,89 @@ func toolText(res *mcp.CallToolResult) string {
 		}
 	}
 	return b.String()
+}
+
+// replicaApp is one replica in this process: its own sandbox, webhook listener and HTTP
+// endpoint, on the shared store named by storeURL.
+func replicaApp(t *testing.T, storeURL string, args ...string) (*app, string, string) {
+	t.Helper()
+	hook := freeAddr(t)
+	cfg, _, err := parseConfig("test", append([]string{"--sandbox", "--http", "127.0.0.1:0", "--webhook-listen", hook,
+		"--public-url", "http://" + hook, "--log-level", "error"}, args...), env("HOSTKEY_STORE", storeURL), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(t.Context(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	if err := a.buildServer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := a.serveWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(a.httpHandler())
+	t.Cleanup(hs.Close)
+	return a, hook, hs.URL
+}
+
+// Issue 16: replicas on one PostgreSQL store each serve their own webhook address (none
+// stands by for another), and a callback accepted by one replica reaches a session held
+// by another (its follow loop reads the log by cursor, woken by LISTEN/NOTIFY).
+func TestReplicasNotifySessionsOfEventsAcceptedElsewhere(t *testing.T) {
+	storeURL := statetest.PostgresURL(t)
+	a, hookA, _ := replicaApp(t, storeURL)
+	_, hookB, urlB := replicaApp(t, storeURL)
+	for _, h := range []string{hookA, hookB} {
+		resp, err := http.Get("http://" + h + "/healthz")
+		if err != nil {
+			t.Fatalf("webhook listener %s: %v", h, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("webhook listener %s: %s", h, resp.Status)
+		}
+	}
+	tr, err := transport.NewStreamableHTTP(urlB+"/mcp", transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewClient(tr)
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	notes := make(chan mcp.JSONRPCNotification, 16)
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == "notifications/message" {
+			notes <- n
+		}
+	})
+	initialize(t, c)
+
+	cb, err := a.receiver.NewInstallJob(t.Context(), 40101, "eq_reinstall", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(cb, "application/json", strings.NewReader(`{"status":"done"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the callback on replica A: %s", resp.Status)
+	}
+	select {
+	case n := <-notes:
+		ev, _ := n.Params.AdditionalFields["data"].(map[string]any)
+		if e, _ := ev["event"].(map[string]any); e == nil || e["kind"] != "install_done" {
+			t.Fatalf("notification on B: %+v", n.Params.AdditionalFields)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a session on replica B was not notified of a callback accepted by replica A")
+	}
 }
