@@ -58,7 +58,7 @@ func newBalancer(t *testing.T, route func(int) int, envs ...*env) (*balancer, st
 
 // dial connects an HTTP client through the balancer: legacy (2025-11-25, with a session)
 // or not (2026-07-28, sessionless, multi round trip).
-func dial(t *testing.T, url string, legacy bool, el *elicitor) *client.Client {
+func dial(t *testing.T, url string, legacy bool, el *elicitor, caps ...*mcp.ElicitationCapability) *client.Client {
 	t.Helper()
 	tr, err := transport.NewStreamableHTTP(url)
 	if err != nil {
@@ -69,7 +69,11 @@ func dial(t *testing.T, url string, legacy bool, el *elicitor) *client.Client {
 		opts = append(opts, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
 	}
 	if el != nil {
-		opts = append(opts, client.WithElicitationHandler(el), client.WithClientCapabilities(mcp.ClientCapabilities{Elicitation: formOnly}))
+		cp := formOnly
+		if len(caps) > 0 {
+			cp = caps[0]
+		}
+		opts = append(opts, client.WithElicitationHandler(el), client.WithClientCapabilities(mcp.ClientCapabilities{Elicitation: cp}))
 	}
 	c := client.NewClient(tr, opts...)
 	if err := c.Start(t.Context()); err != nil {
@@ -260,6 +264,30 @@ func TestReplicaTwoStepRepeatsElsewhereDoNotCountAsWaiting(t *testing.T) {
 		}
 		if n := len(b.writes()); n != len(calls) {
 			t.Fatalf("%d calls sent by B, want %d", n, len(calls))
+		}
+	})
+}
+
+// URL mode across replicas: A sends the human to its page; the retry saying "I went
+// there" reaches B, which finds the decision in the store, uses the approval once and
+// sends the call.
+func TestReplicaPageAnsweredRetryOnAnotherReplica(t *testing.T) {
+	onStores(t, func(t *testing.T, open func() state.Store) {
+		a := newEnv(t, envOpts{Policy: policy.Options{State: open()}})
+		b := newEnv(t, envOpts{Policy: policy.Options{State: open()}})
+		bal, url := newBalancer(t, func(n int) int { return n }, a, b)
+		el := &elicitor{env: a}
+		c := dial(t, url, false, el, &mcp.ElicitationCapability{URL: &struct{}{}})
+		res := a.call(c, "eq_reboot", map[string]any{"id": 40101})
+		if res.IsError {
+			t.Fatalf("the retry on B after the page on A: %s", text(res))
+		}
+		reqs := el.requests()
+		if len(reqs) != 1 || reqs[0].Params.Mode != mcp.ElicitationModeURL || bal.hits[1] != 1 {
+			t.Fatalf("want one URL elicitation from A and the retry on B: %+v, hits %v", reqs, bal.hits)
+		}
+		if n, nb := reboots(a, b), len(b.sent("eq", "reboot")); n != 1 || nb != 1 {
+			t.Fatalf("%d reboots (%d by B), want one, by B", n, nb)
 		}
 	})
 }

@@ -340,3 +340,35 @@ func TestReplicasNotifySessionsOfEventsAcceptedElsewhere(t *testing.T) {
 		t.Fatal("a session on replica B was not notified of a callback accepted by replica A")
 	}
 }
+
+// The store's password, given in HOSTKEY_STORE, shows nowhere: doctor names the engine,
+// host, database and user, and a run's log names the same.
+func TestStorePasswordNeverShown(t *testing.T) {
+	u, err := url.Parse(statetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pw = "s3cr3t-pw-9f"
+	u.User = url.UserPassword(u.User.Username(), pw) // the test cluster trusts loopback: any password works
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"doctor", "--sandbox"}, nil, &out, &errb, env("HOSTKEY_STORE", u.String(), "HOME", t.TempDir()))
+	if code != 0 {
+		t.Fatalf("doctor: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	want := "engine postgres at postgres://" + u.User.Username() + "@" + u.Host + u.Path
+	if !strings.Contains(out.String(), want) {
+		t.Fatalf("doctor does not name the store (%s):\n%s", want, out.String())
+	}
+	out.Reset()
+	code = run(t.Context(), []string{"call", "eq_status", "id=40101", "--sandbox", "--log-level", "debug"}, nil, &out, &errb,
+		env("HOSTKEY_STORE", u.String(), "HOME", t.TempDir()))
+	if code != 0 {
+		t.Fatalf("call: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "shared state store") {
+		t.Fatalf("the run does not log its store:\n%s", errb.String())
+	}
+	if strings.Contains(out.String()+errb.String(), pw) {
+		t.Fatal("the password appears in the output or the log")
+	}
+}
