@@ -67,6 +67,21 @@ func TestJobLeaseFlag(t *testing.T) {
 	}
 	if _, _, err := parseConfig("hostkey-mcp", []string{"--job-lease", "500ms"}, env(), io.Discard); err == nil || !strings.Contains(err.Error(), "--job-lease") {
 		t.Fatalf("a lease under 2s: %v", err)
+	}	// It reaches the workflow jobs.
+	c, _, err = parseConfig("hostkey-mcp", []string{"--sandbox", "--job-lease", "3s", "--data-dir", t.TempDir(), "--toolsets", "workflows"}, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(t.Context(), c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.buildServer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.workflows.LeaseTTL(); got != 3*time.Second {
+		t.Fatalf("workflow lease %s, want 3s", got)
 	}
 }
 
