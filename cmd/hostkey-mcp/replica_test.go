@@ -67,7 +67,7 @@ func TestJobLeaseFlag(t *testing.T) {
 	}
 	if _, _, err := parseConfig("hostkey-mcp", []string{"--job-lease", "500ms"}, env(), io.Discard); err == nil || !strings.Contains(err.Error(), "--job-lease") {
 		t.Fatalf("a lease under 2s: %v", err)
-	}	// It reaches the workflow jobs.
+	} // It reaches the workflow jobs.
 	c, _, err = parseConfig("hostkey-mcp", []string{"--sandbox", "--job-lease", "3s", "--data-dir", t.TempDir(), "--toolsets", "workflows"}, env(), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -316,6 +316,8 @@ func TestReplicasNotifySessionsOfEventsAcceptedElsewhere(t *testing.T) {
 			t.Fatalf("webhook listener %s: %s", h, resp.Status)
 		}
 	}
+	// A 2025-era session: notifications outside a request arrive on its GET stream.
+	//lint:ignore SA1019 the standalone GET stream is how 2025-era sessions receive notifications
 	tr, err := transport.NewStreamableHTTP(urlB+"/mcp", transport.WithContinuousListening())
 	if err != nil {
 		t.Fatal(err)
