@@ -67,7 +67,8 @@ func TestJobLeaseFlag(t *testing.T) {
 	}
 	if _, _, err := parseConfig("hostkey-mcp", []string{"--job-lease", "500ms"}, env(), io.Discard); err == nil || !strings.Contains(err.Error(), "--job-lease") {
 		t.Fatalf("a lease under 2s: %v", err)
-	} // It reaches the workflow jobs.
+	}
+	// It reaches the workflow jobs.
 	c, _, err = parseConfig("hostkey-mcp", []string{"--sandbox", "--job-lease", "3s", "--data-dir", t.TempDir(), "--toolsets", "workflows"}, env(), io.Discard)
 	if err != nil {
 		t.Fatal(err)
