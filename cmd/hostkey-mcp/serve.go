@@ -122,7 +122,7 @@ func (a *app) httpHandler() http.Handler {
 		relay := newAnswerRelay(a.state, mcpHTTP, a.log.Named("relay"))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { defer close(done); relay.run(ctx, 200*time.Millisecond) }()
+		go func() { defer close(done); relay.run(ctx, 300*time.Millisecond) }()
 		a.closers = append(a.closers, func() { cancel(); <-done })
 		mcpHandler = relay
 	}
