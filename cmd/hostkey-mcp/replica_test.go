@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -451,4 +452,53 @@ type formAnswer struct{ n *atomic.Int32 }
 func (f formAnswer) Elicit(context.Context, mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
 	f.n.Add(1)
 	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"confirm": true}}}, nil
+}
+
+// The audit chain of all replicas is one: decisions made on two replicas are exported
+// from the store (audit-export with HOSTKEY_STORE) as one file that audit-verify accepts.
+func TestReplicasExportOneAuditChain(t *testing.T) {
+	storeURL := statetest.PostgresURL(t)
+	_, _, urlA := replicaApp(t, storeURL)
+	_, _, urlB := replicaApp(t, storeURL)
+	for _, u := range []string{urlA, urlB, urlA} {
+		c, err := client.NewStreamableHttpClient(u + "/mcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		initialize(t, c)
+		req := mcp.CallToolRequest{}
+		req.Params.Name, req.Params.Arguments = "eq_show", map[string]any{"id": 40101}
+		if res, err := c.CallTool(t.Context(), req); err != nil || res.IsError {
+			t.Fatalf("eq_show on %s: %v", u, err)
+		}
+		_ = c.Close()
+	}
+	file := t.TempDir() + "/audit.jsonl"
+	var out, errb bytes.Buffer
+	// Reads are audited by a background writer: wait until all three are in the chain.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		os.Remove(file)
+		out.Reset()
+		errb.Reset()
+		if code := run(t.Context(), []string{"audit-export", file}, nil, &out, &errb, env("HOSTKEY_STORE", storeURL, "HOME", t.TempDir())); code != 0 {
+			t.Fatalf("audit-export: exit %d: %s", code, errb.String())
+		}
+		b, _ := os.ReadFile(file)
+		if strings.Count(string(b), `"eq_show"`) >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out.Reset()
+	if code := run(t.Context(), []string{"audit-verify", file}, nil, &out, &errb, env()); code != 0 || !strings.Contains(out.String(), "hash chain intact") {
+		t.Fatalf("audit-verify: exit %d: %s %s", code, out.String(), errb.String())
+	}
+	b, _ := os.ReadFile(file)
+	if n := strings.Count(string(b), `"eq_show"`); n < 3 {
+		t.Fatalf("%d eq_show decisions in the exported chain, want 3 (two replicas)", n)
+	}
 }
