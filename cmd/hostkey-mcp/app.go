@@ -21,6 +21,7 @@ import (
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/events"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 	"github.com/hostkey/hostkey-mcp/webhook"
 )
@@ -160,7 +161,7 @@ func (a *app) buildServer(ctx context.Context) error {
 	taskHooks := &server.TaskHooks{}
 	wf.AttachTaskHooks(taskHooks)
 	wf.AttachStatusHooks(hooks) // tasks/get shows the job's stage as statusMessage
-	extra := []server.ServerTool{rcv.EventsTool()}
+	extra := []server.ServerTool{events.Tool(rcv)}
 	a.toolsOpts = tools.Options{
 		Version:      invapi.Version,
 		Instructions: a.instructions(),
@@ -172,7 +173,7 @@ func (a *app) buildServer(ctx context.Context) error {
 		PIN:          policy.PINFrom,
 		// The policy decides first; the callback is injected innermost, so a job (and its
 		// secret URL) exists only for a call that really goes to invapi.
-		Middleware:    []server.ToolHandlerMiddleware{eng.Middleware, rcv.InjectCallback},
+		Middleware:    []server.ToolHandlerMiddleware{eng.Middleware, events.InjectCallback(rcv, a.cat, a.log.Named("webhook"))},
 		ArgsValidated: true, // by eng.Middleware, which audits the rejects
 		ServerAllowed: eng.ServerAllowed,
 		Gate:          eng,
@@ -195,11 +196,11 @@ func (a *app) buildServer(ctx context.Context) error {
 		return err
 	}
 	a.srv = srv
-	n := webhook.NewMCPNotifier(srv.MCP(), srv.Subscriptions(), tools.ServerURI)
+	n := events.NewNotifier(srv.MCP(), srv.Subscriptions(), tools.ServerURI)
 	n.Attach(hooks)
 	rcv.SetNotifier(wakeJobs{next: n, wf: wf})
-	srv.MCP().AddResource(rcv.EventsResource())
-	srv.MCP().AddResourceTemplate(rcv.EventsResourceTemplate())
+	srv.MCP().AddResource(events.Resource(rcv))
+	srv.MCP().AddResourceTemplate(events.ResourceTemplate(rcv))
 	a.workflows = wf
 	// Closers run last-in first-out: jobs stop (PXE jobs clean up) while the policy,
 	// the receiver, the audit log and the session are still there.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/schemas"
+	"github.com/hostkey/hostkey-mcp/tools/events"
 )
 
 // loginAlertsCmd points an API key's login notifications at this server's webhook
@@ -78,7 +79,7 @@ func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout,
 		return err
 	}
 	defer c.Close()
-	key, err := rcv.PointAPIKey(ctx, toolCaller{c: c, cat: a.cat}, keyID)
+	key, err := events.PointAPIKey(ctx, rcv, toolCaller{c: c, cat: a.cat}, keyID)
 	if err != nil && term.closed {
 		return errNoAnswer
 	}

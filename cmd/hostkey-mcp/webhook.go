@@ -93,7 +93,6 @@ func (a *app) buildReceiver(ctx context.Context) (*webhook.Receiver, error) {
 		TrustedProxies: proxies,
 		CheckSourceIP:  a.cfg.CheckSourceIP,
 		ServerIPs:      webhook.EqShowIPs(a.client),
-		Catalog:        a.cat,
 		Retention:      a.cfg.Retention,
 	})
 	if err != nil {

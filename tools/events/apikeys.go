@@ -1,0 +1,97 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hostkey/hostkey-mcp/invapi"
+	"github.com/hostkey/hostkey-mcp/schemas"
+	"github.com/hostkey/hostkey-mcp/webhook"
+)
+
+// APIKey is an API key's settings as api_keys/view and api_keys/list show them.
+type APIKey struct {
+	ID                 int64
+	Name               string
+	Active             int
+	IP                 string
+	ServerID           int64
+	LoginNotifyMethod  string
+	LoginNotifyAddress string
+}
+
+// LoginNotifyParams builds the arguments of api_keys/edit (the api_keys_edit tool's
+// shape, which the invapi client encodes as params[...]) that point key at alertURL with
+// login_notify_method=webhook, keeping its name, active state, IP allow-list and server.
+func LoginNotifyParams(key APIKey, alertURL string) map[string]any {
+	p := map[string]any{
+		"id":                   key.ID,
+		"name":                 key.Name,
+		"active":               key.Active,
+		"login_notify_method":  "webhook",
+		"login_notify_address": alertURL,
+	}
+	if key.IP != "" {
+		p["ip"] = key.IP
+	}
+	if key.ServerID != 0 {
+		p["server_id"] = key.ServerID
+	}
+	return map[string]any{"params": p}
+}
+
+// Caller runs an invapi action: the *invapi.Client, or cmd's caller through the app's
+// own tools (so the key edit passes the policy).
+type Caller interface {
+	Call(ctx context.Context, module, action string, params map[string]any) (*invapi.Response, error)
+}
+
+// ParseAPIKey reads an api_keys/view (or one api_keys/list item) answer.
+func ParseAPIKey(fields map[string]any) (APIKey, error) {
+	d := fields
+	if inner, ok := fields["data"].(map[string]any); ok {
+		d = inner
+	}
+	id, ok := schemas.Int64(d["id"])
+	if !ok || id <= 0 {
+		return APIKey{}, errors.New("api key: answer has no id")
+	}
+	k := APIKey{ID: id}
+	k.Name, _ = d["name"].(string)
+	if n, ok := schemas.Int64(d["active"]); ok {
+		k.Active = int(n)
+	}
+	k.IP, _ = d["ip"].(string)
+	k.ServerID, _ = schemas.Int64(d["server_id"])
+	k.LoginNotifyMethod, _ = d["login_notify_method"].(string)
+	k.LoginNotifyAddress, _ = d["login_notify_address"].(string)
+	return k, nil
+}
+
+// PointAPIKey reads API key keyID (api_keys/view) and sets its login notifications to
+// the receiver's LoginAlertURL (api_keys/edit). api_keys/edit is destructive in the
+// catalog: callers (the CLI command or tool) confirm with a human first. Per-server keys
+// are refused: the docs want login_notify_method none for them.
+func PointAPIKey(ctx context.Context, r *webhook.Receiver, c Caller, keyID int64) (APIKey, error) {
+	alert, err := r.LoginAlertURL(ctx)
+	if err != nil {
+		return APIKey{}, err
+	}
+	resp, err := c.Call(ctx, "api_keys", "view", map[string]any{"id": keyID})
+	if err != nil {
+		return APIKey{}, fmt.Errorf("read API key %d: %w", keyID, err)
+	}
+	key, err := ParseAPIKey(resp.Fields)
+	if err != nil {
+		return APIKey{}, fmt.Errorf("read API key %d: %w", keyID, err)
+	}
+	if key.ServerID != 0 {
+		return key, fmt.Errorf("API key %d is bound to server %d: invapi's docs say per-server keys use login_notify_method none", keyID, key.ServerID)
+	}
+	if _, err := c.Call(ctx, "api_keys", "edit", LoginNotifyParams(key, alert)); err != nil {
+		return key, fmt.Errorf("point API key %d at the login alert URL: %w", keyID, err)
+	}
+	key.LoginNotifyMethod, key.LoginNotifyAddress = "webhook", alert
+	return key, nil
+}
