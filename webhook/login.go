@@ -3,9 +3,6 @@ package webhook
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
-	"net/netip"
-	"strings"
 
 	"github.com/hostkey/hostkey-mcp/invapi"
 )
@@ -39,63 +36,14 @@ func (r *Receiver) RotateLoginToken(ctx context.Context) error {
 	return nil
 }
 
-// Caller is the part of *invapi.Client EqShowIPs uses.
-type Caller interface {
-	Call(ctx context.Context, module, action string, params map[string]any) (*invapi.Response, error)
-}
-
-// EqShowIPs is a ServerIPLookup that reads a server's addresses from eq/show
-// (the "IP" list; IPMI addresses are not callers and are left out).
-func EqShowIPs(c Caller) ServerIPLookup {
+// EqShowIPs is a ServerIPLookup that reads a server's own addresses from eq/show with
+// invapi's one reader (IPMI addresses are not callers and are left out).
+func EqShowIPs(d invapi.Doer) ServerIPLookup {
 	return func(ctx context.Context, id int64) ([]string, error) {
-		resp, err := c.Call(ctx, "eq", "show", map[string]any{"id": id})
+		s, err := invapi.ShowServer(ctx, d, id)
 		if err != nil {
 			return nil, err
 		}
-		return IPsFromShow(resp.Fields), nil
+		return s.IPs, nil
 	}
-}
-
-// IPsFromShow extracts the server's IP addresses from an eq/show answer.
-func IPsFromShow(fields map[string]any) []string {
-	var out []string
-	seen := map[netip.Addr]bool{}
-	add := func(v any) {
-		s := ""
-		switch x := v.(type) {
-		case string:
-			s = x
-		case json.Number:
-			s = string(x)
-		}
-		for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-			if a, err := netip.ParseAddr(strings.TrimSpace(f)); err == nil && !seen[a.Unmap()] {
-				seen[a.Unmap()] = true
-				out = append(out, a.Unmap().String())
-			}
-		}
-	}
-	for _, key := range []string{"IP", "ip", "ips", "IPs"} {
-		switch list := fields[key].(type) {
-		case []any:
-			for _, item := range list {
-				switch it := item.(type) {
-				case map[string]any:
-					for _, k := range []string{"IP", "ip", "address"} {
-						add(it[k])
-					}
-				default:
-					add(it)
-				}
-			}
-		case string:
-			add(list)
-		}
-	}
-	if sd, ok := fields["server_data"].(map[string]any); ok {
-		for _, k := range []string{"ip", "IP", "main_ip"} {
-			add(sd[k])
-		}
-	}
-	return out
 }
