@@ -26,6 +26,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 )
 
 // Version names the build in the User-Agent; the Makefile sets it with -ldflags.
@@ -187,7 +189,7 @@ func normalizeBase(raw string) (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) {
+		if !httpx.IsLoopback(u.Hostname()) {
 			return "", fmt.Errorf("invapi: base URL %q: plain http is allowed only on loopback", raw)
 		}
 	default:
@@ -197,14 +199,6 @@ func normalizeBase(raw string) (string, error) {
 		u.Path += "/"
 	}
 	return u.String(), nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Call sends module/action with params, as the Resolver says (POST, write, with token

@@ -47,6 +47,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostkey/hostkey-mcp/invapi"
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 	"github.com/hostkey/hostkey-mcp/policy/audit"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/state"
@@ -242,7 +243,7 @@ func New(o Options) (*Engine, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("policy: approval page base URL %q: want http://127.0.0.1:PORT/path", o.PINPageBaseURL)
 		}
-		if !o.AllowRemote && !loopbackHost(u.Host) {
+		if !o.AllowRemote && !httpx.IsLoopback(u.Host) {
 			return nil, fmt.Errorf("policy: approval page base URL %q is not on loopback, where the pages are served (allow remote approvals explicitly to change that)", o.PINPageBaseURL)
 		}
 	}

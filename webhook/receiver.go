@@ -46,6 +46,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
@@ -213,7 +214,7 @@ func New(ctx context.Context, cfg Config) (*Receiver, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return nil, fmt.Errorf("webhook: --public-url %q: want an absolute http(s) URL without query", cfg.PublicURL)
 		}
-		if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		if u.Scheme == "http" && !httpx.IsLoopback(u.Hostname()) {
 			r.log.Warn("public URL is plain http: callback secrets travel unencrypted; prefer https behind a reverse proxy")
 		}
 		r.public = strings.TrimRight(u.String(), "/")
@@ -254,14 +255,6 @@ func New(ctx context.Context, cfg Config) (*Receiver, error) {
 		close(r.pruneDone)
 	}
 	return r, nil
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(h)
-	return err == nil && a.IsLoopback()
 }
 
 // SetNotifier sets (or replaces) the Notifier; cmd calls it once the MCP server exists.

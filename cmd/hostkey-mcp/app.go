@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hostkey/hostkey-mcp/invapi"
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/schemas"
@@ -303,12 +303,9 @@ func startSandbox(ctx context.Context, log *zap.Logger, install time.Duration) (
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
-	go func() {
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("sandbox stopped", zap.Error(err))
-		}
-	}()
+	stopHTTP := httpx.Start(ln, s, httpx.Limits{ReadHeader: 10 * time.Second, Read: 30 * time.Second, MaxHeaderBytes: 64 << 10, Shutdown: 2 * time.Second},
+		func(err error) { log.Error("sandbox stopped", zap.Error(err)) })
+	// Sim time runs until the app closes, not with the ctx of the command that built it.
 	rctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = s.RunRealtime(rctx, 1) }()
 	account, _ := s.Keys()
@@ -318,9 +315,7 @@ func startSandbox(ctx context.Context, log *zap.Logger, install time.Duration) (
 		apiKey: account,
 		stop: func() {
 			cancel()
-			sctx, c2 := context.WithTimeout(context.Background(), 2*time.Second)
-			defer c2()
-			_ = hs.Shutdown(sctx)
+			stopHTTP()
 		},
 	}, nil
 }

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/tools"
-	"github.com/hostkey/hostkey-mcp/tools/transport"
 	"github.com/hostkey/hostkey-mcp/webhook"
 )
 
@@ -62,7 +62,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 
 	fmt.Fprintln(stdout, "configuration")
 	r.ok("flags and environment parse")
-	if cfg.HTTP != "" && !transport.IsLoopbackAddr(cfg.HTTP) && cfg.HTTPToken == "" {
+	if cfg.HTTP != "" && !httpx.IsLoopback(cfg.HTTP) && cfg.HTTPToken == "" {
 		r.fail("set HOSTKEY_HTTP_TOKEN (or --http-token-file) or bind --http to 127.0.0.1", "--http %s is reachable from other machines without a bearer token", cfg.HTTP)
 	}
 	if cfg.Confirm == "off" {

@@ -12,8 +12,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/policy/audit"
 	"github.com/hostkey/hostkey-mcp/state"
@@ -222,8 +224,8 @@ func (a *app) startApprovalListener() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--approval-listen %s: %w", a.cfg.ApprovalListen, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/policy/", http.StripPrefix("/policy", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rt := mux.NewRouter()
+	rt.PathPrefix("/policy/").Handler(http.StripPrefix("/policy", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, _ := a.pageHandler.Load().(http.Handler)
 		if h == nil {
 			http.NotFound(w, r)
@@ -231,13 +233,9 @@ func (a *app) startApprovalListener() (string, error) {
 		}
 		h.ServeHTTP(w, r)
 	})))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-	go func() {
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("approval pages stopped", zap.Error(err))
-		}
-	}()
-	a.closers = append(a.closers, func() { _ = hs.Close() })
+	stop := httpx.Start(ln, rt, httpx.Limits{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second},
+		func(err error) { a.log.Error("approval pages stopped", zap.Error(err)) })
+	a.closers = append(a.closers, stop)
 	url := "http://" + ln.Addr().String() + "/policy"
 	// Bots need this address (with port 0 it changes every start): say it at info.
 	a.log.Info("approval listener", zap.String("pages", url+"/approve/{id}"), zap.String("bot_api", url+"/api/approvals/{id}"))
