@@ -98,20 +98,21 @@ func (acceptAll) Elicit(context.Context, mcp.ElicitationRequest) (*mcp.Elicitati
 		Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"confirm": true}}}, nil
 }
 
-// toolCaller runs an invapi action as the catalog tool of the same name through an MCP
-// client, and turns the tool's structured content back into a response.
+// toolCaller runs an invapi request as the catalog tool of the same name through an MCP
+// client (the policy decides as for an assistant's call), and turns the tool's structured
+// content back into a response.
 type toolCaller struct {
 	c   *client.Client
 	cat *schemas.Catalog
 }
 
-func (t toolCaller) Call(ctx context.Context, module, action string, params map[string]any) (*invapi.Response, error) {
-	act, ok := t.cat.Lookup(module, action)
+func (t toolCaller) Do(ctx context.Context, r *invapi.Request) (*invapi.Response, error) {
+	act, ok := t.cat.Lookup(r.Module, r.Action)
 	if !ok {
-		return nil, fmt.Errorf("%s/%s is not a catalog action", module, action)
+		return nil, fmt.Errorf("%s/%s is not a catalog action", r.Module, r.Action)
 	}
 	req := mcp.CallToolRequest{}
-	req.Params.Name, req.Params.Arguments = act.Tool, params
+	req.Params.Name, req.Params.Arguments = act.Tool, r.Params
 	res, err := t.c.CallTool(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", act.Tool, err)

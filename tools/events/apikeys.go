@@ -21,32 +21,6 @@ type APIKey struct {
 	LoginNotifyAddress string
 }
 
-// LoginNotifyParams builds the arguments of api_keys/edit (the api_keys_edit tool's
-// shape, which the invapi client encodes as params[...]) that point key at alertURL with
-// login_notify_method=webhook, keeping its name, active state, IP allow-list and server.
-func LoginNotifyParams(key APIKey, alertURL string) map[string]any {
-	p := map[string]any{
-		"id":                   key.ID,
-		"name":                 key.Name,
-		"active":               key.Active,
-		"login_notify_method":  "webhook",
-		"login_notify_address": alertURL,
-	}
-	if key.IP != "" {
-		p["ip"] = key.IP
-	}
-	if key.ServerID != 0 {
-		p["server_id"] = key.ServerID
-	}
-	return map[string]any{"params": p}
-}
-
-// Caller runs an invapi action: the *invapi.Client, or cmd's caller through the app's
-// own tools (so the key edit passes the policy).
-type Caller interface {
-	Call(ctx context.Context, module, action string, params map[string]any) (*invapi.Response, error)
-}
-
 // ParseAPIKey reads an api_keys/view (or one api_keys/list item) answer.
 func ParseAPIKey(fields map[string]any) (APIKey, error) {
 	d := fields
@@ -73,12 +47,14 @@ func ParseAPIKey(fields map[string]any) (APIKey, error) {
 // the receiver's LoginAlertURL (api_keys/edit). api_keys/edit is destructive in the
 // catalog: callers (the CLI command or tool) confirm with a human first. Per-server keys
 // are refused: the docs want login_notify_method none for them.
-func PointAPIKey(ctx context.Context, r *webhook.Receiver, c Caller, keyID int64) (APIKey, error) {
+// d is the *invapi.Client, or cmd's client that runs each request as the catalog tool of
+// the same name (so the edit passes the policy).
+func PointAPIKey(ctx context.Context, r *webhook.Receiver, d invapi.Doer, keyID int64) (APIKey, error) {
 	alert, err := r.LoginAlertURL(ctx)
 	if err != nil {
 		return APIKey{}, err
 	}
-	resp, err := c.Call(ctx, "api_keys", "view", map[string]any{"id": keyID})
+	resp, err := d.Do(ctx, (&invapi.APIKeysViewParams{ID: keyID}).Request())
 	if err != nil {
 		return APIKey{}, fmt.Errorf("read API key %d: %w", keyID, err)
 	}
@@ -89,7 +65,10 @@ func PointAPIKey(ctx context.Context, r *webhook.Receiver, c Caller, keyID int64
 	if key.ServerID != 0 {
 		return key, fmt.Errorf("API key %d is bound to server %d: invapi's docs say per-server keys use login_notify_method none", keyID, key.ServerID)
 	}
-	if _, err := c.Call(ctx, "api_keys", "edit", LoginNotifyParams(key, alert)); err != nil {
+	// The key keeps its name, active state and IP allow-list.
+	edit := &invapi.APIKeysEditParams{ParamsID: key.ID, ParamsName: key.Name, ParamsActive: int64(key.Active), ParamsIP: key.IP,
+		ParamsLoginNotifyMethod: "webhook", ParamsLoginNotifyAddress: alert}
+	if _, err := d.Do(ctx, edit.Request()); err != nil {
 		return key, fmt.Errorf("point API key %d at the login alert URL: %w", keyID, err)
 	}
 	key.LoginNotifyMethod, key.LoginNotifyAddress = "webhook", alert
