@@ -138,7 +138,7 @@ func (j jobEvents) RecordJob(ctx context.Context, info workflows.JobInfo) {
 		data["result"] = info.Result
 	}
 	key := fmt.Sprintf("%s/%s/%d", info.ID, info.State, info.Stage)
-	_, _, _ = j.r.Record(ctx, webhook.Event{Kind: "workflow", ServerID: info.ServerID, JobID: info.ID, Action: info.Tool, Session: info.Session, Data: data}, key)
+	_, _, _ = j.r.Record(ctx, webhook.Event{Kind: store.KindWorkflow, ServerID: info.ServerID, JobID: info.ID, Action: info.Tool, Session: info.Session, Data: data}, key)
 }
 
 // wakeJobs passes events to the MCP notifier and wakes the workflow watching a server
