@@ -38,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -130,7 +131,7 @@ type channel string
 
 const (
 	viaNone    channel = ""
-	viaOff     channel = "off" // --confirm off let a call through that would need a human
+	viaOff     channel = "off" // confirmation is off: a call went through that would need a human
 	viaForm    channel = "elicit-form"
 	viaURL     channel = "elicit-url"
 	viaTwoStep channel = "two-step"
@@ -155,7 +156,7 @@ type Options struct {
 	ApproverToken  string      // bearer credential of chat-ops bots for the approval API; "" disables it
 	AllowRemote    bool        // serve the pages to non-loopback clients (default: loopback only)
 
-	Classes map[string]schemas.Class // overrides by tool name or "module/action" (--policy-file)
+	Classes map[string]schemas.Class // overrides by tool name or "module/action" (a policy File)
 
 	ReadOnly   bool
 	Servers    []int64  // allowlist by ID; empty with empty ServerTags: every server
@@ -187,6 +188,26 @@ type Options struct {
 	// OnApproval, when set, is told of every approval requested and decided (chat-ops
 	// deliveries, issue 18). It runs on the request's goroutine: it must not block.
 	OnApproval func(ApprovalEvent)
+
+	// Hints name the settings behind the policy's advice, as the wiring spells them.
+	Hints Hints
+}
+
+// Hints tell the user what to set, in the wiring's words: the policy names no flag or
+// environment variable of its own (a test holds it to that). An empty hint is left out.
+type Hints struct {
+	ConfirmOff   string // the setting that turned confirmation off, e.g. "--confirm off"
+	ConfirmToken string // the setting that leaves approvals to bots, e.g. "--confirm token"
+	SetPIN       string // how to configure a PIN, e.g. "set HOSTKEY_PIN or --pin-file"
+	ApprovalPage string // how to get an approval page, e.g. "serve --http"
+}
+
+// hint is " (h)", or "" without a hint.
+func hint(h string) string {
+	if h == "" {
+		return ""
+	}
+	return " (" + h + ")"
 }
 
 // DefaultMaxPending is Options.MaxPending's default.
@@ -229,7 +250,7 @@ func New(o Options) (*Engine, error) {
 		return nil, fmt.Errorf("policy: confirm mode %q: want elicit, token or off", o.Confirm)
 	}
 	if len(o.ServerTags) > 0 && o.Facts == nil {
-		return nil, errors.New("policy: --server-tags needs a server lookup (Facts)")
+		return nil, errors.New("policy: a server tag allowlist needs a server lookup (Facts)")
 	}
 	for name, c := range o.Classes {
 		if !c.Valid() {
@@ -290,13 +311,14 @@ func New(o Options) (*Engine, error) {
 		}
 	}
 	if o.Confirm == ConfirmOff {
-		e.log.Warn("CONFIRMATION IS OFF: destructive calls run without a human confirming them (--confirm off)")
+		e.log.Warn("CONFIRMATION IS OFF: destructive calls run without a human confirming them" + hint(o.Hints.ConfirmOff))
 	}
 	if o.DryRun {
 		e.log.Info("dry run: write and destructive calls are answered with the request that would be sent; nothing is sent")
 	}
 	if o.PIN == nil && o.PINPageBaseURL == "" && o.ApproverToken == "" {
-		e.log.Info("no PIN configured and no approval page: calls that need the PIN will be refused (set HOSTKEY_PIN or --pin-file, or serve --http)")
+		how := strings.Join(slices.DeleteFunc([]string{o.Hints.SetPIN, o.Hints.ApprovalPage}, func(s string) bool { return s == "" }), ", or ")
+		e.log.Info("no PIN configured and no approval page: calls that need the PIN will be refused" + hint(how))
 	}
 	return e, nil
 }

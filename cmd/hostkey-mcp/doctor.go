@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/tools"
 	"github.com/hostkey/hostkey-mcp/tools/transport"
 	"github.com/hostkey/hostkey-mcp/webhook"
@@ -103,7 +102,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	case cfg.PIN != "" || cfg.PINFile != "":
 		// doctor reads the PIN and checks its form, nothing more: invapi has no way to test
 		// a PIN without using it, and a wrong one counts toward its lock-out.
-		if _, err := policy.LoadPIN(cfg.PIN, cfg.PINFile); err != nil {
+		if _, err := loadPIN(cfg); err != nil {
 			r.fail("fix HOSTKEY_PIN or --pin-file (a file readable only by you: chmod 600)", "%v", err)
 		} else if cfg.PINFile != "" {
 			r.ok("PIN read from %s (mode 0600, well-formed)", cfg.PINFile)

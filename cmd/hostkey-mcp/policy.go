@@ -20,6 +20,30 @@ import (
 	"github.com/hostkey/hostkey-mcp/tools"
 )
 
+// policyHints are the settings the policy's messages advise, in this binary's words.
+var policyHints = policy.Hints{
+	ConfirmOff:   "--confirm off",
+	ConfirmToken: "--confirm token",
+	SetPIN:       "set HOSTKEY_PIN or --pin-file",
+	ApprovalPage: "serve --http",
+}
+
+// loadPIN reads the PIN from HOSTKEY_PIN or --pin-file; errors name the one at fault.
+func loadPIN(cfg *Config) (policy.PINProvider, error) {
+	if cfg.PIN != "" && cfg.PINFile != "" {
+		return nil, errors.New("both HOSTKEY_PIN and --pin-file are set: keep one")
+	}
+	p, err := policy.LoadPIN(cfg.PIN, cfg.PINFile)
+	switch {
+	case err == nil:
+		return p, nil
+	case cfg.PINFile != "":
+		return nil, fmt.Errorf("--pin-file %s: %w", cfg.PINFile, err)
+	default:
+		return nil, fmt.Errorf("HOSTKEY_PIN: %w", err)
+	}
+}
+
 // buildPolicy assembles the policy engine from the flags: PIN source, classes, limits,
 // allowlist, audit log, and the loopback listener of the approval and PIN pages.
 func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
@@ -28,14 +52,14 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 	var err error
 	if a.sandbox != nil && cfg.PIN == "" && cfg.PINFile == "" {
 		pin = policy.StaticPIN(a.sandbox.sim.PIN()) // the simulator's own account PIN
-	} else if pin, err = policy.LoadPIN(cfg.PIN, cfg.PINFile); err != nil {
+	} else if pin, err = loadPIN(cfg); err != nil {
 		return nil, err
 	}
 	var classes policy.File
 	if cfg.PolicyFile != "" {
 		f, err := policy.LoadFile(cfg.PolicyFile, a.cat)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--policy-file: %w", err)
 		}
 		classes = *f
 	}
@@ -120,6 +144,7 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 		Logger:         a.log.Named("policy"),
 		Catalog:        a.cat,
 		OnApproval:     a.onApproval, // chat-ops deliveries (notify.go)
+		Hints:          policyHints,
 	})
 	if err != nil {
 		return nil, err
