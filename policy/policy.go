@@ -111,37 +111,40 @@ const (
 // Decision is what the audit log records for one step of a governed call.
 type Decision string
 
-// Decisions recorded in the audit log. The constants are untyped so that they compare
-// with audit.Entry.Decision as they are; the policy's own functions take a Decision.
+// Decisions recorded in the audit log (audit.Entry.Decision is their string).
 const (
-	DecisionAllowed     = "allowed"      // no confirmation needed; sent
-	DecisionConfirmed   = "confirmed"    // a human confirmed; sent
-	DecisionPending     = "pending"      // a confirmation or approval was asked for; nothing sent yet
-	DecisionDeclined    = "declined"     // the human declined or cancelled; nothing sent
-	DecisionDeniedScope = "denied-scope" // read-only mode or server allowlist; nothing sent
-	DecisionDenied      = "denied"       // PIN cool-down, invalid confirmation state, no PIN…; nothing sent
-	DecisionRateLimited = "rate-limited" // nothing sent
-	DecisionFailed      = "failed"       // sent (or attempted) and failed
-	DecisionDryRun      = "dry-run"      // the request was shown, not sent
-	DecisionInvalid     = "invalid"      // the arguments do not fit the tool, or the call could not be described; nothing sent
+	DecisionAllowed     Decision = "allowed"      // no confirmation needed; sent
+	DecisionConfirmed   Decision = "confirmed"    // a human confirmed; sent
+	DecisionPending     Decision = "pending"      // a confirmation or approval was asked for; nothing sent yet
+	DecisionDeclined    Decision = "declined"     // the human declined or cancelled; nothing sent
+	DecisionDeniedScope Decision = "denied-scope" // read-only mode or server allowlist; nothing sent
+	DecisionDenied      Decision = "denied"       // PIN cool-down, invalid confirmation state, no PIN…; nothing sent
+	DecisionRateLimited Decision = "rate-limited" // nothing sent
+	DecisionFailed      Decision = "failed"       // sent (or attempted) and failed
+	DecisionDryRun      Decision = "dry-run"      // the request was shown, not sent
+	DecisionInvalid     Decision = "invalid"      // the arguments do not fit the tool, or the call could not be described; nothing sent
 )
 
-// channel is how a human confirmed a call (the audit's "confirm" field).
-type channel string
+// Channel is how a human confirmed a call (the audit's "confirm" field).
+type Channel string
 
+// Channels. Approvals add who answered: viaApproval, viaURLPage.
 const (
-	viaNone    channel = ""
-	viaOff     channel = "off" // confirmation is off: a call went through that would need a human
-	viaForm    channel = "elicit-form"
-	viaURL     channel = "elicit-url"
-	viaTwoStep channel = "two-step"
+	viaNone    Channel = ""
+	viaOff     Channel = "off" // confirmation is off: a call went through that would need a human
+	viaForm    Channel = "elicit-form"
+	viaURL     Channel = "elicit-url"
+	viaTwoStep Channel = "two-step"
+
+	// ViaJobApproval: a workflow step sent under the approval that started its job.
+	ViaJobApproval Channel = "job-approval"
 )
 
 // viaApproval is a two-step approval answered on the page or by a bot.
-func viaApproval(who string) channel { return channel("approval-" + who) }
+func viaApproval(who string) Channel { return Channel("approval-" + who) }
 
 // viaURLPage is a URL-mode elicitation answered on the page (or by a bot).
-func viaURLPage(who string) channel { return channel("elicit-url-" + who) }
+func viaURLPage(who string) Channel { return Channel("elicit-url-" + who) }
 
 // Options configure an Engine.
 type Options struct {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/tools"
 	"github.com/hostkey/hostkey-mcp/tools/transport"
 	"github.com/hostkey/hostkey-mcp/webhook"
@@ -64,7 +65,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if cfg.HTTP != "" && !transport.IsLoopbackAddr(cfg.HTTP) && cfg.HTTPToken == "" {
 		r.fail("set HOSTKEY_HTTP_TOKEN (or --http-token-file) or bind --http to 127.0.0.1", "--http %s is reachable from other machines without a bearer token", cfg.HTTP)
 	}
-	if cfg.Confirm == "off" {
+	if cfg.Confirm == policy.ConfirmOff {
 		r.fail("use --confirm elicit (default) or token; off lets the model run destructive calls unconfirmed", "--confirm off")
 	} else {
 		r.ok("confirmation mode: %s", cfg.Confirm)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -63,34 +62,10 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 		}
 		classes = *f
 	}
-	var limits policy.Limits
-	for _, l := range []struct {
-		flag, value string
-		into        *policy.Limit
-	}{
-		{"--rate-global", cfg.RateGlobal, &limits.Global},
-		{"--rate-destructive", cfg.RateDestructive, &limits.Destructive},
-		{"--rate-server", cfg.RateServer, &limits.Server},
-		{"--rate-session", cfg.RateSession, &limits.Session},
-	} {
-		if *l.into, err = policy.ParseLimit(l.value); err != nil {
-			return nil, fmt.Errorf("%s %q: %v (want rps:burst, e.g. 5:10, or off)", l.flag, l.value, err)
-		}
-	}
-	maxPending, err := strconv.Atoi(cfg.MaxPending)
-	if err != nil || maxPending < 0 {
-		return nil, fmt.Errorf("--max-pending %q: want a whole number, 0 for no limit", cfg.MaxPending)
-	}
+	limits := policy.Limits{Global: cfg.RateGlobal, Destructive: cfg.RateDestructive, Server: cfg.RateServer, Session: cfg.RateSession}
+	maxPending := cfg.MaxPending
 	if maxPending == 0 {
 		maxPending = -1 // policy: negative is no limit, 0 its default
-	}
-	var servers []int64
-	for _, s := range splitCSV(cfg.Servers) {
-		id, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || id <= 0 {
-			return nil, fmt.Errorf("--servers: %q is not a server ID", s)
-		}
-		servers = append(servers, id)
 	}
 	st, err := a.openPolicyState(ctx)
 	if err != nil {
@@ -121,21 +96,21 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if policy.ConfirmMode(cfg.Confirm) == policy.ConfirmOff {
+	if cfg.Confirm == policy.ConfirmOff {
 		a.log.Warn("--confirm off: destructive calls run WITHOUT human confirmation")
 	}
 	eng, err := policy.New(policy.Options{
 		Describe:       tools.Describer(a.cat),
 		Facts:          policy.ShowFacts(a.client),
-		Confirm:        policy.ConfirmMode(cfg.Confirm),
+		Confirm:        cfg.Confirm,
 		ConfirmWrites:  cfg.ConfirmWrites,
 		PIN:            pin,
 		PINPageBaseURL: pageURL,
 		ApproverToken:  cfg.ApproverToken,
 		Classes:        classes.Classes,
 		ReadOnly:       cfg.ReadOnly,
-		Servers:        servers,
-		ServerTags:     splitCSV(cfg.ServerTags),
+		Servers:        cfg.Servers,
+		ServerTags:     cfg.ServerTags,
 		Limits:         limits,
 		MaxPending:     maxPending,
 		DryRun:         cfg.DryRun,

@@ -118,7 +118,7 @@ func (a *app) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", transport.Guard(mcpHTTP, transport.GuardOptions{
 		Token:          a.cfg.HTTPToken,
-		AllowedOrigins: splitCSV(a.cfg.AllowedOrigins),
+		AllowedOrigins: a.cfg.AllowedOrigins,
 		MaxBody:        a.cfg.HTTPMaxBody,
 	}))
 	// The webhook routes share the listener: callbacks are authenticated by their own

@@ -32,7 +32,7 @@ import (
 type Authorizer interface {
 	Authorize(ctx context.Context, call *policy.Call, summary string) (context.Context, *mcp.CallToolResult, error)
 	Done(ctx context.Context, call *policy.Call, err error, start time.Time)
-	Note(ctx context.Context, call *policy.Call, decision, reason, how string)
+	Note(ctx context.Context, call *policy.Call, decision policy.Decision, reason string, how policy.Channel)
 }
 
 // Checker reads install progress (the invapi client's eq_callback/check).
@@ -166,7 +166,7 @@ func (w *Workflows) AttachTaskHooks(h *server.TaskHooks) {
 			return
 		}
 		if j.owner() != m.SessionID {
-			w.o.Policy.Note(ctx, w.cancelCall(j), string(policy.DecisionDenied), "tasks/cancel from another MCP session: the job belongs to the session that started it", "")
+			w.o.Policy.Note(ctx, w.cancelCall(j), policy.DecisionDenied, "tasks/cancel from another MCP session: the job belongs to the session that started it", "")
 			return
 		}
 		w.noteCancel(ctx, j, "tasks/cancel")
