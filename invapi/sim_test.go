@@ -281,15 +281,17 @@ func BenchmarkCallAgainstSim(b *testing.B) {
 	}
 }
 
-func TestSimTypedParams(t *testing.T) {
+// Nested parameters reach the wire as PHP reads them; a write carries its PIN and is
+// sent once, even when invapi fails.
+func TestSimNestedParamsAndWritesOnce(t *testing.T) {
 	e := newSimEnv(t)
 	ctx := t.Context()
-	resp, err := e.client.Send(ctx, &invapi.EqStatusParams{ID: 40101})
+	resp, err := e.client.Call(ctx, "eq", "status", map[string]any{"id": 40101})
 	if err != nil || !strings.Contains(string(resp.Body), "Chassis Power is") {
 		t.Fatalf("eq/status: %v %s", err, resp.Body)
 	}
-	_, err = e.client.Send(ctx, &invapi.EqBackupSaveScheduleParams{
-		ID: 40101, BackupScheduleDays: []string{"monday", "thursday"}, BackupScheduleTime: "03:00", BackupScheduleTimezone: "UTC",
+	_, err = e.client.Call(ctx, "eq", "backup_save_schedule", map[string]any{
+		"id": 40101, "backup_schedule": map[string]any{"days": []string{"monday", "thursday"}, "time": "03:00", "timezone": "UTC"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -299,9 +301,8 @@ func TestSimTypedParams(t *testing.T) {
 	if strings.Join(form["backup_schedule[days][]"], ",") != "monday,thursday" || form.Get("backup_schedule[timezone]") != "UTC" {
 		t.Errorf("typed nested params on the wire: %v", form)
 	}
-	// A typed write carries its PIN and is sent once, even when invapi fails.
 	e.sim.Inject(sim.Fault{Module: "eq", Action: "reboot", Kind: sim.Fault5xx})
-	if _, err := e.client.Send(ctx, &invapi.EqRebootParams{ID: 40101, PIN: e.sim.PIN()}); invapi.KindOf(err) != invapi.KindServer {
+	if _, err := e.client.Call(ctx, "eq", "reboot", map[string]any{"id": 40101, "pin": e.sim.PIN()}); invapi.KindOf(err) != invapi.KindServer {
 		t.Fatalf("reboot: %v", err)
 	}
 	if got := e.sim.Requests(); got[len(got)-1].Form.Get("pin") != e.sim.PIN() || e.count("eq", "reboot") != 1 {
