@@ -31,6 +31,7 @@
 // After invapi refuses the PIN, PIN calls are refused locally for PINCooldown so an
 // assistant never walks into the vendor's brute-force lockout. Every decision is written
 // to the hash-chained audit log (package audit) and to zap.
+// It may import invapi, schemas, state and its own audit; never tools, webhook or cmd.
 package policy
 
 import (

@@ -18,6 +18,8 @@
 // A client that was not connected, or that reconnects, passes the last cursor it saw
 // (events_list since=<cursor>, or hostkey://events?cursor=<cursor>) and gets exactly
 // what it missed; cursors are strictly increasing and never reused.
+// It may import invapi, schemas, state and its own subpackages; never policy, tools or
+// cmd.
 package webhook
 
 import (

@@ -6,6 +6,8 @@
 //
 // The client tests, the sandbox (hostkey-mcp --sandbox) and the benchmarks all use it.
 // Behaviour the docs leave open is written down in README.md beside this file.
+// Of this module it imports schemas and testdata, never invapi (the client's tests
+// import sim).
 package sim
 
 import (

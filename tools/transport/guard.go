@@ -1,6 +1,6 @@
 // Package transport hardens the streamable HTTP endpoint: the MCP spec asks servers to
 // validate Origin (mcp-go checks only Host), and to require authorization when reachable
-// from other machines.
+// from other machines. It imports nothing of the module.
 package transport
 
 import (

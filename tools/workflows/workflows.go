@@ -4,6 +4,7 @@
 // as a job that outlives the call (MCP task where the client supports tasks, otherwise a
 // call with progress notifications that returns a handle at its timeout), and records
 // its progress as events.
+// It may import tools, policy, webhook, invapi, schemas and state; never cmd.
 package workflows
 
 import (
