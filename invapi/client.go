@@ -7,6 +7,7 @@
 // says the token is gone and replays the request if it was a read. It normalizes
 // invapi's several error envelopes into one *Error, retries reads on transient
 // failures, bounds response sizes and keeps secrets out of logs and errors.
+// Of this module it imports only schemas (the catalog).
 package invapi
 
 import (

@@ -42,7 +42,7 @@ func (t Tag) String() string {
 
 // ShowServer reads server id with eq/show (a read: never confirmed, retried).
 func ShowServer(ctx context.Context, d Doer, id int64) (*ServerInfo, error) {
-	resp, err := d.Do(ctx, (&EqShowParams{ID: id}).Request())
+	resp, err := d.Do(ctx, &Request{Module: "eq", Action: "show", ReadOnly: true, Params: map[string]any{"id": id}})
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func ShowFacts(c Caller) FactsFunc {
 	}
 }
 
-// File is the --policy-file: {"classes": {"eq_reboot": "write", "tag/flip_tag": "read"}}.
+// File is a policy file: {"classes": {"eq_reboot": "write", "tag/flip_tag": "read"}}.
 // Keys are tool names or module/action (for actions reached through invapi_call).
 type File struct {
 	Classes map[string]schemas.Class `json:"classes"`
@@ -41,7 +41,7 @@ var moduleAction = regexp.MustCompile(`^[a-z][a-z0-9_]*/[a-z0-9_]+$`)
 func LoadFile(path string, cat *schemas.Catalog) (*File, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--policy-file: %w", err)
+		return nil, err
 	}
 	return ParseFile(b, cat)
 }
@@ -55,16 +55,16 @@ func ParseFile(data []byte, cat *schemas.Catalog) (*File, error) {
 	dec.DisallowUnknownFields()
 	var f File
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("--policy-file: %w (want {\"classes\":{\"eq_reboot\":\"write\"}})", err)
+		return nil, fmt.Errorf("%w (want {\"classes\":{\"eq_reboot\":\"write\"}})", err)
 	}
 	for k, c := range f.Classes {
 		if !c.Valid() {
-			return nil, fmt.Errorf("--policy-file: %s: class %q: want read, write or destructive", k, c)
+			return nil, fmt.Errorf("%s: class %q: want read, write or destructive", k, c)
 		}
 		if _, ok := cat.Tool(k); ok || k == "invapi_call" || moduleAction.MatchString(k) {
 			continue
 		}
-		return nil, fmt.Errorf("--policy-file: %q is neither a tool name nor module/action", k)
+		return nil, fmt.Errorf("%q is neither a tool name nor module/action", k)
 	}
 	return &f, nil
 }

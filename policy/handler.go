@@ -140,7 +140,7 @@ func (e *Engine) detailsGet(w http.ResponseWriter, r *http.Request) {
 func (e *Engine) pagePost(w http.ResponseWriter, r *http.Request) {
 	id := pathID(r)
 	if !e.pageApproves() {
-		e.page(w, http.StatusForbidden, pageData{Title: "Refused", Message: "Approvals come from the approval bot only (--confirm token)."})
+		e.page(w, http.StatusForbidden, pageData{Title: "Refused", Message: "Approvals come from the approval bot only" + hint(e.o.Hints.ConfirmToken) + "."})
 		return
 	}
 	if !httpx.SameOrigin(r) { // a form post from the page itself
@@ -284,7 +284,7 @@ func (e *Engine) apiPost(w http.ResponseWriter, r *http.Request) {
 	nv, err := e.decideApproval(r.Context(), id, approve, pin, "bot")
 	switch {
 	case errors.Is(err, errElsewhere):
-		writeJSON(w, http.StatusConflict, map[string]any{"error": "this approval was asked for by another hostkey-mcp process, which has no PIN configured; a PIN cannot travel between processes: configure HOSTKEY_PIN there, or approve on its page"})
+		writeJSON(w, http.StatusConflict, map[string]any{"error": "this approval was asked for by another hostkey-mcp process, which has no PIN configured; a PIN cannot travel between processes: configure a PIN there" + hint(e.o.Hints.SetPIN) + ", or approve on its page"})
 		return
 	case errors.Is(err, errDecided):
 		writeJSON(w, http.StatusConflict, map[string]any{"error": "already " + nv.State.String()})

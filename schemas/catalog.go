@@ -1,6 +1,7 @@
 // Package schemas holds the invapi catalog: every documented action, its metadata and
 // the model-facing JSON Schema of its tool. The Markdown tables under tables/ are the
 // source; catalog.json is generated from them (see README.md) and embedded here.
+// It imports nothing of the module: everything else builds on it.
 package schemas
 
 //go:generate go run ./gen

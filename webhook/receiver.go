@@ -19,6 +19,8 @@
 //
 // Cursors are strictly increasing and never reused: a reader that reconnects passes the
 // last cursor it saw and gets exactly what it missed.
+// It may import invapi, schemas, state and its own subpackages; never mcp-go, policy,
+// tools or cmd.
 package webhook
 
 import (

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -56,10 +57,7 @@ type sandbox struct {
 }
 
 func newLogger(cfg *Config, w io.Writer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(cfg.LogLevel)
-	if err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.LogLevel)
-	}
+	level := cfg.LogLevel
 	ec := zap.NewProductionEncoderConfig()
 	ec.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
@@ -225,7 +223,7 @@ func (a *app) wantsWorkflows() bool {
 }
 
 func (a *app) selection() tools.Selection {
-	toolsets := splitCSV(a.cfg.Toolsets)
+	toolsets := a.cfg.Toolsets
 	if a.cfg.Dynamic && !a.cfg.set["toolsets"] {
 		// Dynamic mode starts with the discovery tools only (plus --tools): the model
 		// loads what it needs. An explicit --toolsets still preloads those.
@@ -234,8 +232,8 @@ func (a *app) selection() tools.Selection {
 	return tools.Selection{
 		Toolsets: toolsets,
 		ReadOnly: a.cfg.ReadOnly,
-		Include:  splitCSV(a.cfg.Tools),
-		Exclude:  splitCSV(a.cfg.ExcludeTools),
+		Include:  a.cfg.Tools,
+		Exclude:  a.cfg.ExcludeTools,
 		// The session tools are opt-in: hostkey-mcp runs the invapi session itself.
 		AuthTools: a.cfg.AuthTools,
 	}
@@ -271,13 +269,17 @@ func (a *app) instructions() string {
 }
 
 // allowlistText describes --servers/--server-tags for the instructions ("" when unset).
-func allowlistText(servers, tags string) string {
+func allowlistText(servers []int64, tags []string) string {
 	var parts []string
-	if ids := splitCSV(servers); len(ids) > 0 {
+	if len(servers) > 0 {
+		ids := make([]string, len(servers))
+		for i, id := range servers {
+			ids[i] = strconv.FormatInt(id, 10)
+		}
 		parts = append(parts, "servers "+strings.Join(ids, ", "))
 	}
-	if ts := splitCSV(tags); len(ts) > 0 {
-		parts = append(parts, "servers tagged "+strings.Join(ts, " or "))
+	if len(tags) > 0 {
+		parts = append(parts, "servers tagged "+strings.Join(tags, " or "))
 	}
 	return strings.Join(parts, " and ")
 }

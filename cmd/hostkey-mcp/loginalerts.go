@@ -47,7 +47,7 @@ func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout,
 	}
 	// This command needs the account tools and nothing else; read-only mode and the
 	// excluded tools still apply.
-	cfg.Toolsets, cfg.Tools = "account", ""
+	cfg.Toolsets, cfg.Tools = []string{"account"}, nil
 	a, err := newApp(ctx, cfg, stderr)
 	if err != nil {
 		return err

@@ -119,7 +119,7 @@ func (a *app) httpHandler() http.Handler {
 	rt := mux.NewRouter()
 	rt.Handle("/mcp", httpx.Guard(mcpHTTP, httpx.GuardOptions{
 		Token:          a.cfg.HTTPToken,
-		AllowedOrigins: splitCSV(a.cfg.AllowedOrigins),
+		AllowedOrigins: a.cfg.AllowedOrigins,
 		MaxBody:        a.cfg.HTTPMaxBody,
 	}))
 	// The webhook routes share the listener: callbacks are authenticated by their own

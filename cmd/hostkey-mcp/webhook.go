@@ -77,10 +77,7 @@ func (a *app) sharedState(ctx context.Context) (state.Store, error) {
 
 // buildReceiver creates the webhook receiver (install callbacks, login alerts, events).
 func (a *app) buildReceiver(ctx context.Context) (*webhook.Receiver, error) {
-	proxies, err := webhook.ParseCIDRs(a.cfg.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("--trusted-proxies: %w", err)
-	}
+	proxies := a.cfg.TrustedProxies
 	sst, err := a.sharedState(ctx)
 	if err != nil {
 		return nil, err

@@ -54,7 +54,7 @@ func PointAPIKey(ctx context.Context, r *webhook.Receiver, d invapi.Doer, keyID 
 	if err != nil {
 		return APIKey{}, err
 	}
-	resp, err := d.Do(ctx, (&invapi.APIKeysViewParams{ID: keyID}).Request())
+	resp, err := d.Do(ctx, &invapi.Request{Module: "api_keys", Action: "view", ReadOnly: true, Params: map[string]any{"id": keyID}})
 	if err != nil {
 		return APIKey{}, fmt.Errorf("read API key %d: %w", keyID, err)
 	}
@@ -66,9 +66,12 @@ func PointAPIKey(ctx context.Context, r *webhook.Receiver, d invapi.Doer, keyID 
 		return key, fmt.Errorf("API key %d is bound to server %d: invapi's docs say per-server keys use login_notify_method none", keyID, key.ServerID)
 	}
 	// The key keeps its name, active state and IP allow-list.
-	edit := &invapi.APIKeysEditParams{ParamsID: key.ID, ParamsName: key.Name, ParamsActive: int64(key.Active), ParamsIP: key.IP,
-		ParamsLoginNotifyMethod: "webhook", ParamsLoginNotifyAddress: alert}
-	if _, err := d.Do(ctx, edit.Request()); err != nil {
+	p := map[string]any{"id": key.ID, "name": key.Name, "active": key.Active,
+		"login_notify_method": "webhook", "login_notify_address": alert}
+	if key.IP != "" {
+		p["ip"] = key.IP
+	}
+	if _, err := d.Do(ctx, &invapi.Request{Module: "api_keys", Action: "edit", Params: map[string]any{"params": p}}); err != nil {
 		return key, fmt.Errorf("point API key %d at the login alert URL: %w", keyID, err)
 	}
 	key.LoginNotifyMethod, key.LoginNotifyAddress = "webhook", alert
