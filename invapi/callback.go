@@ -6,9 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
-
-	"go.uber.org/zap"
 )
 
 // CallbackStatus is the state of an asynchronous invapi job (reinstall, deploy, NAT,
@@ -105,17 +102,6 @@ func (c *Client) CheckCallback(ctx context.Context, key string) (*CallbackStatus
 	}, key)
 }
 
-// CheckNAT asks nat_callback.php?action=check&key=... (GET, the URL 001 gives) for the
-// state of a NAT job. The session token rides along: the docs do not say whether it is
-// needed, and a GET cannot carry it anywhere else.
-func (c *Client) CheckNAT(ctx context.Context, key string) (*CallbackStatus, error) {
-	return c.check(ctx, &Request{
-		Module: "nat_callback", Action: "check", Method: "GET",
-		Params:   map[string]any{"key": key},
-		ReadOnly: true,
-	}, key)
-}
-
 func (c *Client) check(ctx context.Context, req *Request, key string) (*CallbackStatus, error) {
 	if key == "" {
 		return nil, &Error{Module: req.Module, Action: req.Action, Kind: KindAPI, Message: "empty async key"}
@@ -146,89 +132,4 @@ func looksLikeJob(f map[string]any) bool {
 	_, scope := f["scope"]
 	_, ctx := f["context"]
 	return scope || ctx
-}
-
-// PollOptions tunes WaitCallback.
-type PollOptions struct {
-	Initial  time.Duration                                    // first wait, default 3s, doubling
-	Max      time.Duration                                    // longest wait, default 30s
-	OnStatus func(*CallbackStatus)                            // called with every status read
-	Sleep    func(ctx context.Context, d time.Duration) error // default: a timer honouring ctx
-	// MaxErrors is how many transient errors in a row (after the client's own retries)
-	// a wait survives, default 5: a 20-minute install should not fail on one blip.
-	MaxErrors int
-}
-
-func (o PollOptions) withDefaults() PollOptions {
-	if o.Initial <= 0 {
-		o.Initial = 3 * time.Second
-	}
-	if o.Max <= 0 {
-		o.Max = 30 * time.Second
-	}
-	if o.Max < o.Initial {
-		o.Max = o.Initial
-	}
-	if o.Sleep == nil {
-		o.Sleep = sleepCtx
-	}
-	if o.MaxErrors <= 0 {
-		o.MaxErrors = 5
-	}
-	return o
-}
-
-// WaitCallback polls CheckCallback with backoff until the job is done, has failed, or
-// ctx is done. A failed job returns its last status and an *Error (KindPIN when the
-// PIN was refused, else KindAPI); a done ctx returns the last status seen and a
-// KindCanceled/KindTimeout error wrapping ctx.Err().
-func (c *Client) WaitCallback(ctx context.Context, key string, opts PollOptions) (*CallbackStatus, error) {
-	return c.wait(ctx, "eq_callback", key, opts, c.CheckCallback)
-}
-
-// WaitNAT is WaitCallback for nat_callback keys.
-func (c *Client) WaitNAT(ctx context.Context, key string, opts PollOptions) (*CallbackStatus, error) {
-	return c.wait(ctx, "nat_callback", key, opts, c.CheckNAT)
-}
-
-func (c *Client) wait(ctx context.Context, module, key string, opts PollOptions,
-	check func(context.Context, string) (*CallbackStatus, error)) (*CallbackStatus, error) {
-	opts = opts.withDefaults()
-	delay := opts.Initial
-	var last *CallbackStatus
-	errs := 0
-	for {
-		st, err := check(ctx, key)
-		switch {
-		case ctx.Err() != nil:
-			return last, ctxError(ctx, module, "check")
-		case err != nil:
-			errs++
-			if !IsRetryable(err) || errs >= opts.MaxErrors {
-				return last, err
-			}
-			c.log.Debug("invapi job poll failed, will retry", zap.String("module", module), zap.Error(err))
-		default:
-			errs = 0
-			last = st
-			if opts.OnStatus != nil {
-				opts.OnStatus(st)
-			}
-			if st.Done {
-				return st, nil
-			}
-			if st.Failed {
-				text := joinNonEmpty(st.Result, st.Scope)
-				kind := KindAPI
-				if containsAny(strings.ToLower(text+" "+scalarText(st.Raw["debug"])), pinStrict) {
-					kind = KindPIN
-				}
-				return st, &Error{Module: module, Action: "check", Kind: kind, Message: "job failed: " + text}
-			}
-		}
-		if err := opts.Sleep(ctx, delay); err != nil {
-			return last, ctxError(ctx, module, "check")
-		}
-		delay = min(delay*2, opts.Max)
-	}
 }

@@ -7,6 +7,7 @@
 // says the token is gone and replays the request if it was a read. It normalizes
 // invapi's several error envelopes into one *Error, retries reads on transient
 // failures, bounds response sizes and keeps secrets out of logs and errors.
+// Of this module it imports only schemas (the catalog).
 package invapi
 
 import (
@@ -26,6 +27,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 )
 
 // Version names the build in the User-Agent; the Makefile sets it with -ldflags.
@@ -187,7 +190,7 @@ func normalizeBase(raw string) (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) {
+		if !httpx.IsLoopback(u.Hostname()) {
 			return "", fmt.Errorf("invapi: base URL %q: plain http is allowed only on loopback", raw)
 		}
 	default:
@@ -197,14 +200,6 @@ func normalizeBase(raw string) (string, error) {
 		u.Path += "/"
 	}
 	return u.String(), nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Call sends module/action with params, as the Resolver says (POST, write, with token

@@ -146,7 +146,7 @@ func TestErrorString(t *testing.T) {
 		}
 	}
 	wrapped := fmt.Errorf("tool: %w", &Error{Kind: KindAuth})
-	if !IsAuth(wrapped) || KindOf(wrapped) != KindAuth || IsNotFound(wrapped) || IsRetryable(wrapped) {
+	if !IsAuth(wrapped) || KindOf(wrapped) != KindAuth || KindOf(wrapped) == KindNotFound || IsRetryable(wrapped) {
 		t.Fatal("helpers must see through wrapping")
 	}
 	if KindOf(context.Canceled) != KindCanceled || KindOf(context.DeadlineExceeded) != KindTimeout || KindOf(errors.New("x")) != "" || KindOf(nil) != "" {

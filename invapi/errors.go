@@ -114,12 +114,6 @@ func KindOf(err error) ErrorKind {
 // IsAuth reports whether err means the session token (or API key) was refused.
 func IsAuth(err error) bool { return KindOf(err) == KindAuth }
 
-// IsNotFound reports whether err means the addressed object does not exist.
-func IsNotFound(err error) bool { return KindOf(err) == KindNotFound }
-
-// IsPIN reports whether err is about the account PIN (wrong, missing, locked).
-func IsPIN(err error) bool { return KindOf(err) == KindPIN }
-
 // IsRetryable reports whether err is transient (see Error.Retryable).
 func IsRetryable(err error) bool {
 	e, ok := AsError(err)

@@ -152,7 +152,7 @@ func TestSecretsNeverInLogsOrErrors(t *testing.T) {
 	c2.mu.Lock()
 	c2.sess = &Session{token: token, refreshAt: c2.now().Add(3600e9)}
 	c2.mu.Unlock()
-	_, err = c2.CheckNAT(ctx, "nat-key-1")
+	_, err = c2.Do(ctx, &Request{Module: "nat_callback", Action: "check", Method: "GET", ReadOnly: true, Params: map[string]any{"key": "nat-key-1"}})
 	mustKind(t, err, KindTransport)
 	errs = append(errs, err)
 	_, err = c2.Login(ctx)
@@ -184,7 +184,7 @@ func TestSecretsNeverInLogsOrErrors(t *testing.T) {
 	if !strings.Contains(errs[0].Error(), "Invalid pin code [REDACTED] for root_pass [REDACTED], token [REDACTED]") {
 		t.Errorf("echoed secrets not scrubbed: %v", errs[0])
 	}
-	if !IsPIN(errs[0]) {
+	if KindOf(errs[0]) != KindPIN {
 		t.Errorf("wrong-PIN echo should be KindPIN: %v", errs[0])
 	}
 	_ = io.Discard

@@ -16,7 +16,7 @@ type verdict struct {
 	res      *mcp.CallToolResult // set: answer with this and send nothing (refusal, dry run, question)
 	pin      string              // the PIN a human typed on the page, if any
 	decision Decision            // allowed or confirmed, when res is nil
-	via      channel             // how the human confirmed
+	via      Channel             // how the human confirmed
 	rsv      *reservation        // the call's rate tokens: charged when sent, released otherwise
 }
 
@@ -155,7 +155,7 @@ func (e *Engine) finish(t *turn, rec *record, v verdict, dec Decision, reason, f
 	e.record(t, dec, reason, v.via, upstream, sent)
 }
 
-func (e *Engine) unconfirmedHow(t *turn) channel {
+func (e *Engine) unconfirmedHow(t *turn) Channel {
 	if t.wouldConfirm && e.o.Confirm == ConfirmOff {
 		return viaOff
 	}

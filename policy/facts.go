@@ -13,72 +13,23 @@ import (
 )
 
 // ShowFacts is a FactsFunc that reads eq/show through c (a read: it never needs a
-// confirmation). Tags become "name=value" (or "name" when the value is empty).
+// confirmation) with invapi's one reader. Tags become "name=value" (or "name" when the
+// value is empty).
 func ShowFacts(c Caller) FactsFunc {
 	return func(ctx context.Context, id int64) (*ServerFacts, error) {
-		resp, err := c.Do(ctx, &invapi.Request{
-			Module: "eq", Action: "show", Endpoint: "eq.php", Method: "POST", ReadOnly: true,
-			Params: map[string]any{"id": id},
-		})
+		s, err := invapi.ShowServer(ctx, c, id)
 		if err != nil {
 			return nil, err
 		}
-		return parseShow(id, resp.Fields)
-	}
-}
-
-func parseShow(id int64, f map[string]any) (*ServerFacts, error) {
-	if f == nil {
-		return nil, fmt.Errorf("eq/show %d: not a JSON object", id)
-	}
-	out := &ServerFacts{ID: id}
-	if sd, ok := f["server_data"].(map[string]any); ok {
-		out.Hostname = str(sd["hostname"])
-	}
-	if loc, ok := f["location"].(map[string]any); ok {
-		out.Location = str(loc["dc_location"])
-	}
-	if ips, ok := f["IP"].([]any); ok {
-		for _, x := range ips {
-			if m, ok := x.(map[string]any); ok {
-				if ip := str(m["IP"]); ip != "" {
-					out.IPs = append(out.IPs, ip)
-				}
-			}
+		out := &ServerFacts{ID: id, Hostname: s.Hostname, Location: s.Location, IPs: s.IPs}
+		for _, t := range s.Tags {
+			out.Tags = append(out.Tags, t.String())
 		}
+		return out, nil
 	}
-	if tags, ok := f["tags"].([]any); ok {
-		for _, x := range tags {
-			m, ok := x.(map[string]any)
-			if !ok {
-				continue
-			}
-			name, value := str(m["tag"]), str(m["value"])
-			switch {
-			case name == "":
-			case value == "":
-				out.Tags = append(out.Tags, name)
-			default:
-				out.Tags = append(out.Tags, name+"="+value)
-			}
-		}
-	}
-	return out, nil
 }
 
-func str(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case json.Number:
-		return x.String()
-	case nil:
-		return ""
-	}
-	return fmt.Sprint(v)
-}
-
-// File is the --policy-file: {"classes": {"eq_reboot": "write", "tag/flip_tag": "read"}}.
+// File is a policy file: {"classes": {"eq_reboot": "write", "tag/flip_tag": "read"}}.
 // Keys are tool names or module/action (for actions reached through invapi_call).
 type File struct {
 	Classes map[string]schemas.Class `json:"classes"`
@@ -90,7 +41,7 @@ var moduleAction = regexp.MustCompile(`^[a-z][a-z0-9_]*/[a-z0-9_]+$`)
 func LoadFile(path string, cat *schemas.Catalog) (*File, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--policy-file: %w", err)
+		return nil, err
 	}
 	return ParseFile(b, cat)
 }
@@ -104,16 +55,16 @@ func ParseFile(data []byte, cat *schemas.Catalog) (*File, error) {
 	dec.DisallowUnknownFields()
 	var f File
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("--policy-file: %w (want {\"classes\":{\"eq_reboot\":\"write\"}})", err)
+		return nil, fmt.Errorf("%w (want {\"classes\":{\"eq_reboot\":\"write\"}})", err)
 	}
 	for k, c := range f.Classes {
 		if !c.Valid() {
-			return nil, fmt.Errorf("--policy-file: %s: class %q: want read, write or destructive", k, c)
+			return nil, fmt.Errorf("%s: class %q: want read, write or destructive", k, c)
 		}
 		if _, ok := cat.Tool(k); ok || k == "invapi_call" || moduleAction.MatchString(k) {
 			continue
 		}
-		return nil, fmt.Errorf("--policy-file: %q is neither a tool name nor module/action", k)
+		return nil, fmt.Errorf("%q is neither a tool name nor module/action", k)
 	}
 	return &f, nil
 }

@@ -47,7 +47,7 @@ func TestGuardDoesNotCountRefusedNames(t *testing.T) {
 	}
 	var last int = -1
 	for _, en := range e.auditLines() {
-		if en.Tool == "cycle" && en.Decision != policy.DecisionPending {
+		if en.Tool == "cycle" && en.Decision != string(policy.DecisionPending) {
 			last = en.Requests
 		}
 	}

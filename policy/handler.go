@@ -1,20 +1,20 @@
 package policy
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"html/template"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/gorilla/mux"
 	"go.uber.org/zap"
+
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 )
 
 // Handler serves the local approval pages and the bot approval API. cmd mounts it on a
@@ -34,14 +34,15 @@ import (
 // Every approval is single-use, expires (ApprovalTTL) and is bound to one call. Unless
 // AllowRemote is set, only loopback clients using a loopback Host are served.
 func (e *Engine) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /approve/{id}", e.pageGet)
-	mux.HandleFunc("GET /details/{id}", e.detailsGet)
-	mux.HandleFunc("POST /approve/{id}", e.pagePost)
-	mux.HandleFunc("GET /api/approvals", e.apiList)
-	mux.HandleFunc("GET /api/approvals/{id}", e.apiGet)
-	mux.HandleFunc("POST /api/approvals/{id}", e.apiPost)
-	return e.localOnly(mux)
+	rt := mux.NewRouter()
+	// HEAD with GET, as net/http's ServeMux patterns (the router this replaced) did.
+	rt.HandleFunc("/approve/{id}", e.pageGet).Methods(http.MethodGet, http.MethodHead)
+	rt.HandleFunc("/details/{id}", e.detailsGet).Methods(http.MethodGet, http.MethodHead)
+	rt.HandleFunc("/approve/{id}", e.pagePost).Methods(http.MethodPost)
+	rt.HandleFunc("/api/approvals", e.apiList).Methods(http.MethodGet, http.MethodHead)
+	rt.HandleFunc("/api/approvals/{id}", e.apiGet).Methods(http.MethodGet, http.MethodHead)
+	rt.HandleFunc("/api/approvals/{id}", e.apiPost).Methods(http.MethodPost)
+	return e.localOnly(rt)
 }
 
 func (e *Engine) localOnly(next http.Handler) http.Handler {
@@ -52,7 +53,7 @@ func (e *Engine) localOnly(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
-		if !e.o.AllowRemote && (!loopbackAddr(r.RemoteAddr) || !loopbackHost(r.Host)) {
+		if !e.o.AllowRemote && (!httpx.IsLoopback(r.RemoteAddr) || !httpx.IsLoopback(r.Host)) {
 			http.Error(w, "hostkey-mcp approvals are served to this machine only", http.StatusForbidden)
 			return
 		}
@@ -60,29 +61,8 @@ func (e *Engine) localOnly(next http.Handler) http.Handler {
 	})
 }
 
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// loopbackHost defends against DNS rebinding: a page on another site that resolves its
-// name to 127.0.0.1 still sends its own name as Host.
-func loopbackHost(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host = hostport
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// pathID is the {id} of the route.
+func pathID(r *http.Request) string { return mux.Vars(r)["id"] }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -120,7 +100,7 @@ func (e *Engine) page(w http.ResponseWriter, status int, d pageData) {
 }
 
 func (e *Engine) pageGet(w http.ResponseWriter, r *http.Request) {
-	v, ok := e.getApproval(r.Context(), r.PathValue("id"))
+	v, ok := e.getApproval(r.Context(), pathID(r))
 	if !ok {
 		e.page(w, http.StatusNotFound, pageData{Title: "Unknown or expired", Message: "This approval does not exist, was already used, or expired. Ask your assistant to try again."})
 		return
@@ -149,7 +129,7 @@ func (e *Engine) pageGet(w http.ResponseWriter, r *http.Request) {
 
 // detailsGet shows every argument of a form confirmation in full. It only reads.
 func (e *Engine) detailsGet(w http.ResponseWriter, r *http.Request) {
-	text, ok := e.store.getDetails(e.now(), r.PathValue("id"))
+	text, ok := e.store.getDetails(e.now(), pathID(r))
 	if !ok {
 		e.page(w, http.StatusNotFound, pageData{Title: "Unknown or expired", Message: "These details do not exist or expired."})
 		return
@@ -157,27 +137,13 @@ func (e *Engine) detailsGet(w http.ResponseWriter, r *http.Request) {
 	e.page(w, http.StatusOK, pageData{Title: "What you are asked to confirm", Message: "Answer in your assistant's confirmation form; this page only shows the full text.", Text: text})
 }
 
-// sameOrigin requires the browser's Origin header to name this page's own origin: a
-// form post from the page itself, not from another site and not a bare script.
-func sameOrigin(r *http.Request) bool {
-	o := r.Header.Get("Origin")
-	if o == "" || o == "null" {
-		return false
-	}
-	u, err := url.Parse(o)
-	if err != nil {
-		return false
-	}
-	return strings.EqualFold(u.Host, r.Host)
-}
-
 func (e *Engine) pagePost(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	id := pathID(r)
 	if !e.pageApproves() {
-		e.page(w, http.StatusForbidden, pageData{Title: "Refused", Message: "Approvals come from the approval bot only (--confirm token)."})
+		e.page(w, http.StatusForbidden, pageData{Title: "Refused", Message: "Approvals come from the approval bot only" + hint(e.o.Hints.ConfirmToken) + "."})
 		return
 	}
-	if !sameOrigin(r) {
+	if !httpx.SameOrigin(r) { // a form post from the page itself
 		e.page(w, http.StatusForbidden, pageData{Title: "Refused", Message: "Answer from the approval page in your browser."})
 		return
 	}
@@ -228,9 +194,7 @@ func (e *Engine) botAuthorized(w http.ResponseWriter, r *http.Request) bool {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "bot approvals are not enabled"})
 		return false
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(e.o.ApproverToken))
-	if !ok || subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+	if !httpx.Bearer(r, e.o.ApproverToken) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hostkey-mcp approvals"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "approver token required"})
 		return false
@@ -272,7 +236,7 @@ func (e *Engine) apiGet(w http.ResponseWriter, r *http.Request) {
 	if !e.botAuthorized(w, r) {
 		return
 	}
-	v, ok := e.getApproval(r.Context(), r.PathValue("id"))
+	v, ok := e.getApproval(r.Context(), pathID(r))
 	if !ok {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown or expired approval"})
 		return
@@ -294,7 +258,7 @@ func (e *Engine) apiPost(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": `want {"decision":"approve"|"decline","pin":"optional"}`})
 		return
 	}
-	id := r.PathValue("id")
+	id := pathID(r)
 	v, ok := e.getApproval(r.Context(), id)
 	if !ok {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown or expired approval"})
@@ -320,7 +284,7 @@ func (e *Engine) apiPost(w http.ResponseWriter, r *http.Request) {
 	nv, err := e.decideApproval(r.Context(), id, approve, pin, "bot")
 	switch {
 	case errors.Is(err, errElsewhere):
-		writeJSON(w, http.StatusConflict, map[string]any{"error": "this approval was asked for by another hostkey-mcp process, which has no PIN configured; a PIN cannot travel between processes: configure HOSTKEY_PIN there, or approve on its page"})
+		writeJSON(w, http.StatusConflict, map[string]any{"error": "this approval was asked for by another hostkey-mcp process, which has no PIN configured; a PIN cannot travel between processes: configure a PIN there" + hint(e.o.Hints.SetPIN) + ", or approve on its page"})
 		return
 	case errors.Is(err, errDecided):
 		writeJSON(w, http.StatusConflict, map[string]any{"error": "already " + nv.State.String()})

@@ -408,7 +408,7 @@ func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, n
 }
 
 // declined returns the result for an elicitation answer other than accept (nil on accept).
-func (e *Engine) declined(t *turn, r *mcp.ElicitationResult, how channel) *mcp.CallToolResult {
+func (e *Engine) declined(t *turn, r *mcp.ElicitationResult, how Channel) *mcp.CallToolResult {
 	if r == nil {
 		return e.refuse(t, DecisionDenied, "The client retried without answering the confirmation. Nothing was sent.", nil)
 	}
@@ -512,7 +512,7 @@ func (e *Engine) refuse(t *turn, decision Decision, text string, structured map[
 	return e.refuseHow(t, decision, text, viaNone, structured)
 }
 
-func (e *Engine) refuseHow(t *turn, decision Decision, text string, how channel, structured map[string]any) *mcp.CallToolResult {
+func (e *Engine) refuseHow(t *turn, decision Decision, text string, how Channel, structured map[string]any) *mcp.CallToolResult {
 	e.record(t, decision, text, how, "", 0)
 	if structured == nil {
 		structured = map[string]any{}
@@ -525,7 +525,7 @@ func (e *Engine) refuseHow(t *turn, decision Decision, text string, how channel,
 }
 
 // record writes one audit entry and one log line.
-func (e *Engine) record(t *turn, decision Decision, reason string, how channel, upstream string, sent int) {
+func (e *Engine) record(t *turn, decision Decision, reason string, how Channel, upstream string, sent int) {
 	c := t.call
 	entry := audit.Entry{
 		Time: e.now(), Session: t.session, Client: t.client,

@@ -30,40 +30,41 @@ func StaticPIN(pin string) PINProvider { return &secretPIN{v: pin} }
 // maxPINLen bounds what is accepted as a PIN from files, pages and bots.
 const maxPINLen = 64
 
-// LoadPIN builds the provider from the value of HOSTKEY_PIN (env) or the file named by
-// --pin-file. The file must not be readable or writable by group or others (chmod 600).
-// With neither set it returns (nil, nil): no PIN is configured, and the human types it
-// on the local page when a call needs it.
-func LoadPIN(env string, file string) (PINProvider, error) {
-	env = strings.TrimSpace(env)
+// LoadPIN builds the provider from a PIN given as a value (the environment) or the
+// file holding it. The file must not be readable or writable by group or others (chmod
+// 600). With neither set it returns (nil, nil): no PIN is configured, and the human types
+// it on the local page when a call needs it. The errors name no setting: the wiring
+// prefixes its own flag or variable.
+func LoadPIN(value string, file string) (PINProvider, error) {
+	value = strings.TrimSpace(value)
 	switch {
-	case env != "" && file != "":
-		return nil, errors.New("both HOSTKEY_PIN and --pin-file are set: keep one")
-	case env != "":
-		if err := checkPIN(env); err != nil {
-			return nil, fmt.Errorf("HOSTKEY_PIN: %w", err)
+	case value != "" && file != "":
+		return nil, errors.New("a PIN is given both as a value and as a file: keep one")
+	case value != "":
+		if err := checkPIN(value); err != nil {
+			return nil, err
 		}
-		return &secretPIN{v: env}, nil
+		return &secretPIN{v: value}, nil
 	case file == "":
 		return nil, nil
 	}
 	st, err := os.Stat(file)
 	if err != nil {
-		return nil, fmt.Errorf("--pin-file: %w", err)
+		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("--pin-file %s: not a regular file", file)
+		return nil, errors.New("not a regular file")
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("--pin-file %s has mode %04o: the PIN must be readable by its owner only; run: chmod 600 %s", file, perm, file)
+		return nil, fmt.Errorf("mode %04o: the PIN must be readable by its owner only; run: chmod 600 %s", perm, file)
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("--pin-file: %w", err)
+		return nil, err
 	}
 	pin := strings.TrimSpace(string(b))
 	if err := checkPIN(pin); err != nil {
-		return nil, fmt.Errorf("--pin-file %s: %w", file, err)
+		return nil, err
 	}
 	return &secretPIN{v: pin}, nil
 }

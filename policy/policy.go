@@ -31,6 +31,7 @@
 // After invapi refuses the PIN, PIN calls are refused locally for PINCooldown so an
 // assistant never walks into the vendor's brute-force lockout. Every decision is written
 // to the hash-chained audit log (package audit) and to zap.
+// It may import invapi, schemas, state and its own audit; never tools, webhook or cmd.
 package policy
 
 import (
@@ -38,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +49,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostkey/hostkey-mcp/invapi"
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 	"github.com/hostkey/hostkey-mcp/policy/audit"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/state"
@@ -110,37 +113,40 @@ const (
 // Decision is what the audit log records for one step of a governed call.
 type Decision string
 
-// Decisions recorded in the audit log. The constants are untyped so that they compare
-// with audit.Entry.Decision as they are; the policy's own functions take a Decision.
+// Decisions recorded in the audit log (audit.Entry.Decision is their string).
 const (
-	DecisionAllowed     = "allowed"      // no confirmation needed; sent
-	DecisionConfirmed   = "confirmed"    // a human confirmed; sent
-	DecisionPending     = "pending"      // a confirmation or approval was asked for; nothing sent yet
-	DecisionDeclined    = "declined"     // the human declined or cancelled; nothing sent
-	DecisionDeniedScope = "denied-scope" // read-only mode or server allowlist; nothing sent
-	DecisionDenied      = "denied"       // PIN cool-down, invalid confirmation state, no PIN…; nothing sent
-	DecisionRateLimited = "rate-limited" // nothing sent
-	DecisionFailed      = "failed"       // sent (or attempted) and failed
-	DecisionDryRun      = "dry-run"      // the request was shown, not sent
-	DecisionInvalid     = "invalid"      // the arguments do not fit the tool, or the call could not be described; nothing sent
+	DecisionAllowed     Decision = "allowed"      // no confirmation needed; sent
+	DecisionConfirmed   Decision = "confirmed"    // a human confirmed; sent
+	DecisionPending     Decision = "pending"      // a confirmation or approval was asked for; nothing sent yet
+	DecisionDeclined    Decision = "declined"     // the human declined or cancelled; nothing sent
+	DecisionDeniedScope Decision = "denied-scope" // read-only mode or server allowlist; nothing sent
+	DecisionDenied      Decision = "denied"       // PIN cool-down, invalid confirmation state, no PIN…; nothing sent
+	DecisionRateLimited Decision = "rate-limited" // nothing sent
+	DecisionFailed      Decision = "failed"       // sent (or attempted) and failed
+	DecisionDryRun      Decision = "dry-run"      // the request was shown, not sent
+	DecisionInvalid     Decision = "invalid"      // the arguments do not fit the tool, or the call could not be described; nothing sent
 )
 
-// channel is how a human confirmed a call (the audit's "confirm" field).
-type channel string
+// Channel is how a human confirmed a call (the audit's "confirm" field).
+type Channel string
 
+// Channels. Approvals add who answered: viaApproval, viaURLPage.
 const (
-	viaNone    channel = ""
-	viaOff     channel = "off" // --confirm off let a call through that would need a human
-	viaForm    channel = "elicit-form"
-	viaURL     channel = "elicit-url"
-	viaTwoStep channel = "two-step"
+	viaNone    Channel = ""
+	viaOff     Channel = "off" // confirmation is off: a call went through that would need a human
+	viaForm    Channel = "elicit-form"
+	viaURL     Channel = "elicit-url"
+	viaTwoStep Channel = "two-step"
+
+	// ViaJobApproval: a workflow step sent under the approval that started its job.
+	ViaJobApproval Channel = "job-approval"
 )
 
 // viaApproval is a two-step approval answered on the page or by a bot.
-func viaApproval(who string) channel { return channel("approval-" + who) }
+func viaApproval(who string) Channel { return Channel("approval-" + who) }
 
 // viaURLPage is a URL-mode elicitation answered on the page (or by a bot).
-func viaURLPage(who string) channel { return channel("elicit-url-" + who) }
+func viaURLPage(who string) Channel { return Channel("elicit-url-" + who) }
 
 // Options configure an Engine.
 type Options struct {
@@ -155,7 +161,7 @@ type Options struct {
 	ApproverToken  string      // bearer credential of chat-ops bots for the approval API; "" disables it
 	AllowRemote    bool        // serve the pages to non-loopback clients (default: loopback only)
 
-	Classes map[string]schemas.Class // overrides by tool name or "module/action" (--policy-file)
+	Classes map[string]schemas.Class // overrides by tool name or "module/action" (a policy File)
 
 	ReadOnly   bool
 	Servers    []int64  // allowlist by ID; empty with empty ServerTags: every server
@@ -187,6 +193,26 @@ type Options struct {
 	// OnApproval, when set, is told of every approval requested and decided (chat-ops
 	// deliveries, issue 18). It runs on the request's goroutine: it must not block.
 	OnApproval func(ApprovalEvent)
+
+	// Hints name the settings behind the policy's advice, as the wiring spells them.
+	Hints Hints
+}
+
+// Hints tell the user what to set, in the wiring's words: the policy names no flag or
+// environment variable of its own (a test holds it to that). An empty hint is left out.
+type Hints struct {
+	ConfirmOff   string // the setting that turned confirmation off, e.g. "--confirm off"
+	ConfirmToken string // the setting that leaves approvals to bots, e.g. "--confirm token"
+	SetPIN       string // how to configure a PIN, e.g. "set HOSTKEY_PIN or --pin-file"
+	ApprovalPage string // how to get an approval page, e.g. "serve --http"
+}
+
+// hint is " (h)", or "" without a hint.
+func hint(h string) string {
+	if h == "" {
+		return ""
+	}
+	return " (" + h + ")"
 }
 
 // DefaultMaxPending is Options.MaxPending's default.
@@ -229,7 +255,7 @@ func New(o Options) (*Engine, error) {
 		return nil, fmt.Errorf("policy: confirm mode %q: want elicit, token or off", o.Confirm)
 	}
 	if len(o.ServerTags) > 0 && o.Facts == nil {
-		return nil, errors.New("policy: --server-tags needs a server lookup (Facts)")
+		return nil, errors.New("policy: a server tag allowlist needs a server lookup (Facts)")
 	}
 	for name, c := range o.Classes {
 		if !c.Valid() {
@@ -242,7 +268,7 @@ func New(o Options) (*Engine, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("policy: approval page base URL %q: want http://127.0.0.1:PORT/path", o.PINPageBaseURL)
 		}
-		if !o.AllowRemote && !loopbackHost(u.Host) {
+		if !o.AllowRemote && !httpx.IsLoopback(u.Host) {
 			return nil, fmt.Errorf("policy: approval page base URL %q is not on loopback, where the pages are served (allow remote approvals explicitly to change that)", o.PINPageBaseURL)
 		}
 	}
@@ -293,13 +319,14 @@ func New(o Options) (*Engine, error) {
 		}
 	}
 	if o.Confirm == ConfirmOff {
-		e.log.Warn("CONFIRMATION IS OFF: destructive calls run without a human confirming them (--confirm off)")
+		e.log.Warn("CONFIRMATION IS OFF: destructive calls run without a human confirming them" + hint(o.Hints.ConfirmOff))
 	}
 	if o.DryRun {
 		e.log.Info("dry run: write and destructive calls are answered with the request that would be sent; nothing is sent")
 	}
 	if o.PIN == nil && o.PINPageBaseURL == "" && o.ApproverToken == "" {
-		e.log.Info("no PIN configured and no approval page: calls that need the PIN will be refused (set HOSTKEY_PIN or --pin-file, or serve --http)")
+		how := strings.Join(slices.DeleteFunc([]string{o.Hints.SetPIN, o.Hints.ApprovalPage}, func(s string) bool { return s == "" }), ", or ")
+		e.log.Info("no PIN configured and no approval page: calls that need the PIN will be refused" + hint(how))
 	}
 	return e, nil
 }

@@ -1,6 +1,7 @@
 // Package schemas holds the invapi catalog: every documented action, its metadata and
 // the model-facing JSON Schema of its tool. The Markdown tables under tables/ are the
 // source; catalog.json is generated from them (see README.md) and embedded here.
+// It imports nothing of the module: everything else builds on it.
 package schemas
 
 //go:generate go run ./gen
@@ -335,3 +336,8 @@ func Load() *Catalog {
 	})
 	return loaded
 }
+
+// Int64 reads an integer however a JSON decoder or a form left it (float64 without a
+// fraction, json.Number, Go integer, decimal string); for the packages that read tool
+// arguments and invapi answers.
+func Int64(v any) (int64, bool) { return toInt64(v) }

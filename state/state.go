@@ -10,6 +10,7 @@
 //
 // It is a leaf package: it imports nothing of this module. Callers keep their own
 // types and hand opaque JSON (Data fields) to the store.
+// It is a leaf: it imports nothing of the module.
 package state
 
 import (

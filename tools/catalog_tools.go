@@ -1,6 +1,7 @@
 // Package tools turns the invapi catalog into MCP tools: one tool per documented action,
 // with its generated schema and annotations, plus the generic tool for undocumented
 // actions, tool discovery, resources and prompts.
+// It may import policy, webhook, invapi, schemas and state; never cmd.
 package tools
 
 import (

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,3 +145,5 @@ func jobIDOf(t *testing.T, s store.Store, cbURL string) store.Job {
 	}
 	return j
 }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -3,17 +3,11 @@ package webhook
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
-	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 	"go.uber.org/zap"
 
-	"github.com/hostkey/hostkey-mcp/invapi"
-	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
@@ -23,52 +17,6 @@ const CallbackParam = "post_install_callback"
 // ErrNoPublicURL means no --public-url is configured, so nothing can call back.
 var ErrNoPublicURL = errors.New("webhook: no public URL configured")
 
-// callbackTools are the tools whose schema has a post_install_callback property
-// (eq_order_instance, eq_create_pxe, eq_reinstall, eq_deploy in the catalog).
-func callbackTools(cat *schemas.Catalog) map[string]bool {
-	out := map[string]bool{"eq_order_instance": true, "eq_create_pxe": true}
-	for _, a := range cat.Actions {
-		if schemaHasCallback(a.InputSchema) {
-			out[a.Tool] = true
-		}
-	}
-	return out
-}
-
-func schemaHasCallback(raw json.RawMessage) bool {
-	if len(raw) == 0 {
-		return false
-	}
-	var s struct {
-		Properties map[string]json.RawMessage `json:"properties"`
-	}
-	if json.Unmarshal(raw, &s) != nil {
-		return false
-	}
-	_, ok := s.Properties[CallbackParam]
-	return ok
-}
-
-// wantsCallback: a catalog tool with the property, or any registered tool whose schema has it.
-func (r *Receiver) wantsCallback(ctx context.Context, name string) bool {
-	if r.cbTools[name] {
-		return true
-	}
-	srv := server.ServerFromContext(ctx)
-	if srv == nil {
-		return false
-	}
-	t := srv.GetTool(name)
-	if t == nil {
-		return false
-	}
-	if len(t.Tool.RawInputSchema) > 0 {
-		return schemaHasCallback(t.Tool.RawInputSchema)
-	}
-	_, ok := t.Tool.InputSchema.Properties[CallbackParam]
-	return ok
-}
-
 // PublicURL is the configured public URL without trailing slash ("" when none).
 func (r *Receiver) PublicURL() string { return r.public }
 
@@ -77,11 +25,12 @@ func (r *Receiver) PublicURL() string { return r.public }
 // random bits. Only the secret's SHA-256 is stored. serverIPs (or, when empty and the
 // source check is on, the ServerIPs lookup) are the addresses allowed to call back.
 func (r *Receiver) NewInstallJob(ctx context.Context, serverID int64, action, session string, serverIPs []string) (string, error) {
-	_, u, err := r.newJob(ctx, serverID, action, session, serverIPs)
+	_, u, err := r.NewJob(ctx, serverID, action, session, serverIPs)
 	return u, err
 }
 
-func (r *Receiver) newJob(ctx context.Context, serverID int64, action, session string, serverIPs []string) (Job, string, error) {
+// NewJob is NewInstallJob that also returns the job.
+func (r *Receiver) NewJob(ctx context.Context, serverID int64, action, session string, serverIPs []string) (Job, string, error) {
 	if r.public == "" {
 		return Job{}, "", ErrNoPublicURL
 	}
@@ -114,103 +63,18 @@ func (r *Receiver) newJob(ctx context.Context, serverID int64, action, session s
 	return Job{}, "", errors.New("webhook: could not create a unique job")
 }
 
-// InjectCallback is a tool middleware. For eq_order_instance, eq_create_pxe and any tool
-// whose schema has a post_install_callback property, when a public URL is configured and
-// the arguments carry no callback, it creates a job (server from the `id` argument) and
-// adds post_install_callback before calling next. Register it innermost (after the
-// policy): the job is created only for a call that really goes upstream, and the secret
-// URL is never shown in a confirmation. The secret is scrubbed from the result.
-func (r *Receiver) InjectCallback(next server.ToolHandlerFunc) server.ToolHandlerFunc {
-	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		if r.public == "" || !r.wantsCallback(ctx, req.Params.Name) {
-			return next(ctx, req)
-		}
-		args := req.GetArguments()
-		if v, ok := args[CallbackParam]; ok && v != nil && v != "" {
-			return next(ctx, req) // the caller chose its own callback
-		}
-		serverID, _ := toInt64(args["id"])
-		session := ""
-		if s := server.ClientSessionFromContext(ctx); s != nil {
-			session = s.SessionID()
-		}
-		job, cbURL, err := r.newJob(ctx, serverID, req.Params.Name, session, nil)
-		if err != nil {
-			r.log.Error("no install callback for this call", zap.String("tool", req.Params.Name), zap.Error(err))
-			return next(ctx, req)
-		}
-		withCB := make(map[string]any, len(args)+1)
-		for k, v := range args {
-			withCB[k] = v
-		}
-		withCB[CallbackParam] = cbURL
-		req.Params.Arguments = withCB
-		req.Params.RawArguments = withRawParam(req.Params.RawArguments, CallbackParam, cbURL)
-
-		o := Origin{Session: session}
-		if req.Params.Meta != nil {
-			o.ProgressToken = req.Params.Meta.ProgressToken
-		}
+// Track records that the tool call o is waiting for job jobID, so that its event carries
+// the call as OriginFromContext (progress on the open call); the returned function
+// forgets it when the call returns.
+func (r *Receiver) Track(jobID string, o Origin) (untrack func()) {
+	r.mu.Lock()
+	r.open[jobID] = o
+	r.mu.Unlock()
+	return func() {
 		r.mu.Lock()
-		r.open[job.ID] = o
+		delete(r.open, jobID)
 		r.mu.Unlock()
-		defer func() {
-			r.mu.Lock()
-			delete(r.open, job.ID)
-			r.mu.Unlock()
-		}()
-
-		res, err := next(ctx, req)
-		secret := cbURL[strings.LastIndexByte(cbURL, '/')+1:]
-		res = scrubResult(res, secret)
-		if res != nil && !res.IsError {
-			res.Content = append(res.Content, mcp.NewTextContent(fmt.Sprintf(
-				"hostkey-mcp registered install callback job %s: when the install finishes, connected clients get a notification "+
-					"and the event appears in events_list (kind install_done) and hostkey://events.", job.ID)))
-		}
-		return res, err
 	}
-}
-
-// withRawParam sets key in the raw JSON arguments (kept by mcp-go for BindArguments and
-// exact integers) without re-encoding the other values.
-func withRawParam(raw json.RawMessage, key, value string) json.RawMessage {
-	if len(raw) == 0 {
-		return raw
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil || m == nil {
-		m = map[string]json.RawMessage{}
-	}
-	v, _ := json.Marshal(value)
-	m[key] = v
-	out, err := json.Marshal(m)
-	if err != nil {
-		return nil
-	}
-	return out
-}
-
-// scrubResult replaces the callback secret wherever the upstream answer echoed it.
-func scrubResult(res *mcp.CallToolResult, secret string) *mcp.CallToolResult {
-	if res == nil || secret == "" {
-		return res
-	}
-	for i, c := range res.Content {
-		if t, ok := c.(mcp.TextContent); ok && strings.Contains(t.Text, secret) {
-			t.Text = strings.ReplaceAll(t.Text, secret, invapi.Redacted)
-			res.Content[i] = t
-		}
-	}
-	if res.StructuredContent != nil {
-		if b, err := json.Marshal(res.StructuredContent); err == nil && strings.Contains(string(b), secret) {
-			var v any
-			if json.Unmarshal([]byte(strings.ReplaceAll(string(b), secret, invapi.Redacted)), &v) == nil {
-				res.StructuredContent = v
-			}
-		}
-	}
-	return res
 }
 
 // WaitJob blocks until the job's callback has been stored (or ctx ends) and returns the
@@ -245,6 +109,14 @@ func (r *Receiver) WaitJob(ctx context.Context, jobID string) (Job, error) {
 		return j, ctx.Err()
 	}
 }
+
+// Since reads the event log after a cursor (the events tool and resources).
+func (r *Receiver) Since(ctx context.Context, after uint64, limit int, f store.Filter) (store.Page, error) {
+	return r.store.Since(ctx, after, limit, f)
+}
+
+// LastCursor is the newest event's cursor (0 when there is none).
+func (r *Receiver) LastCursor(ctx context.Context) (uint64, error) { return r.store.LastCursor(ctx) }
 
 // Job reads a job.
 func (r *Receiver) Job(ctx context.Context, id string) (Job, error) { return r.store.GetJob(ctx, id) }

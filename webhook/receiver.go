@@ -1,23 +1,26 @@
-// Package webhook receives the callbacks hostkey-mcp asks invapi and fresh servers to
-// make — post_install_callback when an install finishes, login notifications of API
-// keys — records each one durably, and turns it into MCP notifications.
+// Package webhook is HTTP ingress only: it receives the callbacks hostkey-mcp asks invapi
+// and fresh servers to make — post_install_callback when an install finishes, login
+// notifications of API keys — authenticates and rate-limits them, records each one
+// durably, and hands it to a Notifier. It offers a small Go API to the MCP side
+// (tools/events): jobs and callback URLs (NewJob, Track, WaitJob), cursor reads (Since,
+// LastCursor) and the notifier hook. It may import invapi, schemas and its own store; it
+// never imports mcp-go (TestNoMCPImport).
 //
 // Flow of an install callback:
 //
-//  1. A reinstall/order/create_pxe tool call passes through InjectCallback, which creates
-//     a job with a 256-bit secret and adds post_install_callback=<public-url>/cb/install/<secret>.
+//  1. A reinstall/order/create_pxe tool call passes through tools/events.InjectCallback,
+//     which creates a job with a 256-bit secret and adds
+//     post_install_callback=<public-url>/cb/install/<secret>.
 //  2. The fresh server (or the simulator) calls that URL with GET or POST.
 //  3. The receiver finds the job by SHA-256(secret), optionally checks the caller's IP
 //     against the server's, writes the event and the job's completion in one fsynced
 //     commit, and only then answers 200.
-//  4. The event is handed to the Notifier: a log message to the sessions, a
-//     notifications/resources/updated for hostkey://servers/{id} (and hostkey://events)
-//     to their subscribers, and progress on the originating tool call if it is still open.
+//  4. The event is handed to the Notifier (tools/events.Notifier in the server).
 //
-// Events stay readable through the events_list tool and the hostkey://events resource.
-// A client that was not connected, or that reconnects, passes the last cursor it saw
-// (events_list since=<cursor>, or hostkey://events?cursor=<cursor>) and gets exactly
-// what it missed; cursors are strictly increasing and never reused.
+// Cursors are strictly increasing and never reused: a reader that reconnects passes the
+// last cursor it saw and gets exactly what it missed.
+// It may import invapi, schemas, state and its own subpackages; never mcp-go, policy,
+// tools or cmd.
 package webhook
 
 import (
@@ -42,10 +45,10 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/mark3labs/mcp-go/mcp"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
@@ -96,7 +99,6 @@ type Config struct {
 	RateLimit    rate.Limit // requests per second per source IP (IPv6: per /64); default 10, rate.Inf disables
 	RateBurst    int        // default 40
 	NotifyQueue  int        // events waiting for the Notifier, default 1024; beyond, pushes are dropped (counted)
-	Catalog      *schemas.Catalog
 	Now          func() time.Time
 
 	// Retention is how long events and finished jobs are kept (--events-retention);
@@ -106,7 +108,7 @@ type Config struct {
 	PruneEvery time.Duration
 }
 
-// Receiver is the webhook endpoint plus its MCP surface (middleware, tool, resource).
+// Receiver is the webhook endpoint: routes, parsing, authentication, the event log.
 type Receiver struct {
 	cfg     Config
 	store   store.Store
@@ -120,7 +122,6 @@ type Receiver struct {
 	notifier   atomic.Pointer[notifierBox]
 	loginHash  atomic.Pointer[[sha256.Size]byte]
 	identity   string // the store's, the same in every process on it
-	cbTools    map[string]bool
 	queue      chan queued
 	queueMu    sync.RWMutex
 	closed     bool
@@ -152,7 +153,7 @@ type queued struct {
 // Origin is the tool call that started a job, while it is still running.
 type Origin struct {
 	Session       string
-	ProgressToken mcp.ProgressToken
+	ProgressToken any // the call's _meta.progressToken (mcp.ProgressToken)
 }
 
 type originKey struct{}
@@ -165,6 +166,12 @@ type acceptedKey struct{}
 func AcceptedFromContext(ctx context.Context) (time.Time, bool) {
 	t, ok := ctx.Value(acceptedKey{}).(time.Time)
 	return t, ok
+}
+
+// ContextWithAccepted stamps ctx the way the receiver does before calling the Notifier,
+// for a notifier driven by hand (its tests).
+func ContextWithAccepted(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, acceptedKey{}, t)
 }
 
 // OriginFromContext returns the open tool call a notified event belongs to, if any.
@@ -195,9 +202,6 @@ func New(ctx context.Context, cfg Config) (*Receiver, error) {
 	if cfg.NotifyQueue <= 0 {
 		cfg.NotifyQueue = 1024
 	}
-	if cfg.Catalog == nil {
-		cfg.Catalog = schemas.Load()
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -212,12 +216,11 @@ func New(ctx context.Context, cfg Config) (*Receiver, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return nil, fmt.Errorf("webhook: --public-url %q: want an absolute http(s) URL without query", cfg.PublicURL)
 		}
-		if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		if u.Scheme == "http" && !httpx.IsLoopback(u.Hostname()) {
 			r.log.Warn("public URL is plain http: callback secrets travel unencrypted; prefer https behind a reverse proxy")
 		}
 		r.public = strings.TrimRight(u.String(), "/")
 	}
-	r.cbTools = callbackTools(cfg.Catalog)
 	tok, err := r.store.Secret(ctx, loginSecretName, func() (string, error) { return newSecret() })
 	if err != nil {
 		return nil, fmt.Errorf("webhook: login alert token: %w", err)
@@ -254,14 +257,6 @@ func New(ctx context.Context, cfg Config) (*Receiver, error) {
 		close(r.pruneDone)
 	}
 	return r, nil
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(h)
-	return err == nil && a.IsLoopback()
 }
 
 // SetNotifier sets (or replaces) the Notifier; cmd calls it once the MCP server exists.
@@ -330,7 +325,7 @@ func (r *Receiver) notifyWorker() {
 			ctx = context.WithValue(ctx, originKey{}, *q.origin)
 		}
 		if !q.accepted.IsZero() {
-			ctx = context.WithValue(ctx, acceptedKey{}, q.accepted)
+			ctx = ContextWithAccepted(ctx, q.accepted)
 		}
 		func() {
 			defer func() {
@@ -796,28 +791,10 @@ func loginDedupeKey(req *http.Request, cb *Callback, now time.Time) string {
 func serverIDOf(cb *Callback) int64 {
 	for _, m := range []map[string]any{cb.Body, cb.Query} {
 		for _, k := range []string{"server_id", "serverId"} {
-			if n, ok := toInt64(m[k]); ok && n > 0 {
+			if n, ok := schemas.Int64(m[k]); ok && n > 0 {
 				return n
 			}
 		}
 	}
 	return 0
-}
-
-func toInt64(v any) (int64, bool) {
-	switch x := v.(type) {
-	case json.Number:
-		n, err := x.Int64()
-		return n, err == nil
-	case float64:
-		return int64(x), x == float64(int64(x))
-	case int64:
-		return x, true
-	case int:
-		return int64(x), true
-	case string:
-		n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
-		return n, err == nil
-	}
-	return 0, false
 }

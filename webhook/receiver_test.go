@@ -686,15 +686,3 @@ func TestClientIP(t *testing.T) {
 		t.Error("bad address accepted")
 	}
 }
-
-func TestIPsFromShow(t *testing.T) {
-	f := map[string]any{
-		"IP":          []any{map[string]any{"IP": "192.0.2.10", "main_ip": 1}, map[string]any{"IP": "2001:db8::10"}},
-		"IPMI":        map[string]any{"interfaces": []any{map[string]any{"IP": "10.9.9.9"}}},
-		"server_data": map[string]any{"id": 1},
-	}
-	got := IPsFromShow(f)
-	if len(got) != 2 || got[0] != "192.0.2.10" || got[1] != "2001:db8::10" {
-		t.Fatalf("%v", got)
-	}
-}

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,11 +16,13 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hostkey/hostkey-mcp/invapi"
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/events"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 	"github.com/hostkey/hostkey-mcp/webhook"
 )
@@ -55,10 +57,7 @@ type sandbox struct {
 }
 
 func newLogger(cfg *Config, w io.Writer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(cfg.LogLevel)
-	if err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.LogLevel)
-	}
+	level := cfg.LogLevel
 	ec := zap.NewProductionEncoderConfig()
 	ec.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
@@ -161,7 +160,7 @@ func (a *app) buildServer(ctx context.Context) error {
 	taskHooks := &server.TaskHooks{}
 	wf.AttachTaskHooks(taskHooks)
 	wf.AttachStatusHooks(hooks) // tasks/get shows the job's stage as statusMessage
-	extra := []server.ServerTool{rcv.EventsTool()}
+	extra := []server.ServerTool{events.Tool(rcv)}
 	a.toolsOpts = tools.Options{
 		Version:      invapi.Version,
 		Instructions: a.instructions(),
@@ -173,7 +172,7 @@ func (a *app) buildServer(ctx context.Context) error {
 		PIN:          policy.PINFrom,
 		// The policy decides first; the callback is injected innermost, so a job (and its
 		// secret URL) exists only for a call that really goes to invapi.
-		Middleware:    []server.ToolHandlerMiddleware{eng.Middleware, rcv.InjectCallback},
+		Middleware:    []server.ToolHandlerMiddleware{eng.Middleware, events.InjectCallback(rcv, a.cat, a.log.Named("webhook"))},
 		ArgsValidated: true, // by eng.Middleware, which audits the rejects
 		ServerAllowed: eng.ServerAllowed,
 		Gate:          eng,
@@ -196,11 +195,11 @@ func (a *app) buildServer(ctx context.Context) error {
 		return err
 	}
 	a.srv = srv
-	n := webhook.NewMCPNotifier(srv.MCP(), srv.Subscriptions(), tools.ServerURI)
+	n := events.NewNotifier(srv.MCP(), srv.Subscriptions(), tools.ServerURI)
 	n.Attach(hooks)
 	rcv.SetNotifier(wakeJobs{next: n, wf: wf})
-	srv.MCP().AddResource(rcv.EventsResource())
-	srv.MCP().AddResourceTemplate(rcv.EventsResourceTemplate())
+	srv.MCP().AddResource(events.Resource(rcv))
+	srv.MCP().AddResourceTemplate(events.ResourceTemplate(rcv))
 	a.workflows = wf
 	// Closers run last-in first-out: jobs stop (PXE jobs clean up) while the policy,
 	// the receiver, the audit log and the session are still there.
@@ -225,7 +224,7 @@ func (a *app) wantsWorkflows() bool {
 }
 
 func (a *app) selection() tools.Selection {
-	toolsets := splitCSV(a.cfg.Toolsets)
+	toolsets := a.cfg.Toolsets
 	if a.cfg.Dynamic && !a.cfg.set["toolsets"] {
 		// Dynamic mode starts with the discovery tools only (plus --tools): the model
 		// loads what it needs. An explicit --toolsets still preloads those.
@@ -234,8 +233,8 @@ func (a *app) selection() tools.Selection {
 	return tools.Selection{
 		Toolsets: toolsets,
 		ReadOnly: a.cfg.ReadOnly,
-		Include:  splitCSV(a.cfg.Tools),
-		Exclude:  splitCSV(a.cfg.ExcludeTools),
+		Include:  a.cfg.Tools,
+		Exclude:  a.cfg.ExcludeTools,
 		// The session tools are opt-in: hostkey-mcp runs the invapi session itself.
 		AuthTools: a.cfg.AuthTools,
 	}
@@ -271,13 +270,17 @@ func (a *app) instructions() string {
 }
 
 // allowlistText describes --servers/--server-tags for the instructions ("" when unset).
-func allowlistText(servers, tags string) string {
+func allowlistText(servers []int64, tags []string) string {
 	var parts []string
-	if ids := splitCSV(servers); len(ids) > 0 {
+	if len(servers) > 0 {
+		ids := make([]string, len(servers))
+		for i, id := range servers {
+			ids[i] = strconv.FormatInt(id, 10)
+		}
 		parts = append(parts, "servers "+strings.Join(ids, ", "))
 	}
-	if ts := splitCSV(tags); len(ts) > 0 {
-		parts = append(parts, "servers tagged "+strings.Join(ts, " or "))
+	if len(tags) > 0 {
+		parts = append(parts, "servers tagged "+strings.Join(tags, " or "))
 	}
 	return strings.Join(parts, " and ")
 }
@@ -303,12 +306,9 @@ func startSandbox(ctx context.Context, log *zap.Logger, install time.Duration) (
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
-	go func() {
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("sandbox stopped", zap.Error(err))
-		}
-	}()
+	stopHTTP := httpx.Start(ln, s, httpx.Limits{ReadHeader: 10 * time.Second, Read: 30 * time.Second, MaxHeaderBytes: 64 << 10, Shutdown: 2 * time.Second},
+		func(err error) { log.Error("sandbox stopped", zap.Error(err)) })
+	// Sim time runs until the app closes, not with the ctx of the command that built it.
 	rctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = s.RunRealtime(rctx, 1) }()
 	account, _ := s.Keys()
@@ -318,9 +318,7 @@ func startSandbox(ctx context.Context, log *zap.Logger, install time.Duration) (
 		apiKey: account,
 		stop: func() {
 			cancel()
-			sctx, c2 := context.WithTimeout(context.Background(), 2*time.Second)
-			defer c2()
-			_ = hs.Shutdown(sctx)
+			stopHTTP()
 		},
 	}, nil
 }

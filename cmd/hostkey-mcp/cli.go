@@ -197,7 +197,7 @@ func measureSizes(ctx context.Context, a *app) ([]sizeRow, error) {
 		sel     tools.Selection
 		dynamic bool
 	}
-	base := tools.Selection{ReadOnly: a.cfg.ReadOnly, Include: splitCSV(a.cfg.Tools), Exclude: splitCSV(a.cfg.ExcludeTools)}
+	base := tools.Selection{ReadOnly: a.cfg.ReadOnly, Include: a.cfg.Tools, Exclude: a.cfg.ExcludeTools}
 	with := func(ts ...string) tools.Selection { s := base; s.Toolsets = ts; return s }
 	vs := []variant{
 		{strings.Join(tools.DefaultToolsets, ",") + " (default)", with(tools.DefaultToolsets...), false},

@@ -6,11 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
+
+	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/webhook"
 	"github.com/hostkey/hostkey-mcp/webhook/outbound"
 )
 
@@ -30,20 +36,20 @@ type Config struct {
 	HTTP           string
 	HTTPToken      string // HOSTKEY_HTTP_TOKEN or --http-token-file: a secret, never a flag
 	HTTPTokenFile  string
-	AllowedOrigins string
+	AllowedOrigins []string
 	HTTPMaxBody    int64
 
-	Toolsets     string
-	Tools        string
-	ExcludeTools string
+	Toolsets     []string
+	Tools        []string
+	ExcludeTools []string
 	ReadOnly     bool
 	Dynamic      bool
 	AuthTools    bool
 
-	Servers    string
-	ServerTags string
+	Servers    []int64
+	ServerTags []string
 
-	Confirm           string
+	Confirm           policy.ConfirmMode
 	ConfirmWrites     bool
 	ApprovalListen    string
 	ApproverTokenFile string
@@ -54,11 +60,11 @@ type Config struct {
 	DryRun            bool
 	AuditLog          string
 
-	RateGlobal      string
-	RateDestructive string
-	RateServer      string
-	RateSession     string
-	MaxPending      string
+	RateGlobal      policy.Limit
+	RateDestructive policy.Limit
+	RateServer      policy.Limit
+	RateSession     policy.Limit
+	MaxPending      int
 
 	WebhookListen  string
 	PublicURL      string
@@ -67,7 +73,7 @@ type Config struct {
 	JobLease       time.Duration
 	Ephemeral      bool
 	Retention      time.Duration
-	TrustedProxies string
+	TrustedProxies []netip.Prefix
 	CheckSourceIP  bool
 
 	NotifyURLs         string // --notify-url, repeatable: space-separated
@@ -78,7 +84,7 @@ type Config struct {
 	Notify             []outbound.Destination // parsed from the above
 
 	LogFormat string
-	LogLevel  string
+	LogLevel  zapcore.Level
 	Timeout   time.Duration
 
 	// set names the options given by flag, environment or config file (not defaults).
@@ -168,18 +174,18 @@ var options = []option{
 	{Group: "transport", Name: "http", Env: "HOSTKEY_HTTP", Help: "serve streamable HTTP on this address (e.g. 127.0.0.1:8080) instead of stdio", bind: str(func(c *Config) *string { return &c.HTTP })},
 	{Group: "transport", Name: "http-token-file", Env: "HOSTKEY_HTTP_TOKEN_FILE", Help: "file with the bearer token HTTP clients must send (or set HOSTKEY_HTTP_TOKEN); required when --http is not loopback", bind: str(func(c *Config) *string { return &c.HTTPTokenFile })},
 	{Group: "transport", Name: "http-max-body", Env: "HOSTKEY_HTTP_MAX_BODY", Default: "1MiB", Help: "largest request body --http accepts on /mcp (e.g. 512KiB); larger ones get 413", bind: byteSize(func(c *Config) *int64 { return &c.HTTPMaxBody })},
-	{Group: "transport", Name: "allowed-origins", Env: "HOSTKEY_ALLOWED_ORIGINS", Help: "comma-separated browser origins allowed to call --http (loopback origins always are)", bind: str(func(c *Config) *string { return &c.AllowedOrigins })},
+	{Group: "transport", Name: "allowed-origins", Env: "HOSTKEY_ALLOWED_ORIGINS", Help: "comma-separated browser origins allowed to call --http (loopback origins always are)", bind: parsed(func(c *Config) *[]string { return &c.AllowedOrigins }, parseList)},
 
-	{Group: "scope", Name: "toolsets", Env: "HOSTKEY_TOOLSETS", Default: "servers,power,ip", Help: "toolsets or modules to expose, comma-separated; 'all' for everything", bind: str(func(c *Config) *string { return &c.Toolsets })},
-	{Group: "scope", Name: "tools", Env: "HOSTKEY_TOOLS", Help: "extra tools to expose by name, whatever their toolset", bind: str(func(c *Config) *string { return &c.Tools })},
-	{Group: "scope", Name: "exclude-tools", Env: "HOSTKEY_EXCLUDE_TOOLS", Help: "tools never to expose, comma-separated", bind: str(func(c *Config) *string { return &c.ExcludeTools })},
+	{Group: "scope", Name: "toolsets", Env: "HOSTKEY_TOOLSETS", Default: "servers,power,ip", Help: "toolsets or modules to expose, comma-separated; 'all' for everything", bind: parsed(func(c *Config) *[]string { return &c.Toolsets }, parseList)},
+	{Group: "scope", Name: "tools", Env: "HOSTKEY_TOOLS", Help: "extra tools to expose by name, whatever their toolset", bind: parsed(func(c *Config) *[]string { return &c.Tools }, parseList)},
+	{Group: "scope", Name: "exclude-tools", Env: "HOSTKEY_EXCLUDE_TOOLS", Help: "tools never to expose, comma-separated", bind: parsed(func(c *Config) *[]string { return &c.ExcludeTools }, parseList)},
 	{Group: "scope", Name: "read-only", Env: "HOSTKEY_READ_ONLY", Default: "false", Help: "expose and run read tools only", bind: boolean(func(c *Config) *bool { return &c.ReadOnly })},
 	{Group: "scope", Name: "dynamic-toolsets", Env: "HOSTKEY_DYNAMIC_TOOLSETS", Default: "false", Help: "add tools_search and toolsets_enable so the model loads toolsets on demand", bind: boolean(func(c *Config) *bool { return &c.Dynamic })},
 	{Group: "scope", Name: "auth-tools", Env: "HOSTKEY_AUTH_TOOLS", Default: "false", Help: "expose auth_login, auth_logout and auth_whmcslogin (hostkey-mcp manages the session; tokens in their results are redacted anyway)", bind: boolean(func(c *Config) *bool { return &c.AuthTools })},
-	{Group: "scope", Name: "servers", Env: "HOSTKEY_SERVERS", Help: "server IDs the assistant may touch, comma-separated (empty: all of the token's)", bind: str(func(c *Config) *string { return &c.Servers })},
-	{Group: "scope", Name: "server-tags", Env: "HOSTKEY_SERVER_TAGS", Help: "also allow servers carrying one of these invapi tags", bind: str(func(c *Config) *string { return &c.ServerTags })},
+	{Group: "scope", Name: "servers", Env: "HOSTKEY_SERVERS", Help: "server IDs the assistant may touch, comma-separated (empty: all of the token's)", bind: parsed(func(c *Config) *[]int64 { return &c.Servers }, parseServerIDs)},
+	{Group: "scope", Name: "server-tags", Env: "HOSTKEY_SERVER_TAGS", Help: "also allow servers carrying one of these invapi tags", bind: parsed(func(c *Config) *[]string { return &c.ServerTags }, parseList)},
 
-	{Group: "policy", Name: "confirm", Env: "HOSTKEY_CONFIRM", Default: "elicit", Help: "how a human confirms destructive calls: elicit, token (chat-ops bots) or off (loudly logged)", bind: str(func(c *Config) *string { return &c.Confirm })},
+	{Group: "policy", Name: "confirm", Env: "HOSTKEY_CONFIRM", Default: "elicit", Help: "how a human confirms destructive calls: elicit, token (chat-ops bots) or off (loudly logged)", bind: parsed(func(c *Config) *policy.ConfirmMode { return &c.Confirm }, parseConfirm)},
 	{Group: "policy", Name: "confirm-writes", Env: "HOSTKEY_CONFIRM_WRITES", Default: "false", Help: "also confirm write (non-destructive) calls", bind: boolean(func(c *Config) *bool { return &c.ConfirmWrites })},
 	{Group: "policy", Name: "approval-listen", Env: "HOSTKEY_APPROVAL_LISTEN", Default: "127.0.0.1:0", Help: "loopback address of the one-time approval and PIN pages (port 0: any free port)", bind: str(func(c *Config) *string { return &c.ApprovalListen })},
 	{Group: "policy", Name: "approver-token-file", Env: "HOSTKEY_APPROVER_TOKEN_FILE", Help: "file with the bearer credential chat-ops bots use to approve calls (--confirm token); or set HOSTKEY_APPROVER_TOKEN", bind: str(func(c *Config) *string { return &c.ApproverTokenFile })},
@@ -187,11 +193,11 @@ var options = []option{
 	{Group: "policy", Name: "policy-file", Env: "HOSTKEY_POLICY_FILE", Help: "JSON file reclassifying tools, e.g. {\"classes\":{\"eq_reboot\":\"write\"}}", bind: str(func(c *Config) *string { return &c.PolicyFile })},
 	{Group: "policy", Name: "dry-run", Env: "HOSTKEY_DRY_RUN", Default: "false", Help: "answer write and destructive calls with the request that would be sent; send nothing", bind: boolean(func(c *Config) *bool { return &c.DryRun })},
 	{Group: "policy", Name: "audit-log", Env: "HOSTKEY_AUDIT_LOG", Help: "append-only, hash-chained JSON Lines audit file", bind: str(func(c *Config) *string { return &c.AuditLog })},
-	{Group: "policy", Name: "rate-global", Env: "HOSTKEY_RATE_GLOBAL", Default: "5:10", Help: "requests per second:burst toward invapi", bind: str(func(c *Config) *string { return &c.RateGlobal })},
-	{Group: "policy", Name: "rate-destructive", Env: "HOSTKEY_RATE_DESTRUCTIVE", Default: "0.1:3", Help: "destructive calls per second:burst", bind: str(func(c *Config) *string { return &c.RateDestructive })},
-	{Group: "policy", Name: "rate-server", Env: "HOSTKEY_RATE_SERVER", Default: "0.0167:1", Help: "destructive calls per server per second:burst (one a minute)", bind: str(func(c *Config) *string { return &c.RateServer })},
-	{Group: "policy", Name: "rate-session", Env: "HOSTKEY_RATE_SESSION", Default: "2:20", Help: "calls per MCP session per second:burst", bind: str(func(c *Config) *string { return &c.RateSession })},
-	{Group: "policy", Name: "max-pending", Env: "HOSTKEY_MAX_PENDING", Default: "3", Help: "confirmations that may wait for the user at once per MCP session (0 = no limit)", bind: str(func(c *Config) *string { return &c.MaxPending })},
+	{Group: "policy", Name: "rate-global", Env: "HOSTKEY_RATE_GLOBAL", Default: "5:10", Help: "requests per second:burst toward invapi", bind: parsed(func(c *Config) *policy.Limit { return &c.RateGlobal }, parseLimit)},
+	{Group: "policy", Name: "rate-destructive", Env: "HOSTKEY_RATE_DESTRUCTIVE", Default: "0.1:3", Help: "destructive calls per second:burst", bind: parsed(func(c *Config) *policy.Limit { return &c.RateDestructive }, parseLimit)},
+	{Group: "policy", Name: "rate-server", Env: "HOSTKEY_RATE_SERVER", Default: "0.0167:1", Help: "destructive calls per server per second:burst (one a minute)", bind: parsed(func(c *Config) *policy.Limit { return &c.RateServer }, parseLimit)},
+	{Group: "policy", Name: "rate-session", Env: "HOSTKEY_RATE_SESSION", Default: "2:20", Help: "calls per MCP session per second:burst", bind: parsed(func(c *Config) *policy.Limit { return &c.RateSession }, parseLimit)},
+	{Group: "policy", Name: "max-pending", Env: "HOSTKEY_MAX_PENDING", Default: "3", Help: "confirmations that may wait for the user at once per MCP session (0 = no limit)", bind: parsed(func(c *Config) *int { return &c.MaxPending }, parseMaxPending)},
 
 	{Group: "webhook", Name: "webhook-listen", Env: "HOSTKEY_WEBHOOK_LISTEN", Help: "serve install callbacks and login alerts on this address (e.g. 127.0.0.1:8787)", bind: str(func(c *Config) *string { return &c.WebhookListen })},
 	{Group: "webhook", Name: "public-url", Env: "HOSTKEY_PUBLIC_URL", Help: "URL at which invapi and fresh servers reach the webhook listener", bind: str(func(c *Config) *string { return &c.PublicURL })},
@@ -200,7 +206,7 @@ var options = []option{
 	{Group: "webhook", Name: "job-lease", Env: "HOSTKEY_JOB_LEASE", Default: "30s", Help: "how long a workflow job stays with its process unrenewed: another process or replica takes it over after that (at least 2s)", bind: duration(func(c *Config) *time.Duration { return &c.JobLease })},
 	{Group: "webhook", Name: "ephemeral", Env: "HOSTKEY_EPHEMERAL", Default: "false", Help: "keep events, jobs and secrets in this process's memory only (no data dir; lost at exit)", bind: boolean(func(c *Config) *bool { return &c.Ephemeral })},
 	{Group: "webhook", Name: "events-retention", Env: "HOSTKEY_EVENTS_RETENTION", Default: "720h", Help: "how long stored events and finished install jobs are kept (0 = forever; at least 24h)", bind: duration(func(c *Config) *time.Duration { return &c.Retention })},
-	{Group: "webhook", Name: "trusted-proxies", Env: "HOSTKEY_TRUSTED_PROXIES", Help: "CIDRs of reverse proxies whose X-Forwarded-For is believed", bind: str(func(c *Config) *string { return &c.TrustedProxies })},
+	{Group: "webhook", Name: "trusted-proxies", Env: "HOSTKEY_TRUSTED_PROXIES", Help: "CIDRs of reverse proxies whose X-Forwarded-For is believed", bind: parsed(func(c *Config) *[]netip.Prefix { return &c.TrustedProxies }, parseCIDRs)},
 	{Group: "webhook", Name: "check-source-ip", Env: "HOSTKEY_CHECK_SOURCE_IP", Default: "false", Help: "accept an install callback only from one of the server's own IPs", bind: boolean(func(c *Config) *bool { return &c.CheckSourceIP })},
 
 	{Group: "chat-ops", Name: "notify-url", Env: "HOSTKEY_NOTIFY_URL", Help: "deliver events and approval requests to this webhook (repeatable; space-separated in the environment); settings in its #fragment: format=standard|slack, types=, servers=, toolsets=, secret-env=, secret-file=", bind: multi(func(c *Config) *string { return &c.NotifyURLs })},
@@ -208,8 +214,8 @@ var options = []option{
 	{Group: "chat-ops", Name: "notify-allow-private", Env: "HOSTKEY_NOTIFY_ALLOW_PRIVATE", Default: "false", Help: "allow --notify-url destinations (and redirects) on loopback, private and link-local addresses", bind: boolean(func(c *Config) *bool { return &c.NotifyAllowPrivate })},
 	{Group: "chat-ops", Name: "notify-max-age", Env: "HOSTKEY_NOTIFY_MAX_AGE", Default: "24h", Help: "how long a delivery is retried before it becomes a dead letter", bind: duration(func(c *Config) *time.Duration { return &c.NotifyMaxAge })},
 
-	{Group: "general", Name: "log-format", Env: "HOSTKEY_LOG_FORMAT", Default: "console", Help: "log format on stderr: console or json", bind: str(func(c *Config) *string { return &c.LogFormat })},
-	{Group: "general", Name: "log-level", Env: "HOSTKEY_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error", bind: str(func(c *Config) *string { return &c.LogLevel })},
+	{Group: "general", Name: "log-format", Env: "HOSTKEY_LOG_FORMAT", Default: "console", Help: "log format on stderr: console or json", bind: parsed(func(c *Config) *string { return &c.LogFormat }, oneOf("console", "json"))},
+	{Group: "general", Name: "log-level", Env: "HOSTKEY_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error", bind: parsed(func(c *Config) *zapcore.Level { return &c.LogLevel }, parseLevel)},
 }
 
 // parseConfig reads flags, then fills every flag not given on the command line from its
@@ -254,7 +260,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		if ok {
 			c.set[o.Name] = true
 			if err := fs.Set(o.Name, v); err != nil {
-				return nil, nil, fmt.Errorf("%s=%q: %v", o.Env, v, err)
+				return nil, nil, fmt.Errorf("%s=%q (--%s): %v", o.Env, v, o.Name, err)
 			}
 		}
 	}
@@ -295,22 +301,110 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	return c, fs.Args(), c.validate()
 }
 
+// parsed binds a setting that is read into a typed value as the flag is parsed, so a bad
+// value stops the start with the flag's name (flag.FlagSet, or the environment wrapper in
+// parseConfig) instead of failing later, or not at all, deep in the wiring.
+func parsed[T any](field func(*Config) *T, parse func(string) (T, error)) func(*flag.FlagSet, *Config, option) {
+	return func(fs *flag.FlagSet, c *Config, o option) {
+		v := &typedValue[T]{into: field(c), parse: parse}
+		if err := v.Set(o.Default); err != nil {
+			panic("option " + o.Name + ": bad default: " + err.Error())
+		}
+		fs.Var(v, o.Name, o.Help)
+	}
+}
+
+type typedValue[T any] struct {
+	into  *T
+	parse func(string) (T, error)
+	text  string // as given: --help shows defaults as written
+}
+
+func (v *typedValue[T]) String() string {
+	if v == nil {
+		return ""
+	}
+	return v.text
+}
+
+func (v *typedValue[T]) Set(s string) error {
+	x, err := v.parse(s)
+	if err != nil {
+		return err
+	}
+	*v.into, v.text = x, s
+	return nil
+}
+
+func parseList(s string) ([]string, error) { return splitCSV(s), nil }
+
+func parseServerIDs(s string) ([]int64, error) {
+	var ids []int64
+	for _, f := range splitCSV(s) {
+		id, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("%q is not a server ID (want positive numbers, comma-separated)", f)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+func parseCIDRs(s string) ([]netip.Prefix, error) {
+	p, err := webhook.ParseCIDRs(s)
+	if err != nil {
+		return nil, fmt.Errorf("%v (want addresses or CIDRs such as 10.0.0.0/8, comma-separated)", err)
+	}
+	return p, nil
+}
+
+func parseConfirm(s string) (policy.ConfirmMode, error) {
+	switch m := policy.ConfirmMode(s); m {
+	case policy.ConfirmElicit, policy.ConfirmToken, policy.ConfirmOff:
+		return m, nil
+	}
+	return "", errors.New("want elicit, token or off")
+}
+
+func parseLimit(s string) (policy.Limit, error) {
+	l, err := policy.ParseLimit(s)
+	if err != nil {
+		return l, fmt.Errorf("%v (want rps:burst, e.g. 5:10, or off)", err)
+	}
+	return l, nil
+}
+
+func parseMaxPending(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, errors.New("want a whole number, 0 for no limit")
+	}
+	return n, nil
+}
+
+func parseLevel(s string) (zapcore.Level, error) {
+	l, err := zapcore.ParseLevel(s)
+	if err != nil {
+		return l, errors.New("want debug, info, warn or error")
+	}
+	return l, nil
+}
+
+func oneOf(values ...string) func(string) (string, error) {
+	return func(s string) (string, error) {
+		if slices.Contains(values, s) {
+			return s, nil
+		}
+		return "", fmt.Errorf("want %s", strings.Join(values, " or "))
+	}
+}
+
 func lookupEnv(getenv func(string) string, key string) (string, bool) {
 	v := getenv(key)
 	return v, v != ""
 }
 
 func (c *Config) validate() error {
-	switch c.Confirm {
-	case "elicit", "token", "off":
-	default:
-		return fmt.Errorf("--confirm %q: want elicit, token or off", c.Confirm)
-	}
-	switch c.LogFormat {
-	case "console", "json":
-	default:
-		return fmt.Errorf("--log-format %q: want console or json", c.LogFormat)
-	}
 	if c.SandboxInstall <= 0 {
 		return fmt.Errorf("--sandbox-install-duration %s: want a positive duration, e.g. 20s", c.SandboxInstall)
 	}

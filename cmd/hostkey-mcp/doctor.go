@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/tools"
-	"github.com/hostkey/hostkey-mcp/tools/transport"
 	"github.com/hostkey/hostkey-mcp/webhook"
 )
 
@@ -62,10 +62,10 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 
 	fmt.Fprintln(stdout, "configuration")
 	r.ok("flags and environment parse")
-	if cfg.HTTP != "" && !transport.IsLoopbackAddr(cfg.HTTP) && cfg.HTTPToken == "" {
+	if cfg.HTTP != "" && !httpx.IsLoopback(cfg.HTTP) && cfg.HTTPToken == "" {
 		r.fail("set HOSTKEY_HTTP_TOKEN (or --http-token-file) or bind --http to 127.0.0.1", "--http %s is reachable from other machines without a bearer token", cfg.HTTP)
 	}
-	if cfg.Confirm == "off" {
+	if cfg.Confirm == policy.ConfirmOff {
 		r.fail("use --confirm elicit (default) or token; off lets the model run destructive calls unconfirmed", "--confirm off")
 	} else {
 		r.ok("confirmation mode: %s", cfg.Confirm)
@@ -103,7 +103,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	case cfg.PIN != "" || cfg.PINFile != "":
 		// doctor reads the PIN and checks its form, nothing more: invapi has no way to test
 		// a PIN without using it, and a wrong one counts toward its lock-out.
-		if _, err := policy.LoadPIN(cfg.PIN, cfg.PINFile); err != nil {
+		if _, err := loadPIN(cfg); err != nil {
 			r.fail("fix HOSTKEY_PIN or --pin-file (a file readable only by you: chmod 600)", "%v", err)
 		} else if cfg.PINFile != "" {
 			r.ok("PIN read from %s (mode 0600, well-formed)", cfg.PINFile)

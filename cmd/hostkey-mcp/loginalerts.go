@@ -16,6 +16,7 @@ import (
 
 	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/schemas"
+	"github.com/hostkey/hostkey-mcp/tools/events"
 )
 
 // loginAlertsCmd points an API key's login notifications at this server's webhook
@@ -46,7 +47,7 @@ func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout,
 	}
 	// This command needs the account tools and nothing else; read-only mode and the
 	// excluded tools still apply.
-	cfg.Toolsets, cfg.Tools = "account", ""
+	cfg.Toolsets, cfg.Tools = []string{"account"}, nil
 	a, err := newApp(ctx, cfg, stderr)
 	if err != nil {
 		return err
@@ -78,7 +79,7 @@ func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout,
 		return err
 	}
 	defer c.Close()
-	key, err := rcv.PointAPIKey(ctx, toolCaller{c: c, cat: a.cat}, keyID)
+	key, err := events.PointAPIKey(ctx, rcv, toolCaller{c: c, cat: a.cat}, keyID)
 	if err != nil && term.closed {
 		return errNoAnswer
 	}
@@ -97,20 +98,21 @@ func (acceptAll) Elicit(context.Context, mcp.ElicitationRequest) (*mcp.Elicitati
 		Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"confirm": true}}}, nil
 }
 
-// toolCaller runs an invapi action as the catalog tool of the same name through an MCP
-// client, and turns the tool's structured content back into a response.
+// toolCaller runs an invapi request as the catalog tool of the same name through an MCP
+// client (the policy decides as for an assistant's call), and turns the tool's structured
+// content back into a response.
 type toolCaller struct {
 	c   *client.Client
 	cat *schemas.Catalog
 }
 
-func (t toolCaller) Call(ctx context.Context, module, action string, params map[string]any) (*invapi.Response, error) {
-	act, ok := t.cat.Lookup(module, action)
+func (t toolCaller) Do(ctx context.Context, r *invapi.Request) (*invapi.Response, error) {
+	act, ok := t.cat.Lookup(r.Module, r.Action)
 	if !ok {
-		return nil, fmt.Errorf("%s/%s is not a catalog action", module, action)
+		return nil, fmt.Errorf("%s/%s is not a catalog action", r.Module, r.Action)
 	}
 	req := mcp.CallToolRequest{}
-	req.Params.Name, req.Params.Arguments = act.Tool, params
+	req.Params.Name, req.Params.Arguments = act.Tool, r.Params
 	res, err := t.c.CallTool(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", act.Tool, err)

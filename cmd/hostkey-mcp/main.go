@@ -1,6 +1,7 @@
 // Command hostkey-mcp serves the Hostkey invapi API to MCP clients (Claude Desktop,
 // VS Code, Cursor, chat-ops bots) with a policy layer in between. stdout belongs to the
 // MCP stdio transport: every log line goes to stderr.
+// It is the wiring: it may import every package of the module, and nothing imports it.
 package main
 
 import (

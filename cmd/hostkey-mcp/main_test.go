@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
 )
@@ -296,7 +298,7 @@ func TestConfigPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Toolsets != "ip" || !cfg.ReadOnly || cfg.LogLevel != "debug" {
+	if !slices.Equal(cfg.Toolsets, []string{"ip"}) || !cfg.ReadOnly || cfg.LogLevel != zapcore.DebugLevel {
 		t.Errorf("flag > env > file: toolsets=%q read_only=%v log=%q", cfg.Toolsets, cfg.ReadOnly, cfg.LogLevel)
 	}
 	os.WriteFile(file, []byte("HOSTKEY_TOOLZ=x\n"), 0o600)
@@ -528,7 +530,7 @@ func TestInstructionsNameTheAllowlist(t *testing.T) {
 	if got := a.instructions(); !strings.Contains(got, "Scope: only servers 40101, 40102 and servers tagged web may be acted on") {
 		t.Errorf("instructions: %q", got)
 	}
-	cfg.Servers, cfg.ServerTags = "", ""
+	cfg.Servers, cfg.ServerTags = nil, nil
 	if got := a.instructions(); strings.Contains(got, "Scope:") {
 		t.Errorf("no allowlist, yet: %q", got)
 	}

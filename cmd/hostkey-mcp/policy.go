@@ -9,16 +9,41 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
+	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/policy/audit"
 	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/tools"
 )
+
+// policyHints are the settings the policy's messages advise, in this binary's words.
+var policyHints = policy.Hints{
+	ConfirmOff:   "--confirm off",
+	ConfirmToken: "--confirm token",
+	SetPIN:       "set HOSTKEY_PIN or --pin-file",
+	ApprovalPage: "serve --http",
+}
+
+// loadPIN reads the PIN from HOSTKEY_PIN or --pin-file; errors name the one at fault.
+func loadPIN(cfg *Config) (policy.PINProvider, error) {
+	if cfg.PIN != "" && cfg.PINFile != "" {
+		return nil, errors.New("both HOSTKEY_PIN and --pin-file are set: keep one")
+	}
+	p, err := policy.LoadPIN(cfg.PIN, cfg.PINFile)
+	switch {
+	case err == nil:
+		return p, nil
+	case cfg.PINFile != "":
+		return nil, fmt.Errorf("--pin-file %s: %w", cfg.PINFile, err)
+	default:
+		return nil, fmt.Errorf("HOSTKEY_PIN: %w", err)
+	}
+}
 
 // buildPolicy assembles the policy engine from the flags: PIN source, classes, limits,
 // allowlist, audit log, and the loopback listener of the approval and PIN pages.
@@ -28,45 +53,21 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 	var err error
 	if a.sandbox != nil && cfg.PIN == "" && cfg.PINFile == "" {
 		pin = policy.StaticPIN(a.sandbox.sim.PIN()) // the simulator's own account PIN
-	} else if pin, err = policy.LoadPIN(cfg.PIN, cfg.PINFile); err != nil {
+	} else if pin, err = loadPIN(cfg); err != nil {
 		return nil, err
 	}
 	var classes policy.File
 	if cfg.PolicyFile != "" {
 		f, err := policy.LoadFile(cfg.PolicyFile, a.cat)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--policy-file: %w", err)
 		}
 		classes = *f
 	}
-	var limits policy.Limits
-	for _, l := range []struct {
-		flag, value string
-		into        *policy.Limit
-	}{
-		{"--rate-global", cfg.RateGlobal, &limits.Global},
-		{"--rate-destructive", cfg.RateDestructive, &limits.Destructive},
-		{"--rate-server", cfg.RateServer, &limits.Server},
-		{"--rate-session", cfg.RateSession, &limits.Session},
-	} {
-		if *l.into, err = policy.ParseLimit(l.value); err != nil {
-			return nil, fmt.Errorf("%s %q: %v (want rps:burst, e.g. 5:10, or off)", l.flag, l.value, err)
-		}
-	}
-	maxPending, err := strconv.Atoi(cfg.MaxPending)
-	if err != nil || maxPending < 0 {
-		return nil, fmt.Errorf("--max-pending %q: want a whole number, 0 for no limit", cfg.MaxPending)
-	}
+	limits := policy.Limits{Global: cfg.RateGlobal, Destructive: cfg.RateDestructive, Server: cfg.RateServer, Session: cfg.RateSession}
+	maxPending := cfg.MaxPending
 	if maxPending == 0 {
 		maxPending = -1 // policy: negative is no limit, 0 its default
-	}
-	var servers []int64
-	for _, s := range splitCSV(cfg.Servers) {
-		id, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || id <= 0 {
-			return nil, fmt.Errorf("--servers: %q is not a server ID", s)
-		}
-		servers = append(servers, id)
 	}
 	st, err := a.openPolicyState(ctx)
 	if err != nil {
@@ -97,21 +98,21 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if policy.ConfirmMode(cfg.Confirm) == policy.ConfirmOff {
+	if cfg.Confirm == policy.ConfirmOff {
 		a.log.Warn("--confirm off: destructive calls run WITHOUT human confirmation")
 	}
 	eng, err := policy.New(policy.Options{
 		Describe:       tools.Describer(a.cat),
 		Facts:          policy.ShowFacts(a.client),
-		Confirm:        policy.ConfirmMode(cfg.Confirm),
+		Confirm:        cfg.Confirm,
 		ConfirmWrites:  cfg.ConfirmWrites,
 		PIN:            pin,
 		PINPageBaseURL: pageURL,
 		ApproverToken:  cfg.ApproverToken,
 		Classes:        classes.Classes,
 		ReadOnly:       cfg.ReadOnly,
-		Servers:        servers,
-		ServerTags:     splitCSV(cfg.ServerTags),
+		Servers:        cfg.Servers,
+		ServerTags:     cfg.ServerTags,
 		Limits:         limits,
 		MaxPending:     maxPending,
 		DryRun:         cfg.DryRun,
@@ -120,6 +121,7 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 		Logger:         a.log.Named("policy"),
 		Catalog:        a.cat,
 		OnApproval:     a.onApproval, // chat-ops deliveries (notify.go)
+		Hints:          policyHints,
 	})
 	if err != nil {
 		return nil, err
@@ -222,8 +224,8 @@ func (a *app) startApprovalListener() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--approval-listen %s: %w", a.cfg.ApprovalListen, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/policy/", http.StripPrefix("/policy", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rt := mux.NewRouter()
+	rt.PathPrefix("/policy/").Handler(http.StripPrefix("/policy", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, _ := a.pageHandler.Load().(http.Handler)
 		if h == nil {
 			http.NotFound(w, r)
@@ -231,13 +233,9 @@ func (a *app) startApprovalListener() (string, error) {
 		}
 		h.ServeHTTP(w, r)
 	})))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-	go func() {
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("approval pages stopped", zap.Error(err))
-		}
-	}()
-	a.closers = append(a.closers, func() { _ = hs.Close() })
+	stop := httpx.Start(ln, rt, httpx.Limits{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second},
+		func(err error) { a.log.Error("approval pages stopped", zap.Error(err)) })
+	a.closers = append(a.closers, stop)
 	url := "http://" + ln.Addr().String() + "/policy"
 	// Bots need this address (with port 0 it changes every start): say it at info.
 	a.log.Info("approval listener", zap.String("pages", url+"/approve/{id}"), zap.String("bot_api", url+"/api/approvals/{id}"))

@@ -12,11 +12,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/mark3labs/mcp-go/server"
 	"go.uber.org/zap"
 
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 	"github.com/hostkey/hostkey-mcp/tools"
-	"github.com/hostkey/hostkey-mcp/tools/transport"
 )
 
 func serveCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -27,7 +28,7 @@ func serveCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if len(rest) > 0 {
 		return fmt.Errorf("unexpected argument %q (flags go before it; see --help)", rest[0])
 	}
-	if cfg.HTTP != "" && !transport.IsLoopbackAddr(cfg.HTTP) && cfg.HTTPToken == "" {
+	if cfg.HTTP != "" && !httpx.IsLoopback(cfg.HTTP) && cfg.HTTPToken == "" {
 		return fmt.Errorf("--http %s is reachable from other machines: set HOSTKEY_HTTP_TOKEN (or --http-token-file) or bind to 127.0.0.1", cfg.HTTP)
 	}
 	a, err := newApp(ctx, cfg, stderr)
@@ -126,21 +127,22 @@ func (a *app) httpHandler() http.Handler {
 		a.closers = append(a.closers, func() { cancel(); <-done })
 		mcpHandler = relay
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/mcp", transport.Guard(mcpHandler, transport.GuardOptions{
+	rt := mux.NewRouter()
+	rt.Handle("/mcp", httpx.Guard(mcpHandler, httpx.GuardOptions{
 		Token:          a.cfg.HTTPToken,
-		AllowedOrigins: splitCSV(a.cfg.AllowedOrigins),
+		AllowedOrigins: a.cfg.AllowedOrigins,
 		MaxBody:        a.cfg.HTTPMaxBody,
 	}))
 	// The webhook routes share the listener: callbacks are authenticated by their own
 	// secrets, never by the MCP bearer token.
 	if a.receiver != nil {
-		for _, p := range []string{"/cb/", "/alerts/", "/metrics"} {
-			mux.Handle(p, a.withNotifyMetrics(a.receiver.Handler()))
-		}
+		wh := a.withNotifyMetrics(a.receiver.Handler())
+		rt.PathPrefix("/cb/").Handler(wh)
+		rt.PathPrefix("/alerts/").Handler(wh)
+		rt.Handle("/metrics", wh)
 	}
-	mux.HandleFunc("/healthz", a.healthz)
-	return mux
+	rt.HandleFunc("/healthz", a.healthz)
+	return rt
 }
 
 // healthz is the readiness probe: ready while the shared state store answers. Without
@@ -167,37 +169,20 @@ func (a *app) serveHTTP(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--http %s: %w", a.cfg.HTTP, err)
 	}
-	hs := &http.Server{
-		Handler:           a.httpHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		// ReadTimeout bounds reading a whole request (1 MiB arrives well within it); no
-		// WriteTimeout, which would cut the long-lived SSE streams of GET /mcp.
-		ReadTimeout:    30 * time.Second,
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
-	}
 	a.log.Info("streamable HTTP listening", zap.String("url", "http://"+ln.Addr().String()+"/mcp"))
 	// doctor --healthz (the image's HEALTHCHECK) finds the listener here.
 	if hf := healthFile(a.cfg); os.MkdirAll(filepath.Dir(hf), 0o700) == nil && os.WriteFile(hf, []byte(ln.Addr().String()+"\n"), 0o600) == nil {
 		defer os.Remove(hf)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := hs.Shutdown(sctx); err != nil {
-			// Open SSE streams never go idle: after the grace period close them; a
-			// requested stop is still a clean exit.
-			a.log.Warn("closing HTTP connections still open after 10 s", zap.Error(err))
-			_ = hs.Close()
-		}
+	// ReadTimeout bounds reading a whole request (1 MiB arrives well within it); no Write
+	// limit, which would cut the long-lived SSE streams of GET /mcp.
+	err = httpx.Serve(ctx, ln, a.httpHandler(), httpx.Limits{ReadHeader: 10 * time.Second, Read: 30 * time.Second,
+		Idle: 2 * time.Minute, MaxHeaderBytes: 64 << 10, Shutdown: 10 * time.Second})
+	if errors.Is(err, httpx.ErrForcedClose) {
+		// Open SSE streams never go idle: they are closed after the grace period; a
+		// requested stop is still a clean exit.
+		a.log.Warn("closed HTTP connections still open after 10 s", zap.Error(err))
 		return nil
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return err
 	}
+	return err
 }

@@ -89,10 +89,7 @@ func (a *app) sharedState(ctx context.Context) (state.Store, error) {
 
 // buildReceiver creates the webhook receiver (install callbacks, login alerts, events).
 func (a *app) buildReceiver(ctx context.Context) (*webhook.Receiver, error) {
-	proxies, err := webhook.ParseCIDRs(a.cfg.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("--trusted-proxies: %w", err)
-	}
+	proxies := a.cfg.TrustedProxies
 	sst, err := a.sharedState(ctx)
 	if err != nil {
 		return nil, err
@@ -105,7 +102,6 @@ func (a *app) buildReceiver(ctx context.Context) (*webhook.Receiver, error) {
 		TrustedProxies: proxies,
 		CheckSourceIP:  a.cfg.CheckSourceIP,
 		ServerIPs:      webhook.EqShowIPs(a.client),
-		Catalog:        a.cat,
 		Retention:      a.cfg.Retention,
 	})
 	if err != nil {
@@ -151,7 +147,7 @@ func (j jobEvents) RecordJob(ctx context.Context, info workflows.JobInfo) {
 		data["result"] = info.Result
 	}
 	key := fmt.Sprintf("%s/%s/%d", info.ID, info.State, info.Stage)
-	_, _, _ = j.r.Record(ctx, webhook.Event{Kind: "workflow", ServerID: info.ServerID, JobID: info.ID, Action: info.Tool, Session: info.Session, Data: data}, key)
+	_, _, _ = j.r.Record(ctx, webhook.Event{Kind: store.KindWorkflow, ServerID: info.ServerID, JobID: info.ID, Action: info.Tool, Session: info.Session, Data: data}, key)
 }
 
 // wakeJobs passes events to the MCP notifier and wakes the workflow watching a server

@@ -6,6 +6,8 @@
 //
 // The client tests, the sandbox (hostkey-mcp --sandbox) and the benchmarks all use it.
 // Behaviour the docs leave open is written down in README.md beside this file.
+// Of this module it imports schemas and testdata, never invapi (the client's tests
+// import sim).
 package sim
 
 import (
@@ -429,33 +431,9 @@ func (s *Server) RunRealtime(ctx context.Context, speed float64) error {
 	}
 }
 
-// ListenAndServe serves a new simulator on addr until ctx ends, with sim time running at
-// wall-clock speed. Unless opts.StageDuration is set, install stages last 4 s, so an
-// install completes in 20 seconds while tokens and PIN lockouts keep their real
-// durations. It backs `hostkey-mcp sandbox-api --listen`.
-func ListenAndServe(ctx context.Context, addr string, opts Options) error {
-	if opts.StageDuration == 0 {
-		opts.StageDuration = SandboxStageDuration
-	}
-	s, err := New(opts)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	s.log.Info("invapi simulator listening", zap.String("addr", ln.Addr().String()))
-	return s.Serve(ctx, ln, 1)
-}
-
 // SandboxInstallDuration is how long an install takes in the interactive sandbox: well
 // inside a workflow tool's default wait (50 s), so a walkthrough ends with the result.
 const SandboxInstallDuration = 20 * time.Second
-
-// SandboxStageDuration is the install stage length of the interactive sandbox (five
-// stages make SandboxInstallDuration).
-const SandboxStageDuration = SandboxInstallDuration / 5
 
 // Serve serves s on ln until ctx ends, running sim time at speed (see RunRealtime).
 func (s *Server) Serve(ctx context.Context, ln net.Listener, speed float64) error {

@@ -11,7 +11,7 @@
 // first bad line. Cutting lines off the end cannot be seen from the file alone: it takes
 // an anchor kept elsewhere, a line count and the head hash (Log.Head, the output of
 // `hostkey-mcp audit-verify`, the server's periodic "audit head" log line), which Check
-// compares with the file.
+// compares with the file. Of this module it imports only state.
 package audit
 
 import (

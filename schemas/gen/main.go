@@ -1,5 +1,6 @@
 // Command gen regenerates the catalog from schemas/tables: catalog.json, tools/*.schema.json
-// and invapi/params_gen.go. Run it with `make gen` or `go generate ./schemas/`.
+// and the capability table of schemas/README.md. Run it with `make gen` or `go generate ./schemas/`.
+// It imports schemas/internal/tablegen.
 package main
 
 import (

@@ -1,5 +1,6 @@
 // Package statetest gives other packages' tests a fresh PostgreSQL schema on the test
 // cluster, so one table-driven test can run on both engines.
+// Of this module it imports only state.
 package statetest
 
 import (

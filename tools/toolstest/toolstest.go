@@ -1,6 +1,7 @@
 // Package toolstest starts the whole stack for tests, like net/http/httptest does for
 // handlers: the invapi simulator on a real loopback HTTP server, the real invapi client,
 // the MCP server, and an mcp-go client connected in process.
+// It may import every package but cmd.
 package toolstest
 
 import (

@@ -258,7 +258,7 @@ func (w *Workflows) adopt(l state.Lease) (*job, error) {
 	if in.ServerID != 0 {
 		call.ServerIDs = []int64{in.ServerID}
 	}
-	w.o.Policy.Note(ctx, call, string(policy.DecisionAllowed), "job taken over from a process that stopped (previous owner "+wf.Owner+"): followed only, nothing is sent", "")
+	w.o.Policy.Note(ctx, call, policy.DecisionAllowed, "job taken over from a process that stopped (previous owner "+wf.Owner+"): followed only, nothing is sent", "")
 	j.update(func(*JobInfo) {})
 	go w.keepLease(j)
 	go w.runAdopted(jctx, j, wf)

@@ -183,12 +183,12 @@ func (w *Workflows) handleCancel(ctx context.Context, req mcp.CallToolRequest) (
 	if j == nil || !w.mayFollow(ctx, j) {
 		if j != nil {
 			// Audited: someone tried to stop another session's job. Nothing is sent.
-			w.o.Policy.Note(ctx, w.cancelCall(j), string(policy.DecisionDenied), "server_job_cancel from another MCP session: the job belongs to the session that started it", "")
+			w.o.Policy.Note(ctx, w.cancelCall(j), policy.DecisionDenied, "server_job_cancel from another MCP session: the job belongs to the session that started it", "")
 		}
 		return mcp.NewToolResultError(fmt.Sprintf("No job %s of this MCP session in this process; nothing was cancelled. server_job_watch lists this session's jobs.", id)), nil
 	}
 	if info := j.snapshot(); info.State != Running {
-		w.o.Policy.Note(ctx, w.cancelCall(j), string(policy.DecisionDenied), "the job already ended: "+info.State, "")
+		w.o.Policy.Note(ctx, w.cancelCall(j), policy.DecisionDenied, "the job already ended: "+info.State, "")
 		return mcp.NewToolResultStructured(info, fmt.Sprintf("Job %s already ended: %s.", id, info.State)), nil
 	}
 	w.noteCancel(ctx, j, "server_job_cancel")
@@ -233,12 +233,12 @@ func (w *Workflows) cancelCall(j *job) *policy.Call {
 // the job stated it, and holds for this session only.
 func (w *Workflows) noteCancel(ctx context.Context, j *job, via string) {
 	call := w.cancelCall(j)
-	reason, how := via+": stops following; nothing is sent", ""
+	reason, how := via+": stops following; nothing is sent", policy.Channel("")
 	if call.Action != "" {
 		reason = fmt.Sprintf("%s: sends %s/%s under the approval that started the job (its confirmation text states it)", via, call.Module, call.Action)
-		how = "job-approval"
+		how = policy.ViaJobApproval
 	}
-	w.o.Policy.Note(ctx, call, string(policy.DecisionAllowed), reason, how)
+	w.o.Policy.Note(ctx, call, policy.DecisionAllowed, reason, how)
 }
 
 // policyCall is the policy's view of a workflow: one destructive call on one server

@@ -4,6 +4,7 @@
 // as a job that outlives the call (MCP task where the client supports tasks, otherwise a
 // call with progress notifications that returns a handle at its timeout), and records
 // its progress as events.
+// It may import tools, policy, webhook, invapi, schemas and state; never cmd.
 package workflows
 
 import (
@@ -32,7 +33,7 @@ import (
 type Authorizer interface {
 	Authorize(ctx context.Context, call *policy.Call, summary string) (context.Context, *mcp.CallToolResult, error)
 	Done(ctx context.Context, call *policy.Call, err error, start time.Time)
-	Note(ctx context.Context, call *policy.Call, decision, reason, how string)
+	Note(ctx context.Context, call *policy.Call, decision policy.Decision, reason string, how policy.Channel)
 }
 
 // Checker reads install progress (the invapi client's eq_callback/check).
@@ -169,7 +170,7 @@ func (w *Workflows) AttachTaskHooks(h *server.TaskHooks) {
 			return
 		}
 		if j.owner() != m.SessionID {
-			w.o.Policy.Note(ctx, w.cancelCall(j), string(policy.DecisionDenied), "tasks/cancel from another MCP session: the job belongs to the session that started it", "")
+			w.o.Policy.Note(ctx, w.cancelCall(j), policy.DecisionDenied, "tasks/cancel from another MCP session: the job belongs to the session that started it", "")
 			return
 		}
 		w.noteCancel(ctx, j, "tasks/cancel")

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"syscall"
 	"time"
+
+	"github.com/hostkey/hostkey-mcp/invapi/httpx"
 )
 
 // addrPolicy decides which addresses a delivery may connect to.
@@ -43,22 +45,13 @@ func (p addrPolicy) check(a netip.Addr) error {
 	return fmt.Errorf("%s: %w", a.Unmap(), ErrRefusedAddress)
 }
 
-// isLoopbackHost reports a URL host that is loopback (http is allowed to it).
-func (p addrPolicy) isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
-}
-
 // checkURL is what every URL, configured or redirected to, must satisfy before a
 // connection: https, or http to loopback; a literal address checked at once.
 func (p addrPolicy) checkURL(u *url.URL) error {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !p.isLoopbackHost(u.Hostname()) {
+		if !httpx.IsLoopback(u.Hostname()) {
 			return fmt.Errorf("%s://%s: https is required except to loopback", u.Scheme, u.Host)
 		}
 	default:

@@ -4,6 +4,7 @@
 // exponential backoff and jitter, by one process per destination (lease).
 //
 // It knows nothing of MCP: the tools layer shows its status to operators.
+// It may import invapi, schemas and state; never policy, tools or cmd.
 package outbound
 
 import (

@@ -3,7 +3,7 @@
 // their callback secret) and a few named secrets. Bolt is the embedded, crash-safe
 // implementation (pure Go, fsync on every commit); Memory is for tests and ephemeral
 // runs. Store is an interface so a shared store can replace Bolt when several replicas
-// of hostkey-mcp run behind one public URL.
+// of hostkey-mcp run behind one public URL. Of this module it imports only state.
 package store
 
 import (

@@ -1,6 +1,6 @@
 // Package tablegen turns the Markdown parameter tables under schemas/tables into the
-// generated catalog: catalog.json, one JSON Schema per tool, and typed Go parameter
-// structs for the invapi client. The rules it applies are documented in schemas/README.md.
+// generated catalog: catalog.json and one JSON Schema per tool. The rules it applies are
+// documented in schemas/README.md. Of this module it imports only schemas.
 package tablegen
 
 import (

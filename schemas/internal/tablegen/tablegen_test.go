@@ -90,19 +90,6 @@ func TestRulesOnDemoTable(t *testing.T) {
 	}
 }
 
-func TestGeneratedGoHasPIN(t *testing.T) {
-	_, files := demoCatalog(t)
-	src := string(files[ParamsPath])
-	for _, want := range []string{"type DemoOrderParams struct", "PIN string", "Params: v}", "Group []int64", "ParamsLocation string", "Rack string"} {
-		if !strings.Contains(src, want) {
-			t.Errorf("generated Go lacks %q", want)
-		}
-	}
-	if !strings.HasPrefix(src, "// "+Header) {
-		t.Error("generated Go lacks the header")
-	}
-}
-
 func TestTableErrorsNameFileAndLine(t *testing.T) {
 	cases := map[string]string{
 		"bad class":     "# m\n- toolset: x\n\n## m/a\n\nDo.\n\n- method: POST\n- class: maybe\n- sources: 000\n",

@@ -8,6 +8,7 @@
 //	go run ./webhook/cmd/loadtest -n 20000 -c 64 -timeout 2m
 //
 // It never sends anywhere but the loopback listener it starts itself.
+// It imports webhook, its store and state.
 package main
 
 import (

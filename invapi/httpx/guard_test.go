@@ -1,4 +1,4 @@
-package transport
+package httpx
 
 import (
 	"io"
@@ -37,17 +37,6 @@ func TestGuard(t *testing.T) {
 		h.ServeHTTP(w, r)
 		if w.Code != c.want {
 			t.Errorf("%s: status %d, want %d", c.name, w.Code, c.want)
-		}
-	}
-}
-
-func TestIsLoopbackAddr(t *testing.T) {
-	for addr, want := range map[string]bool{
-		"127.0.0.1:8080": true, "localhost:1": true, "[::1]:80": true,
-		":8080": false, "0.0.0.0:8080": false, "192.0.2.1:80": false, "nonsense": false,
-	} {
-		if got := IsLoopbackAddr(addr); got != want {
-			t.Errorf("IsLoopbackAddr(%q) = %v, want %v", addr, got, want)
 		}
 	}
 }

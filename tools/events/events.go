@@ -1,11 +1,16 @@
-package webhook
+// Package events is the MCP side of the webhook receiver: the events_list tool, the
+// hostkey://events resources, the notifier that turns stored events into MCP
+// notifications, the tool middleware that adds post_install_callback to install calls,
+// and pointing API keys' login alerts at the receiver. The receiver (package webhook) is
+// HTTP ingress only and does not import mcp-go; this package holds what speaks MCP. It
+// may import tools' dependencies (webhook, invapi, schemas) and mcp-go, never tools or cmd.
+package events
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,14 +19,16 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/hostkey/hostkey-mcp/schemas"
+	"github.com/hostkey/hostkey-mcp/webhook"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
 // MCP names.
 const (
-	EventsToolName      = "events_list"
-	EventsURI           = "hostkey://events"
-	eventsURITemplate   = "hostkey://events{?cursor,kind,limit}"
+	ToolName            = "events_list"
+	URI                 = "hostkey://events"
+	uriTemplate         = "hostkey://events{?cursor,kind,limit}"
 	defaultListLimit    = 50
 	maxListLimit        = 500
 	resourceRecentLimit = 100
@@ -34,11 +41,17 @@ var eventsSchema = json.RawMessage(`{"type":"object","additionalProperties":fals
 	`"kind":{"type":"string","enum":["install_done","login_alert","workflow"],"description":"Only events of this kind."},` +
 	`"server_id":{"type":"integer","minimum":1,"description":"Only events about this server."}}}`)
 
-// EventsTool is events_list: the events recorded since a cursor (install callbacks,
-// login alerts, workflow steps). Read-only.
-func (r *Receiver) EventsTool() server.ServerTool {
+// Reader is what the tool and the resources read: the receiver's event log by cursor.
+type Reader interface {
+	Since(ctx context.Context, after uint64, limit int, f store.Filter) (store.Page, error)
+	LastCursor(ctx context.Context) (uint64, error)
+}
+
+// Tool is events_list: the events recorded since a cursor (install callbacks, login
+// alerts, workflow steps). Read-only.
+func Tool(r Reader) server.ServerTool {
 	tool := mcp.Tool{
-		Name:  EventsToolName,
+		Name:  ToolName,
 		Title: "Webhook events since a cursor",
 		Description: "List events hostkey-mcp received: install_done (a reinstall/order finished and the server called back), " +
 			"login_alert (an API key was used to log in) and workflow. Pass since=<next_cursor> from your previous call to get only newer events; " +
@@ -52,14 +65,16 @@ func (r *Receiver) EventsTool() server.ServerTool {
 			OpenWorldHint:   mcp.ToBoolPtr(false),
 		},
 	}
-	return server.ServerTool{Tool: tool, Handler: r.handleEventsList}
+	return server.ServerTool{Tool: tool, Handler: events{r}.handleEventsList}
 }
 
-func (r *Receiver) handleEventsList(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+type events struct{ r Reader }
+
+func (e events) handleEventsList(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	args := req.GetArguments()
 	var since uint64
 	if v, ok := args["since"]; ok && v != nil {
-		n, ok := toInt64(v)
+		n, ok := schemas.Int64(v)
 		if !ok || n < 0 {
 			return mcp.NewToolResultError("events_list: since must be a non-negative integer cursor"), nil
 		}
@@ -67,7 +82,7 @@ func (r *Receiver) handleEventsList(ctx context.Context, req mcp.CallToolRequest
 	}
 	limit := defaultListLimit
 	if v, ok := args["limit"]; ok && v != nil {
-		n, ok := toInt64(v)
+		n, ok := schemas.Int64(v)
 		if !ok || n < 1 || n > maxListLimit {
 			return mcp.NewToolResultError("events_list: limit must be between 1 and 500"), nil
 		}
@@ -81,13 +96,13 @@ func (r *Receiver) handleEventsList(ctx context.Context, req mcp.CallToolRequest
 		f.Kinds = []string{k}
 	}
 	if v, ok := args["server_id"]; ok && v != nil {
-		n, ok := toInt64(v)
+		n, ok := schemas.Int64(v)
 		if !ok || n <= 0 {
 			return mcp.NewToolResultError("events_list: server_id must be a positive integer"), nil
 		}
 		f.ServerID = n
 	}
-	page, err := r.store.Since(ctx, since, limit, f)
+	page, err := e.r.Since(ctx, since, limit, f)
 	if err != nil {
 		return mcp.NewToolResultError("events_list: the event store is unavailable: " + err.Error()), nil
 	}
@@ -101,7 +116,7 @@ func (r *Receiver) handleEventsList(ctx context.Context, req mcp.CallToolRequest
 	} else {
 		fmt.Fprintf(&text, "%d event(s) after cursor %d:\n", len(page.Events), since)
 		for _, ev := range page.Events {
-			fmt.Fprintf(&text, "- #%d %s %s\n", ev.Cursor, ev.Time.UTC().Format(time.RFC3339), Summarize(ev))
+			fmt.Fprintf(&text, "- #%d %s %s\n", ev.Cursor, ev.Time.UTC().Format(time.RFC3339), webhook.Summarize(ev))
 		}
 	}
 	if page.More {
@@ -125,27 +140,27 @@ func pageJSON(p store.Page) map[string]any {
 	return out
 }
 
-// EventsResource is hostkey://events: the most recent events as JSON, with next_cursor.
-// Register it with EventsResourceTemplate, which serves hostkey://events?cursor=N
+// Resource is hostkey://events: the most recent events as JSON, with next_cursor.
+// Register it with ResourceTemplate, which serves hostkey://events?cursor=N
 // (events after N; also kind= and limit=). Clients that subscribe to hostkey://events get
 // notifications/resources/updated whenever an event is recorded.
-func (r *Receiver) EventsResource() (mcp.Resource, server.ResourceHandlerFunc) {
-	res := mcp.NewResource(EventsURI, "events",
+func Resource(r Reader) (mcp.Resource, server.ResourceHandlerFunc) {
+	res := mcp.NewResource(URI, "events",
 		mcp.WithResourceDescription("Webhook events (install_done, login_alert, workflow), newest "+strconv.Itoa(resourceRecentLimit)+
 			"; read hostkey://events?cursor=N for the events after cursor N (pass the next_cursor you last saw after reconnecting)."),
 		mcp.WithMIMEType("application/json"))
-	return res, r.readEvents
+	return res, events{r}.readEvents
 }
 
-// EventsResourceTemplate serves hostkey://events?cursor=N&kind=K&limit=L.
-func (r *Receiver) EventsResourceTemplate() (mcp.ResourceTemplate, server.ResourceTemplateHandlerFunc) {
-	t := mcp.NewResourceTemplate(eventsURITemplate, "events-since",
+// ResourceTemplate serves hostkey://events?cursor=N&kind=K&limit=L.
+func ResourceTemplate(r Reader) (mcp.ResourceTemplate, server.ResourceTemplateHandlerFunc) {
+	t := mcp.NewResourceTemplate(uriTemplate, "events-since",
 		mcp.WithTemplateDescription("Webhook events after a cursor: hostkey://events?cursor=N (optional kind=install_done|login_alert|workflow, limit=1..500)."),
 		mcp.WithTemplateMIMEType("application/json"))
-	return t, r.readEvents
+	return t, events{r}.readEvents
 }
 
-func (r *Receiver) readEvents(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+func (e events) readEvents(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 	uri := req.Params.URI
 	u, err := url.Parse(uri)
 	if err != nil || u.Scheme != "hostkey" || u.Host != "events" || strings.Trim(u.Path, "/") != "" {
@@ -174,20 +189,20 @@ func (r *Receiver) readEvents(ctx context.Context, req mcp.ReadResourceRequest) 
 			return nil, fmt.Errorf("resource %q: cursor must be a non-negative integer", uri)
 		}
 	} else {
-		last, err := r.store.LastCursor(ctx)
+		last, err := e.r.LastCursor(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", EventsURI, err)
+			return nil, fmt.Errorf("read %s: %w", URI, err)
 		}
 		if last > uint64(limit) {
 			since = last - uint64(limit)
 		}
 	}
-	page, err := r.store.Since(ctx, since, limit, f)
+	page, err := e.r.Since(ctx, since, limit, f)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", uri, err)
 	}
 	out := pageJSON(page)
-	out["next_uri"] = EventsURI + "?cursor=" + strconv.FormatUint(page.Next, 10)
+	out["next_uri"] = URI + "?cursor=" + strconv.FormatUint(page.Next, 10)
 	b, err := json.Marshal(out)
 	if err != nil {
 		return nil, err
@@ -195,74 +210,12 @@ func (r *Receiver) readEvents(ctx context.Context, req mcp.ReadResourceRequest) 
 	return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "application/json", Text: string(b)}}, nil
 }
 
-// Summarize is a one-line, secret-free description of an event.
-func Summarize(ev Event) string {
-	switch ev.Kind {
-	case store.KindInstallDone:
-		var b strings.Builder
-		if ev.ServerID != 0 {
-			fmt.Fprintf(&b, "Install finished on server %d", ev.ServerID)
-		} else {
-			b.WriteString("Install finished (new order)")
-		}
-		if ev.Action != "" {
-			fmt.Fprintf(&b, " (%s)", ev.Action)
-		}
-		if d, ok := toInt64(ev.Data["duration_seconds"]); ok && d > 0 {
-			fmt.Fprintf(&b, " after %s", (time.Duration(d) * time.Second).String())
-		}
-		if src, _ := ev.Data["source_ip"].(string); src != "" {
-			fmt.Fprintf(&b, "; callback from %s", src)
-			if v, ok := ev.Data["source_verified"].(bool); ok && !v {
-				b.WriteString(" (source not verified)")
-			}
-		}
-		fmt.Fprintf(&b, ". Job %s, event %s.", ev.JobID, ev.ID)
-		return b.String()
-	case store.KindLoginAlert:
-		var parts []string
-		for _, m := range []any{ev.Data["body"], ev.Data["query"]} {
-			mm, _ := m.(map[string]any)
-			keys := make([]string, 0, len(mm))
-			for k := range mm {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				if s := fmt.Sprint(mm[k]); len(s) <= 80 && len(parts) < 8 {
-					parts = append(parts, k+"="+s)
-				}
-			}
-		}
-		s := "API key login alert"
-		if len(parts) > 0 {
-			s += ": " + strings.Join(parts, ", ")
-		}
-		if src, _ := ev.Data["source_ip"].(string); src != "" {
-			s += " (delivered from " + src + ")"
-		}
-		return s + ". Event " + ev.ID + "."
-	default:
-		s := "Workflow event"
-		if ev.Action != "" {
-			s += " " + ev.Action
-		}
-		if ev.ServerID != 0 {
-			s += fmt.Sprintf(" on server %d", ev.ServerID)
-		}
-		if m, _ := ev.Data["message"].(string); m != "" {
-			s += ": " + m
-		}
-		return s + ". Event " + ev.ID + "."
-	}
-}
-
 // ResourceSubscriptions is the part of tools.Subscriptions the notifier uses.
 type ResourceSubscriptions interface {
 	NotifyUpdated(s *server.MCPServer, uri string) int
 }
 
-// MCPNotifier delivers events to MCP sessions:
+// Notifier delivers events to MCP sessions:
 //   - notifications/message to every connected session (warning for login alerts,
 //     notice for installs, info for workflow events), honouring each session's
 //     logging/setLevel (mcp-go's default level is error, so a client sees them after
@@ -272,7 +225,7 @@ type ResourceSubscriptions interface {
 //   - notifications/progress on the originating tool call while it is still open.
 //
 // Register its hooks with Attach on the same *server.Hooks the MCP server uses.
-type MCPNotifier struct {
+type Notifier struct {
 	srv       *server.MCPServer
 	subs      ResourceSubscriptions
 	serverURI func(int64) string
@@ -282,14 +235,14 @@ type MCPNotifier struct {
 	progress map[string]float64   // session + token → last progress value sent
 }
 
-// NewMCPNotifier builds a notifier. subs may be nil (no resources/updated); serverURI
+// NewNotifier builds a notifier. subs may be nil (no resources/updated); serverURI
 // maps a server ID to its resource URI (tools.ServerURI).
-func NewMCPNotifier(srv *server.MCPServer, subs ResourceSubscriptions, serverURI func(int64) string) *MCPNotifier {
-	return &MCPNotifier{srv: srv, subs: subs, serverURI: serverURI, sessions: map[string]time.Time{}, progress: map[string]float64{}}
+func NewNotifier(srv *server.MCPServer, subs ResourceSubscriptions, serverURI func(int64) string) *Notifier {
+	return &Notifier{srv: srv, subs: subs, serverURI: serverURI, sessions: map[string]time.Time{}, progress: map[string]float64{}}
 }
 
 // Attach tracks sessions through the server's hooks. Call it before serving.
-func (n *MCPNotifier) Attach(h *server.Hooks) {
+func (n *Notifier) Attach(h *server.Hooks) {
 	h.AddOnRegisterSession(func(_ context.Context, s server.ClientSession) {
 		n.mu.Lock()
 		n.sessions[s.SessionID()] = time.Now()
@@ -322,9 +275,9 @@ func levelFor(kind string) mcp.LoggingLevel {
 	return mcp.LoggingLevelInfo
 }
 
-// Notify implements Notifier.
-func (n *MCPNotifier) Notify(ctx context.Context, ev Event) {
-	msg := Summarize(ev)
+// Notify implements webhook.Notifier.
+func (n *Notifier) Notify(ctx context.Context, ev webhook.Event) {
+	msg := webhook.Summarize(ev)
 	data := map[string]any{
 		"message": msg,
 		"event": map[string]any{"id": ev.ID, "cursor": ev.Cursor, "kind": ev.Kind, "server_id": ev.ServerID,
@@ -332,7 +285,7 @@ func (n *MCPNotifier) Notify(ctx context.Context, ev Event) {
 		"read_more": fmt.Sprintf("events_list since=%d", ev.Cursor-1),
 	}
 	note := mcp.NewLoggingMessageNotification(levelFor(ev.Kind), logLoggerName, data)
-	accepted, stamped := AcceptedFromContext(ctx)
+	accepted, stamped := webhook.AcceptedFromContext(ctx)
 	n.mu.Lock()
 	ids := make([]string, 0, len(n.sessions))
 	for id, since := range n.sessions {
@@ -351,9 +304,9 @@ func (n *MCPNotifier) Notify(ctx context.Context, ev Event) {
 		if ev.ServerID != 0 && n.serverURI != nil {
 			n.subs.NotifyUpdated(n.srv, n.serverURI(ev.ServerID))
 		}
-		n.subs.NotifyUpdated(n.srv, EventsURI)
+		n.subs.NotifyUpdated(n.srv, URI)
 	}
-	if o, ok := OriginFromContext(ctx); ok && o.Session != "" && o.ProgressToken != nil {
+	if o, ok := webhook.OriginFromContext(ctx); ok && o.Session != "" && o.ProgressToken != nil {
 		key := o.Session + "\x00" + fmt.Sprint(o.ProgressToken)
 		n.mu.Lock()
 		p := n.progress[key] + 1

@@ -1,4 +1,4 @@
-package webhook
+package events
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/hostkey/hostkey-mcp/webhook"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
@@ -47,7 +48,7 @@ type mcpEnv struct {
 	*env
 	srv   *server.MCPServer
 	subs  *recSubs
-	n     *MCPNotifier
+	n     *Notifier
 	calls chan map[string]any // arguments the fake install tools received
 	// hook run by the fake eq_order_instance after recording its arguments
 	during func(ctx context.Context, args map[string]any)
@@ -62,7 +63,7 @@ func newMCPEnv(t *testing.T, o envOpts) *mcpEnv {
 	hooks := &server.Hooks{}
 	e.srv = server.NewMCPServer("test", "0",
 		server.WithToolCapabilities(true), server.WithResourceCapabilities(true, true), server.WithLogging(),
-		server.WithHooks(hooks), server.WithToolHandlerMiddleware(e.r.InjectCallback))
+		server.WithHooks(hooks), server.WithToolHandlerMiddleware(InjectCallback(e.r, nil, nil)))
 	install := func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		args := req.GetArguments()
 		e.calls <- args
@@ -75,11 +76,11 @@ func newMCPEnv(t *testing.T, o envOpts) *mcpEnv {
 	e.srv.AddTool(mcp.Tool{Name: "eq_order_instance", RawInputSchema: callbackSchema(`,"post_install_callback":{"type":"string"}`)}, install)
 	e.srv.AddTool(mcp.Tool{Name: "custom_deploy", RawInputSchema: callbackSchema(`,"post_install_callback":{"type":"string"}`)}, install)
 	e.srv.AddTool(mcp.Tool{Name: "eq_show", RawInputSchema: callbackSchema("")}, install)
-	ev := e.r.EventsTool()
+	ev := Tool(e.r)
 	e.srv.AddTool(ev.Tool, ev.Handler)
-	e.srv.AddResource(e.r.EventsResource())
-	e.srv.AddResourceTemplate(e.r.EventsResourceTemplate())
-	e.n = NewMCPNotifier(e.srv, e.subs, func(id int64) string { return "hostkey://servers/" + itoa(id) })
+	e.srv.AddResource(Resource(e.r))
+	e.srv.AddResourceTemplate(ResourceTemplate(e.r))
+	e.n = NewNotifier(e.srv, e.subs, func(id int64) string { return "hostkey://servers/" + itoa(id) })
 	e.n.Attach(hooks)
 	e.r.SetNotifier(e.n)
 	return e
@@ -170,12 +171,12 @@ func resultText(res *mcp.CallToolResult) string {
 
 func TestInjectCallback(t *testing.T) {
 	cs := &countingStore{Store: store.NewMemory()}
-	e := newMCPEnv(t, envOpts{cfg: Config{Store: cs}})
+	e := newMCPEnv(t, envOpts{cfg: webhook.Config{Store: cs}})
 	c := connect(t, e.srv, "")
 
 	res := call(t, c, "eq_order_instance", map[string]any{"id": 42, "root_pass": "Passw0rd!"}, nil)
 	args := <-e.calls
-	cb, _ := args[CallbackParam].(string)
+	cb, _ := args[webhook.CallbackParam].(string)
 	if !strings.HasPrefix(cb, e.url+"/cb/install/") {
 		t.Fatalf("callback not injected: %v", args)
 	}
@@ -197,18 +198,18 @@ func TestInjectCallback(t *testing.T) {
 
 	// A tool outside the catalog whose schema has the property gets one too.
 	call(t, c, "custom_deploy", map[string]any{"id": 5}, nil)
-	if args := <-e.calls; args[CallbackParam] == nil {
+	if args := <-e.calls; args[webhook.CallbackParam] == nil {
 		t.Fatal("custom_deploy: no callback")
 	}
 	before := cs.creates.Load()
 	// The model chose its own callback: left alone.
-	call(t, c, "eq_order_instance", map[string]any{"id": 42, CallbackParam: "https://example.com/mine"}, nil)
-	if args := <-e.calls; args[CallbackParam] != "https://example.com/mine" {
+	call(t, c, "eq_order_instance", map[string]any{"id": 42, webhook.CallbackParam: "https://example.com/mine"}, nil)
+	if args := <-e.calls; args[webhook.CallbackParam] != "https://example.com/mine" {
 		t.Fatalf("own callback replaced: %v", args)
 	}
 	// A tool without the property: untouched.
 	call(t, c, "eq_show", map[string]any{"id": 42}, nil)
-	if args := <-e.calls; args[CallbackParam] != nil {
+	if args := <-e.calls; args[webhook.CallbackParam] != nil {
 		t.Fatalf("eq_show got a callback: %v", args)
 	}
 	if n := cs.creates.Load() - before; n != 0 {
@@ -218,16 +219,16 @@ func TestInjectCallback(t *testing.T) {
 
 func TestInjectCallbackWithoutPublicURL(t *testing.T) {
 	cs := &countingStore{Store: store.NewMemory()}
-	e := newMCPEnv(t, envOpts{cfg: Config{Store: cs}, noPublic: true})
+	e := newMCPEnv(t, envOpts{cfg: webhook.Config{Store: cs}, noPublic: true})
 	c := connect(t, e.srv, "")
 	call(t, c, "eq_order_instance", map[string]any{"id": 1}, nil)
-	if args := <-e.calls; args[CallbackParam] != nil {
+	if args := <-e.calls; args[webhook.CallbackParam] != nil {
 		t.Fatalf("callback injected without a public URL: %v", args)
 	}
 	if cs.creates.Load() != 0 {
 		t.Fatal("job created without a public URL")
 	}
-	if _, err := e.r.NewInstallJob(context.Background(), 1, "x", "", nil); err != ErrNoPublicURL {
+	if _, err := e.r.NewInstallJob(context.Background(), 1, "x", "", nil); err != webhook.ErrNoPublicURL {
 		t.Fatalf("NewInstallJob: %v", err)
 	}
 }
@@ -241,7 +242,7 @@ func TestProgressOnOpenCall(t *testing.T) {
 	e.during = func(ctx context.Context, args map[string]any) {
 		// The "install" completes at once: call the callback, then wait for the progress
 		// notification to reach the client before returning.
-		res, err := http.Get(args[CallbackParam].(string))
+		res, err := http.Get(args[webhook.CallbackParam].(string))
 		if err != nil || res.StatusCode != 200 {
 			t.Errorf("callback: %v", err)
 			return
@@ -271,42 +272,6 @@ func TestProgressOnOpenCall(t *testing.T) {
 	}
 }
 
-func TestWaitJob(t *testing.T) {
-	e := newEnv(t, envOpts{})
-	u := e.job(8)
-	j := jobIDOf(t, e.st, u)
-	done := make(chan store.Job, 1)
-	go func() {
-		got, err := e.r.WaitJob(context.Background(), j.ID)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- got
-	}()
-	time.Sleep(50 * time.Millisecond)
-	get(t, u)
-	select {
-	case got := <-done:
-		if got.State != store.JobDone || got.EventID == "" {
-			t.Fatalf("%+v", got)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("WaitJob did not return")
-	}
-	// Already done: returns at once. Unknown: ErrNotFound. Cancelled: ctx error.
-	if got, err := e.r.WaitJob(context.Background(), j.ID); err != nil || got.State != store.JobDone {
-		t.Fatal(got, err)
-	}
-	if _, err := e.r.WaitJob(context.Background(), "job_nope"); err != store.ErrNotFound {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := e.r.WaitJob(ctx, jobIDOf(t, e.st, e.job(9)).ID); err != context.DeadlineExceeded {
-		t.Fatal(err)
-	}
-}
-
 // TestNotifierHonoursLogLevel: the login alert reaches, as a warning, the session that
 // asked for warnings; a session at mcp-go's default level (error) is not spammed.
 func TestNotifierHonoursLogLevel(t *testing.T) {
@@ -332,7 +297,7 @@ func TestNotifierHonoursLogLevel(t *testing.T) {
 	}
 	// resources/updated for hostkey://events went out (the login has no server).
 	if _, ok := a.waitNote(t, 2*time.Second, func(n mcp.JSONRPCNotification) bool {
-		return n.Method == string(mcp.MethodNotificationResourceUpdated) && n.Params.AdditionalFields["uri"] == EventsURI
+		return n.Method == string(mcp.MethodNotificationResourceUpdated) && n.Params.AdditionalFields["uri"] == URI
 	}); !ok {
 		t.Fatal("no resources/updated for hostkey://events")
 	}
@@ -361,7 +326,7 @@ func TestEventsListTool(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tl := range tools.Tools {
-		if tl.Name == EventsToolName {
+		if tl.Name == ToolName {
 			a := tl.Annotations
 			if !*a.ReadOnlyHint || *a.DestructiveHint || !*a.IdempotentHint || *a.OpenWorldHint {
 				t.Fatalf("annotations %+v", a)
@@ -374,7 +339,7 @@ func TestEventsListTool(t *testing.T) {
 		More   bool          `json:"more"`
 	}
 	list := func(args map[string]any) (page, *mcp.CallToolResult) {
-		res := call(t, c, EventsToolName, args, nil)
+		res := call(t, c, ToolName, args, nil)
 		var p page
 		b, _ := json.Marshal(res.StructuredContent)
 		_ = json.Unmarshal(b, &p)
@@ -429,7 +394,7 @@ func TestEventsResource(t *testing.T) {
 		}
 		return out, nil
 	}
-	all, err := read(EventsURI)
+	all, err := read(URI)
 	if err != nil || len(all["events"].([]any)) != 3 || all["next_uri"] != "hostkey://events?cursor=3" {
 		t.Fatalf("%v %v", all, err)
 	}
@@ -485,8 +450,8 @@ func TestNotifierSkipsSessionsNewerThanTheEvent(t *testing.T) {
 	accepted := time.Now() // the event is stored between the two connections
 	late := connect(t, e.srv, mcp.LoggingLevelInfo)
 	n := e.n
-	ctx := context.WithValue(context.Background(), acceptedKey{}, accepted)
-	n.Notify(ctx, Event{ID: "ev_1", Cursor: 1, Kind: store.KindInstallDone, ServerID: 7, Time: accepted})
+	ctx := webhook.ContextWithAccepted(context.Background(), accepted)
+	n.Notify(ctx, webhook.Event{ID: "ev_1", Cursor: 1, Kind: store.KindInstallDone, ServerID: 7, Time: accepted})
 	if _, ok := old.waitNote(t, 5*time.Second, isMethod("notifications/message")); !ok {
 		t.Fatal("the session that was connected got nothing")
 	}
@@ -494,7 +459,7 @@ func TestNotifierSkipsSessionsNewerThanTheEvent(t *testing.T) {
 		t.Fatal("a session that connected after the event got it as a live notification")
 	}
 	// Without a stamp (a direct Notify) everyone connected is told.
-	n.Notify(context.Background(), Event{ID: "ev_2", Cursor: 2, Kind: store.KindInstallDone, ServerID: 7, Time: accepted})
+	n.Notify(context.Background(), webhook.Event{ID: "ev_2", Cursor: 2, Kind: store.KindInstallDone, ServerID: 7, Time: accepted})
 	if _, ok := late.waitNote(t, 5*time.Second, isMethod("notifications/message")); !ok {
 		t.Fatal("unstamped event not delivered")
 	}

@@ -1,14 +1,11 @@
-// Package transport hardens the streamable HTTP endpoint: the MCP spec asks servers to
-// validate Origin (mcp-go checks only Host), and to require authorization when reachable
-// from other machines.
-package transport
+package httpx
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,7 +27,9 @@ type GuardOptions struct {
 	MaxBody int64
 }
 
-// Guard wraps next with the Origin check, the bearer token check and the body limit. A
+// Guard hardens the streamable HTTP endpoint: the MCP spec asks servers to validate
+// Origin (mcp-go checks only Host), and to require authorization when reachable from
+// other machines. It wraps next with the Origin check, the bearer token check and the body limit. A
 // request with an Origin that is neither loopback nor allowed gets 403 (DNS-rebinding
 // defence); a missing or wrong token gets 401; a body over MaxBody gets 413, decided from
 // Content-Length before reading, or after reading at most MaxBody+1 bytes.
@@ -49,8 +48,7 @@ func Guard(next http.Handler, o GuardOptions) http.Handler {
 			return
 		}
 		if o.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(o.Token)) != 1 {
+			if !Bearer(r, o.Token) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="hostkey-mcp"`)
 				http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
 				return
@@ -103,24 +101,28 @@ func originOK(origin string, allowed map[string]bool) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	return IsLoopbackHost(u.Hostname())
+	return IsLoopback(u.Hostname())
 }
 
-// IsLoopbackHost reports whether host (no port) names this machine's loopback interface.
-func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
+// Bearer reports whether r carries "Authorization: Bearer <token>", compared in constant
+// time (of hashes, so the token's length does not show either).
+func Bearer(r *http.Request, token string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(token))
+	return ok && subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
-// IsLoopbackAddr reports whether a listen address (host:port) binds only to loopback.
-// An empty host binds every interface, so it is not loopback.
-func IsLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil || host == "" {
+// SameOrigin reports whether the browser's Origin header names the origin r was sent to:
+// a form post from the page itself, not from another site and not a bare script (which
+// sends no Origin).
+func SameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" || o == "null" {
 		return false
 	}
-	return IsLoopbackHost(host)
+	u, err := url.Parse(o)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host)
 }

@@ -1,4 +1,4 @@
-package webhook_test
+package events_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/events"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/webhook"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
@@ -55,17 +56,17 @@ func newStack(t *testing.T, cfg webhook.Config) *stack {
 		NoConnect: true,
 		Configure: func(o *tools.Options) {
 			o.Hooks = hooks
-			o.ExtraTools = append(o.ExtraTools, rcv.EventsTool())
-			o.Middleware = append(o.Middleware, rcv.InjectCallback) // innermost: after any policy
+			o.ExtraTools = append(o.ExtraTools, events.Tool(rcv))
+			o.Middleware = append(o.Middleware, events.InjectCallback(rcv, nil, nil)) // innermost: after any policy
 			o.PIN = func(context.Context) string { return pin() }
 		},
 	})
 	pin = ts.Sim.PIN
-	n := webhook.NewMCPNotifier(ts.Server.MCP(), ts.Server.Subscriptions(), tools.ServerURI)
+	n := events.NewNotifier(ts.Server.MCP(), ts.Server.Subscriptions(), tools.ServerURI)
 	n.Attach(hooks)
 	rcv.SetNotifier(n)
-	ts.Server.MCP().AddResource(rcv.EventsResource())
-	ts.Server.MCP().AddResourceTemplate(rcv.EventsResourceTemplate())
+	ts.Server.MCP().AddResource(events.Resource(rcv))
+	ts.Server.MCP().AddResourceTemplate(events.ResourceTemplate(rcv))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -246,7 +247,7 @@ func TestEndToEndReinstallNotifiesConnectedClient(t *testing.T) {
 		t.Fatalf("job after the callback: %+v %v", j, err)
 	}
 	// The event is also in events_list, with the simulator's curl GET recorded.
-	res := c.call(t, webhook.EventsToolName, map[string]any{"kind": "install_done"})
+	res := c.call(t, events.ToolName, map[string]any{"kind": "install_done"})
 	var page struct {
 		Events []store.Event `json:"events"`
 	}
@@ -273,7 +274,7 @@ func TestEndToEndMissedEventReadAfterConnect(t *testing.T) {
 	}
 
 	later := connect(t, s.Server.MCP())
-	res := later.call(t, webhook.EventsToolName, map[string]any{"since": 0})
+	res := later.call(t, events.ToolName, map[string]any{"since": 0})
 	text := toolstest.Text(res)
 	if res.IsError || !strings.Contains(text, jobID) || !strings.Contains(text, fmt.Sprintf("Install finished on server %d", serverID)) {
 		t.Fatalf("events_list after reconnect: %s", text)
@@ -284,7 +285,7 @@ func TestEndToEndMissedEventReadAfterConnect(t *testing.T) {
 	}
 	b, _ := json.Marshal(res.StructuredContent)
 	_ = json.Unmarshal(b, &page)
-	res = later.call(t, webhook.EventsToolName, map[string]any{"since": page.Next})
+	res = later.call(t, events.ToolName, map[string]any{"since": page.Next})
 	if !strings.Contains(toolstest.Text(res), "No events after cursor") {
 		t.Fatalf("after catching up: %s", toolstest.Text(res))
 	}
@@ -334,7 +335,7 @@ func TestEndToEndSourceCheck(t *testing.T) {
 func TestPointAPIKey(t *testing.T) {
 	s := newStack(t, webhook.Config{})
 	ctx := context.Background()
-	key, err := s.rcv.PointAPIKey(ctx, s.Client, 501)
+	key, err := events.PointAPIKey(ctx, s.rcv, s.Client, 501)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,11 +344,11 @@ func TestPointAPIKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := webhook.ParseAPIKey(resp.Fields)
+	got, _ := events.ParseAPIKey(resp.Fields)
 	if got.LoginNotifyMethod != "webhook" || got.LoginNotifyAddress != want || got.Name != "sandbox-account" || got.Active != 1 || key.LoginNotifyAddress != want {
 		t.Fatalf("after edit: %+v", got)
 	}
-	if _, err := s.rcv.PointAPIKey(ctx, s.Client, 502); err == nil {
+	if _, err := events.PointAPIKey(ctx, s.rcv, s.Client, 502); err == nil {
 		t.Fatal("per-server key accepted")
 	}
 }

@@ -1,0 +1,82 @@
+package httpx
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeCutsWhatOutlivesTheGrace: a request still running when the grace period ends
+// is closed and the stop says so; the listener is closed at once.
+func TestServeCutsWhatOutlivesTheGrace(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, h, Limits{Shutdown: time.Millisecond}) }()
+	go func() {
+		if resp, err := http.Get("http://" + ln.Addr().String() + "/"); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+	}()
+	<-entered
+	cancel()
+	if err := <-done; !errors.Is(err, ErrForcedClose) {
+		t.Fatalf("Serve = %v, want ErrForcedClose", err)
+	}
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		_ = c.Close()
+		t.Fatal("the listener still accepts after the stop")
+	}
+}
+
+// TestStartStops: stop ends a background server and waits for it.
+func TestStartStops(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed error
+	stop := Start(ln, http.NotFoundHandler(), Limits{ReadHeader: time.Second}, func(err error) { failed = err })
+	resp, err := http.Get("http://" + ln.Addr().String() + "/x")
+	if err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("%v %v", resp, err)
+	}
+	_ = resp.Body.Close()
+	stop()
+	if failed != nil {
+		t.Fatalf("a requested stop was reported as a failure: %v", failed)
+	}
+}
+
+// TestLeaf: every package may import httpx because it imports nothing of this module.
+func TestLeaf(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH")
+	}
+	out, err := exec.Command(goBin, "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.HasPrefix(p, "github.com/hostkey/hostkey-mcp/") && p != "github.com/hostkey/hostkey-mcp/invapi/httpx" {
+			t.Errorf("httpx imports %s; it must stay a leaf", p)
+		}
+	}
+}
