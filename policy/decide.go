@@ -40,7 +40,7 @@ func (e *Engine) decide(ctx context.Context, t *turn, ask asker) verdict {
 	if t.call.NeedsPIN && e.o.PIN == nil && e.replicated() && t.class != schemas.Read {
 		// A PIN typed on one replica's page stays in that process; the repeat, or the
 		// answer, may reach another.
-		return stop(e.refuse(t, DecisionDenied, "This call needs the account PIN, and hostkey-mcp runs as replicas on a shared PostgreSQL store (--store) without a configured PIN: a PIN typed on one replica's page could not reach the replica that sends the call. Nothing was sent. The operator sets HOSTKEY_PIN (or --pin-file) on every replica.", map[string]any{"pin_not_configured": true}))
+		return stop(e.refuse(t, DecisionDenied, "This call needs the account PIN, and hostkey-mcp runs as replicas on a shared PostgreSQL store without a configured PIN: a PIN typed on one replica's page could not reach the replica that sends the call. Nothing was sent. The operator configures the PIN on every replica"+hint(e.o.Hints.SetPIN)+".", map[string]any{"pin_not_configured": true}))
 	}
 	if res := e.checkCooldown(ctx, t); res != nil {
 		return stop(res)

@@ -210,7 +210,7 @@ func TestReplicaModeNeedsAConfiguredPIN(t *testing.T) {
 			}
 			return
 		}
-		if !res.IsError || !strings.Contains(text(res), "HOSTKEY_PIN") || !strings.Contains(text(res), "replicas") {
+		if !res.IsError || !strings.Contains(text(res), "PIN on every replica") || !strings.Contains(text(res), "replicas") {
 			t.Fatalf("replica mode without a PIN: %s", text(res))
 		}
 		if len(el.requests()) != 0 || reboots(e) != 0 {

@@ -194,7 +194,7 @@ func (e *Engine) twoStepElsewhere(ctx context.Context, t *turn) (v verdict, ok b
 	}
 	if sv.NeedsPIN {
 		// The PIN was typed on the asking process's page and stays in its memory.
-		return stop(e.refuse(t, DecisionDenied, fmt.Sprintf("Approval %s was given with the account PIN on the page of another hostkey-mcp process, and the PIN never leaves that process. Nothing was sent. Configure HOSTKEY_PIN on every replica, or repeat the call where it was asked.", sa.ID), map[string]any{"approval_id": sa.ID})), true
+		return stop(e.refuse(t, DecisionDenied, fmt.Sprintf("Approval %s was given with the account PIN on the page of another hostkey-mcp process, and the PIN never leaves that process. Nothing was sent. Configure the PIN on every replica%s, or repeat the call where it was asked.", sa.ID, hint(e.o.Hints.SetPIN)), map[string]any{"approval_id": sa.ID})), true
 	}
 	rsv, ref, err := e.limits.reserve(ctx, t.session, t.class == schemas.Destructive, t.call.ServerIDs)
 	if err != nil {
@@ -234,7 +234,7 @@ func (e *Engine) waitElsewhere(ctx context.Context, t *turn, id string) (view, *
 			return sv, nil, e.refuse(t, DecisionDeclined, "The action was declined. Nothing was sent.", map[string]any{"declined": true})
 		case state.ApprovalApproved:
 			if t.needPINEntry {
-				return sv, nil, e.refuse(t, DecisionDenied, "The account PIN was typed on the page of another hostkey-mcp process and never leaves it. Nothing was sent. Configure HOSTKEY_PIN on every replica.", nil)
+				return sv, nil, e.refuse(t, DecisionDenied, "The account PIN was typed on the page of another hostkey-mcp process and never leaves it. Nothing was sent. Configure the PIN on every replica"+hint(e.o.Hints.SetPIN)+".", nil)
 			}
 			rsv, ref, err := e.limits.reserve(ctx, t.session, t.class == schemas.Destructive, t.call.ServerIDs)
 			switch {
