@@ -263,27 +263,19 @@ func (c *Catalog) UndocumentedClass(module, action string) Class {
 }
 
 // Toolsets returns the sorted toolset names.
-func (c *Catalog) Toolsets() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, a := range c.Actions {
-		if !seen[a.Toolset] {
-			seen[a.Toolset] = true
-			out = append(out, a.Toolset)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+func (c *Catalog) Toolsets() []string { return c.distinct(func(a *Action) string { return a.Toolset }) }
 
 // Modules returns the sorted module names.
-func (c *Catalog) Modules() []string {
+func (c *Catalog) Modules() []string { return c.distinct(func(a *Action) string { return a.Module }) }
+
+// distinct returns the sorted distinct values of field over the actions.
+func (c *Catalog) distinct(field func(*Action) string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, a := range c.Actions {
-		if !seen[a.Module] {
-			seen[a.Module] = true
-			out = append(out, a.Module)
+		if v := field(a); !seen[v] {
+			seen[v] = true
+			out = append(out, v)
 		}
 	}
 	sort.Strings(out)
