@@ -139,15 +139,7 @@ func (a *Action) ServerIDParams() []Param {
 func (a *Action) ServerIDs(args map[string]any) []int64 {
 	var ids []int64
 	for _, p := range a.ServerIDParams() {
-		var v any = args
-		for _, k := range p.Path {
-			m, ok := v.(map[string]any)
-			if !ok {
-				v = nil
-				break
-			}
-			v = m[k]
-		}
+		v := valueAt(args, p.Path)
 		if list, ok := v.([]any); ok {
 			for _, x := range list {
 				if n, ok := toInt64(x); ok {
@@ -163,20 +155,25 @@ func (a *Action) ServerIDs(args map[string]any) []int64 {
 	return ids
 }
 
+// valueAt is the value at path in nested argument maps, nil when absent.
+func valueAt(args map[string]any, path []string) any {
+	var v any = args
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
 // UnreadableServerID returns the path ("id", "params.id") of a server-ID argument that
 // is present but cannot be read as a 64-bit integer (1e19 is a JSON-schema integer), ""
 // when there is none. ServerIDs skips such a value, so the allowlist could not check it.
 func (a *Action) UnreadableServerID(args map[string]any) string {
 	for _, p := range a.ServerIDParams() {
-		var v any = args
-		for _, k := range p.Path {
-			m, ok := v.(map[string]any)
-			if !ok {
-				v = nil
-				break
-			}
-			v = m[k]
-		}
+		v := valueAt(args, p.Path)
 		vals := []any{v}
 		if list, ok := v.([]any); ok {
 			vals = list

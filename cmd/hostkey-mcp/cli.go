@@ -61,6 +61,16 @@ func splitLocalFlags(cmd string, args []string, local *flag.FlagSet) ([]string, 
 	return rest, nil
 }
 
+// positionalCommandConfig reads the flags of a command that takes positional arguments:
+// its own (local), then the configuration's, wherever they stand among the positionals.
+func positionalCommandConfig(cmd string, args []string, local *flag.FlagSet, getenv func(string) string, stderr io.Writer) (*Config, []string, error) {
+	args, err := splitLocalFlags(cmd, args, local)
+	if err != nil {
+		return nil, nil, err
+	}
+	return parseConfig("hostkey-mcp "+cmd, flagsFirst(args), getenv, stderr)
+}
+
 // flagsFirst moves configuration flags (and their values) before the positional
 // arguments, so `call eq_show id=1 --toolsets all` works like `call --toolsets all eq_show id=1`.
 func flagsFirst(args []string) []string {
@@ -304,16 +314,11 @@ func callFlags(fs *flag.FlagSet) (argsJSON *string) {
 func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	local := newFlagSet("call")
 	argsJSONp := callFlags(local)
-	args, err := splitLocalFlags("call", args, local)
+	cfg, rest, err := positionalCommandConfig("call", args, local, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	argsJSON := *argsJSONp
-	args = flagsFirst(args)
-	cfg, rest, err := parseConfig("hostkey-mcp call", args, getenv, stderr)
-	if err != nil {
-		return err
-	}
 	if len(rest) == 0 {
 		return errors.New("call needs a tool name (see 'hostkey-mcp call --help')")
 	}

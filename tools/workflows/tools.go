@@ -125,17 +125,7 @@ func pick(args map[string]any, names ...string) map[string]any {
 	return out
 }
 
-func intArg(args map[string]any, name string) int64 {
-	switch v := args[name].(type) {
-	case float64:
-		return int64(v)
-	case int64:
-		return v
-	case int:
-		return int64(v)
-	}
-	return 0
-}
+func intArg(args map[string]any, name string) int64 { return intOf(args[name]) }
 
 func (w *Workflows) handleWatch(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	args := req.GetArguments()
