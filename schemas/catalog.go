@@ -142,13 +142,13 @@ func (a *Action) ServerIDs(args map[string]any) []int64 {
 		v := valueAt(args, p.Path)
 		if list, ok := v.([]any); ok {
 			for _, x := range list {
-				if n, ok := toInt64(x); ok {
+				if n, ok := ToInt64(x); ok {
 					ids = append(ids, n)
 				}
 			}
 			continue
 		}
-		if n, ok := toInt64(v); ok {
+		if n, ok := ToInt64(v); ok {
 			ids = append(ids, n)
 		}
 	}
@@ -182,7 +182,7 @@ func (a *Action) UnreadableServerID(args map[string]any) string {
 			if x == nil {
 				continue
 			}
-			if _, ok := toInt64(x); !ok {
+			if _, ok := ToInt64(x); !ok {
 				return strings.Join(p.Path, ".")
 			}
 		}
@@ -190,9 +190,9 @@ func (a *Action) UnreadableServerID(args map[string]any) string {
 	return ""
 }
 
-// toInt64 reads an ID however it arrived: JSON number, json.Number, Go integer or a
+// ToInt64 reads an ID however it arrived: JSON number, json.Number, Go integer or a
 // decimal string.
-func toInt64(v any) (int64, bool) {
+func ToInt64(v any) (int64, bool) {
 	switch x := v.(type) {
 	case float64:
 		return int64(x), x == float64(int64(x))

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -12,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/tools"
 )
 
@@ -333,22 +333,10 @@ func tagValues(item map[string]any, tag string) []string {
 	return nil
 }
 
+// intOf reads a number however it arrived (0 when it is not one).
 func intOf(v any) int64 {
-	switch x := v.(type) {
-	case json.Number:
-		n, _ := x.Int64()
-		return n
-	case float64:
-		return int64(x)
-	case int64:
-		return x
-	case int:
-		return int64(x)
-	case string:
-		n, _ := strconv.ParseInt(x, 10, 64)
-		return n
-	}
-	return 0
+	n, _ := schemas.ToInt64(v)
+	return n
 }
 
 func contains(ss []string, s string) bool {
