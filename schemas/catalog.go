@@ -139,28 +139,33 @@ func (a *Action) ServerIDParams() []Param {
 func (a *Action) ServerIDs(args map[string]any) []int64 {
 	var ids []int64
 	for _, p := range a.ServerIDParams() {
-		var v any = args
-		for _, k := range p.Path {
-			m, ok := v.(map[string]any)
-			if !ok {
-				v = nil
-				break
-			}
-			v = m[k]
-		}
+		v := valueAt(args, p.Path)
 		if list, ok := v.([]any); ok {
 			for _, x := range list {
-				if n, ok := toInt64(x); ok {
+				if n, ok := ToInt64(x); ok {
 					ids = append(ids, n)
 				}
 			}
 			continue
 		}
-		if n, ok := toInt64(v); ok {
+		if n, ok := ToInt64(v); ok {
 			ids = append(ids, n)
 		}
 	}
 	return ids
+}
+
+// valueAt is the value at path in nested argument maps, nil when absent.
+func valueAt(args map[string]any, path []string) any {
+	var v any = args
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
 }
 
 // UnreadableServerID returns the path ("id", "params.id") of a server-ID argument that
@@ -168,15 +173,7 @@ func (a *Action) ServerIDs(args map[string]any) []int64 {
 // when there is none. ServerIDs skips such a value, so the allowlist could not check it.
 func (a *Action) UnreadableServerID(args map[string]any) string {
 	for _, p := range a.ServerIDParams() {
-		var v any = args
-		for _, k := range p.Path {
-			m, ok := v.(map[string]any)
-			if !ok {
-				v = nil
-				break
-			}
-			v = m[k]
-		}
+		v := valueAt(args, p.Path)
 		vals := []any{v}
 		if list, ok := v.([]any); ok {
 			vals = list
@@ -185,7 +182,7 @@ func (a *Action) UnreadableServerID(args map[string]any) string {
 			if x == nil {
 				continue
 			}
-			if _, ok := toInt64(x); !ok {
+			if _, ok := ToInt64(x); !ok {
 				return strings.Join(p.Path, ".")
 			}
 		}
@@ -193,9 +190,9 @@ func (a *Action) UnreadableServerID(args map[string]any) string {
 	return ""
 }
 
-// toInt64 reads an ID however it arrived: JSON number, json.Number, Go integer or a
+// ToInt64 reads an ID however it arrived: JSON number, json.Number, Go integer or a
 // decimal string.
-func toInt64(v any) (int64, bool) {
+func ToInt64(v any) (int64, bool) {
 	switch x := v.(type) {
 	case float64:
 		return int64(x), x == float64(int64(x))
@@ -263,27 +260,19 @@ func (c *Catalog) UndocumentedClass(module, action string) Class {
 }
 
 // Toolsets returns the sorted toolset names.
-func (c *Catalog) Toolsets() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, a := range c.Actions {
-		if !seen[a.Toolset] {
-			seen[a.Toolset] = true
-			out = append(out, a.Toolset)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+func (c *Catalog) Toolsets() []string { return c.distinct(func(a *Action) string { return a.Toolset }) }
 
 // Modules returns the sorted module names.
-func (c *Catalog) Modules() []string {
+func (c *Catalog) Modules() []string { return c.distinct(func(a *Action) string { return a.Module }) }
+
+// distinct returns the sorted distinct values of field over the actions.
+func (c *Catalog) distinct(field func(*Action) string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, a := range c.Actions {
-		if !seen[a.Module] {
-			seen[a.Module] = true
-			out = append(out, a.Module)
+		if v := field(a); !seen[v] {
+			seen[v] = true
+			out = append(out, v)
 		}
 	}
 	sort.Strings(out)

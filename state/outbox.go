@@ -158,31 +158,29 @@ VALUES ($1, $2, '', 0, 0, 0, '') ON CONFLICT (dest) DO NOTHING`, dest, int64(sta
 }
 
 // fenceDest checks that l is still the destination's lease (same owner and epoch: no
-// one took it over) and returns its cursor.
-func fenceDest(w *wtx, l OutboxLease) (through int64, err error) {
+// one took it over) and returns its cursor and the store's time, which every fenced
+// write stamps.
+func fenceDest(w *wtx, l OutboxLease) (through, now int64, err error) {
 	var owner string
 	var epoch int64
 	err = w.queryRow(`SELECT owner, epoch, through FROM outbox_dests WHERE dest = $1`+w.d.forUpdate, l.Dest).Scan(&owner, &epoch, &through)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("destination %s: %w", l.Dest, ErrNotFound)
+		return 0, 0, fmt.Errorf("destination %s: %w", l.Dest, ErrNotFound)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("state: destination %s: %w", l.Dest, err)
+		return 0, 0, fmt.Errorf("state: destination %s: %w", l.Dest, err)
 	}
 	if owner != l.Owner || epoch != l.Epoch {
-		return 0, fmt.Errorf("destination %s: %w", l.Dest, ErrFenced)
+		return 0, 0, fmt.Errorf("destination %s: %w", l.Dest, ErrFenced)
 	}
-	return through, nil
+	now, err = w.now()
+	return through, now, err
 }
 
 // Enqueue implements Outbox.
 func (s *sqlStore) Enqueue(ctx context.Context, l OutboxLease, events []Event, upTo uint64) error {
 	return s.write(ctx, func(w *wtx) error {
-		through, err := fenceDest(w, l)
-		if err != nil {
-			return err
-		}
-		now, err := w.now()
+		through, now, err := fenceDest(w, l)
 		if err != nil {
 			return err
 		}
@@ -241,10 +239,7 @@ func (s *sqlStore) PendingDeliveries(ctx context.Context, dest string, limit int
 // RecordOutcomes implements Outbox.
 func (s *sqlStore) RecordOutcomes(ctx context.Context, l OutboxLease, outs []DeliveryOutcome) error {
 	return s.write(ctx, func(w *wtx) error {
-		if _, err := fenceDest(w, l); err != nil {
-			return err
-		}
-		now, err := w.now()
+		_, now, err := fenceDest(w, l)
 		if err != nil {
 			return err
 		}
@@ -272,10 +267,7 @@ func (s *sqlStore) RecordOutcomes(ctx context.Context, l OutboxLease, outs []Del
 // DisableDestination implements Outbox.
 func (s *sqlStore) DisableDestination(ctx context.Context, l OutboxLease, reason string) error {
 	return s.write(ctx, func(w *wtx) error {
-		if _, err := fenceDest(w, l); err != nil {
-			return err
-		}
-		now, err := w.now()
+		_, now, err := fenceDest(w, l)
 		if err != nil {
 			return err
 		}

@@ -61,6 +61,16 @@ func splitLocalFlags(cmd string, args []string, local *flag.FlagSet) ([]string, 
 	return rest, nil
 }
 
+// positionalCommandConfig reads the flags of a command that takes positional arguments:
+// its own (local), then the configuration's, wherever they stand among the positionals.
+func positionalCommandConfig(cmd string, args []string, local *flag.FlagSet, getenv func(string) string, stderr io.Writer) (*Config, []string, error) {
+	args, err := splitLocalFlags(cmd, args, local)
+	if err != nil {
+		return nil, nil, err
+	}
+	return parseConfig("hostkey-mcp "+cmd, flagsFirst(args), getenv, stderr)
+}
+
 // flagsFirst moves configuration flags (and their values) before the positional
 // arguments, so `call eq_show id=1 --toolsets all` works like `call --toolsets all eq_show id=1`.
 func flagsFirst(args []string) []string {
@@ -144,24 +154,19 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if *sizes {
 		return toolSizes(ctx, a, stdout, *markdown)
 	}
-	c, err := a.inProcessClient(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	listed, err := a.listedTools(ctx)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(list.Tools)
+		return enc.Encode(listed)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOOL\tTOOLSET\tCLASS\tPIN\tDESCRIPTION")
-	sort.Slice(list.Tools, func(i, j int) bool { return list.Tools[i].Name < list.Tools[j].Name })
-	for _, t := range list.Tools {
+	sort.Slice(listed, func(i, j int) bool { return listed[i].Name < listed[j].Name })
+	for _, t := range listed {
 		toolset, class, pin := "-", classOf(t), ""
 		if act, ok := a.cat.Tool(t.Name); ok {
 			toolset, class = act.Toolset, string(act.Class)
@@ -175,8 +180,8 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, toolset, class, pin, desc)
 	}
-	raw, _ := json.Marshal(list.Tools)
-	fmt.Fprintf(tw, "\n%d tools; tools/list is %d bytes (~%d tokens)\n", len(list.Tools), len(raw), len(raw)/4)
+	raw, _ := json.Marshal(listed)
+	fmt.Fprintf(tw, "\n%d tools; tools/list is %d bytes (~%d tokens)\n", len(listed), len(raw), len(raw)/4)
 	return tw.Flush()
 }
 
@@ -304,16 +309,11 @@ func callFlags(fs *flag.FlagSet) (argsJSON *string) {
 func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	local := newFlagSet("call")
 	argsJSONp := callFlags(local)
-	args, err := splitLocalFlags("call", args, local)
+	cfg, rest, err := positionalCommandConfig("call", args, local, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	argsJSON := *argsJSONp
-	args = flagsFirst(args)
-	cfg, rest, err := parseConfig("hostkey-mcp call", args, getenv, stderr)
-	if err != nil {
-		return err
-	}
 	if len(rest) == 0 {
 		return errors.New("call needs a tool name (see 'hostkey-mcp call --help')")
 	}
@@ -334,18 +334,14 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	confirm := &terminalConfirm{in: bufio.NewReader(orEmpty(stdin)), out: stderr}
-	c, err := a.inProcessClient(ctx, confirm)
+	c, list, err := a.clientAndTools(ctx, confirm)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
-	if err != nil {
-		return err
-	}
 	var schema map[string]any
 	found := false
-	for _, t := range list.Tools {
+	for _, t := range list {
 		if t.Name == tool {
 			schema, found = schemaOf(t), true
 		}
@@ -515,16 +511,31 @@ func listTools(ctx context.Context, cfg *Config) ([]mcp.Tool, error) {
 	if err := a.buildServer(ctx); err != nil {
 		return nil, err
 	}
-	c, err := a.inProcessClient(ctx, nil)
+	return a.listedTools(ctx)
+}
+
+// listedTools is what tools/list answers, asked through an in-process client.
+func (a *app) listedTools(ctx context.Context) ([]mcp.Tool, error) {
+	c, listed, err := a.clientAndTools(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
+	c.Close()
+	return listed, nil
+}
+
+// clientAndTools connects an in-process client and lists its tools; the caller closes it.
+func (a *app) clientAndTools(ctx context.Context, confirm client.ElicitationHandler) (*client.Client, []mcp.Tool, error) {
+	c, err := a.inProcessClient(ctx, confirm)
+	if err != nil {
+		return nil, nil, err
+	}
 	list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
 	if err != nil {
-		return nil, err
+		c.Close()
+		return nil, nil, err
 	}
-	return list.Tools, nil
+	return c, list.Tools, nil
 }
 
 func suggestText(name string, names []string) string {

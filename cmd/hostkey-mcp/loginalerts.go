@@ -33,15 +33,11 @@ func loginAlertsFlags(fs *flag.FlagSet) (yes *bool) {
 func loginAlertsCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	local := newFlagSet("login-alerts")
 	yesp := loginAlertsFlags(local)
-	args, err := splitLocalFlags("login-alerts", args, local)
+	cfg, rest, err := positionalCommandConfig("login-alerts", args, local, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	yes := *yesp
-	cfg, rest, err := parseConfig("hostkey-mcp login-alerts", flagsFirst(args), getenv, stderr)
-	if err != nil {
-		return err
-	}
 	if cfg.PublicURL == "" {
 		return errors.New("login alerts need --public-url (where invapi can reach --webhook-listen)")
 	}

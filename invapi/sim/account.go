@@ -508,14 +508,21 @@ func tagName(c *call) string {
 	return c.a.get("name")
 }
 
+// tagTarget reads the server and the tag name of a tag call.
+func (s *Server) tagTarget(c *call) (sv *server, t string, r resp, bad bool) {
+	if sv, r, bad = s.needServer(c); bad {
+		return
+	}
+	if t = tagName(c); t == "" {
+		return nil, "", fail(-1, c.tag()+": tag required"), true
+	}
+	return sv, t, resp{}, false
+}
+
 func tagsAdd(s *Server, c *call) resp {
-	sv, r, bad := s.needServer(c)
+	sv, t, r, bad := s.tagTarget(c)
 	if bad {
 		return r
-	}
-	t := tagName(c)
-	if t == "" {
-		return fail(-1, c.tag()+": tag required")
 	}
 	id := s.tagID()
 	sv.setTag(t, c.a.get("value"), id)
@@ -526,13 +533,9 @@ func tagsAdd(s *Server, c *call) resp {
 }
 
 func tagsRemove(s *Server, c *call) resp {
-	sv, r, bad := s.needServer(c)
+	sv, t, r, bad := s.tagTarget(c)
 	if bad {
 		return r
-	}
-	t := tagName(c)
-	if t == "" {
-		return fail(-1, c.tag()+": tag required")
 	}
 	if !sv.removeTag(t) {
 		return fail(-1, c.tag()+": tag "+t+" not found")

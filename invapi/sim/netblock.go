@@ -31,16 +31,22 @@ func blockedIP(c *call) (string, resp, bool) {
 	return ip.String(), resp{}, false
 }
 
+// blockTarget reads the server and the address of a block or unblock call.
+func (s *Server) blockTarget(c *call) (sv *server, ip string, list map[string]string, r resp, bad bool) {
+	if sv, r, bad = s.needServer(c); bad {
+		return
+	}
+	if ip, r, bad = blockedIP(c); bad {
+		return
+	}
+	return sv, ip, s.blockList(sv.ID), resp{}, false
+}
+
 func netBlockIP(s *Server, c *call) resp {
-	sv, r, bad := s.needServer(c)
+	sv, ip, list, r, bad := s.blockTarget(c)
 	if bad {
 		return r
 	}
-	ip, r, bad := blockedIP(c)
-	if bad {
-		return r
-	}
-	list := s.blockList(sv.ID)
 	if _, dup := list[ip]; dup {
 		return fail(-1, c.tag()+": "+ip+" is already blocked")
 	}
@@ -53,15 +59,10 @@ func netBlockIP(s *Server, c *call) resp {
 }
 
 func netUnblockIP(s *Server, c *call) resp {
-	sv, r, bad := s.needServer(c)
+	sv, ip, list, r, bad := s.blockTarget(c)
 	if bad {
 		return r
 	}
-	ip, r, bad := blockedIP(c)
-	if bad {
-		return r
-	}
-	list := s.blockList(sv.ID)
 	if _, ok := list[ip]; !ok {
 		return fail(-1, c.tag()+": "+ip+" is not blocked")
 	}

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -12,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/tools"
 )
 
@@ -20,12 +20,11 @@ import (
 func (w *Workflows) handleReinstall(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	args := req.GetArguments()
 	id := intArg(args, "id")
-	facts, osName, refusal := w.prepareReinstall(ctx, ReinstallTool, id, args)
+	facts, target, refusal := w.prepareReinstall(ctx, ReinstallTool, id, args)
 	if refusal != nil {
 		return refusal, nil
 	}
-	summary := fmt.Sprintf("REINSTALL server %d (%s, %s, IPs %s) with %s via eq/order_instance. Every file on its disks is erased; the new root password is the one given. Then the 5 install stages are followed.",
-		id, policy.ShortFact(facts.Hostname), policy.ShortFact(facts.Location), policy.ShortFact(strings.Join(facts.IPs, ", ")), policy.ShortFact(osName))
+	summary := "REINSTALL " + target + " via eq/order_instance. Every file on its disks is erased; the new root password is the one given. Then the 5 install stages are followed."
 	p := &plan{tool: ReinstallTool, serverID: id, summary: summary, onCancel: "eq_abort_reinstall",
 		call: w.policyCall(ReinstallTool, id, args, "eq_order_instance")}
 	p.run = func(ctx context.Context, j *job) error {
@@ -51,8 +50,9 @@ func (w *Workflows) handleReinstall(ctx context.Context, req mcp.CallToolRequest
 }
 
 // prepareReinstall reads the server (location, hostname, IPs for the confirmation) and
-// checks the OS; a refusal result means nothing was sent.
-func (w *Workflows) prepareReinstall(ctx context.Context, tool string, id int64, args map[string]any) (_ *policy.ServerFacts, _ string, refusal *mcp.CallToolResult) {
+// checks the OS; target names both for the confirmation text. A refusal result means
+// nothing was sent.
+func (w *Workflows) prepareReinstall(ctx context.Context, tool string, id int64, args map[string]any) (_ *policy.ServerFacts, target string, refusal *mcp.CallToolResult) {
 	rctx, done, refusal := w.reads(ctx, tool, "eq", "show", id, map[string]any{"id": id, "os_id": args["os_id"]})
 	if refusal != nil {
 		return nil, "", refusal
@@ -68,7 +68,8 @@ func (w *Workflows) prepareReinstall(ctx context.Context, tool string, id int64,
 	if problem != "" {
 		return nil, "", mcp.NewToolResultError(tool + ": " + problem + " Nothing was sent.")
 	}
-	return facts, osName, nil
+	return facts, fmt.Sprintf("server %d (%s, %s, IPs %s) with %s", id, policy.ShortFact(facts.Hostname), policy.ShortFact(facts.Location),
+		policy.ShortFact(strings.Join(facts.IPs, ", ")), policy.ShortFact(osName)), nil
 }
 
 // abort asks invapi to stop a reinstall after the user cancelled. It runs on a fresh
@@ -89,12 +90,11 @@ func (w *Workflows) cleanupCtx(j *job) context.Context {
 func (w *Workflows) handleReinstallPXE(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	args := req.GetArguments()
 	id := intArg(args, "id")
-	facts, osName, refusal := w.prepareReinstall(ctx, ReinstallPXETool, id, args)
+	facts, target, refusal := w.prepareReinstall(ctx, ReinstallPXETool, id, args)
 	if refusal != nil {
 		return refusal, nil
 	}
-	summary := fmt.Sprintf("PXE REINSTALL of server %d (%s, %s, IPs %s) with %s. Steps: 1 eq/reinstall (master key), 2 eq/create_pxe, 3 eq/boot_dev pxe, 4 eq/reboot, 5 follow the 5 install stages, 6 eq/boot_dev disk, 7 eq/clear_pxe (6 and 7 always run, even after a failure or a cancel). Every file on its disks is erased.",
-		id, policy.ShortFact(facts.Hostname), policy.ShortFact(facts.Location), policy.ShortFact(strings.Join(facts.IPs, ", ")), policy.ShortFact(osName))
+	summary := "PXE REINSTALL of " + target + ". Steps: 1 eq/reinstall (master key), 2 eq/create_pxe, 3 eq/boot_dev pxe, 4 eq/reboot, 5 follow the 5 install stages, 6 eq/boot_dev disk, 7 eq/clear_pxe (6 and 7 always run, even after a failure or a cancel). Every file on its disks is erased."
 	p := &plan{tool: ReinstallPXETool, serverID: id, summary: summary, abortOnShutdown: true, onCancel: "eq_abort_reinstall",
 		call: w.policyCall(ReinstallPXETool, id, args, "eq_reinstall")}
 	p.run = func(ctx context.Context, j *job) (err error) {
@@ -333,18 +333,10 @@ func tagValues(item map[string]any, tag string) []string {
 	return nil
 }
 
+// intOf reads a number however it arrived (0 when it is not one).
 func intOf(v any) int64 {
-	switch x := v.(type) {
-	case json.Number:
-		n, _ := x.Int64()
-		return n
-	case float64:
-		return int64(x)
-	case string:
-		n, _ := strconv.ParseInt(x, 10, 64)
-		return n
-	}
-	return 0
+	n, _ := schemas.ToInt64(v)
+	return n
 }
 
 func contains(ss []string, s string) bool {

@@ -30,36 +30,33 @@ func (w *Workflows) Tools() []server.ServerTool {
 	wait := map[string]any{"type": "integer", "minimum": 0, "maximum": 3600,
 		"description": "seconds to wait before returning a job handle (default 50); the job goes on"}
 	jobID := map[string]any{"type": "string", "pattern": "^job-[0-9a-f]{16}$", "description": "job_id from a workflow tool"}
-	destructive := func(title string) mcp.ToolAnnotation {
-		return mcp.ToolAnnotation{Title: title, ReadOnlyHint: mcp.ToBoolPtr(false), DestructiveHint: mcp.ToBoolPtr(true),
-			IdempotentHint: mcp.ToBoolPtr(false), OpenWorldHint: mcp.ToBoolPtr(true)}
+	// job is one of the three destructive workflow tools: its input is base's parameters
+	// (the catalog's), restricted to props, plus wait_seconds.
+	job := func(name, title, description, base string, required, props []string, handler server.ToolHandlerFunc) server.ServerTool {
+		return server.ServerTool{Tool: mcp.Tool{
+			Name: name, Title: title, Description: description,
+			RawInputSchema: w.compose(base, required, props, map[string]any{"wait_seconds": wait}),
+			Annotations: mcp.ToolAnnotation{Title: title, ReadOnlyHint: mcp.ToBoolPtr(false), DestructiveHint: mcp.ToBoolPtr(true),
+				IdempotentHint: mcp.ToBoolPtr(false), OpenWorldHint: mcp.ToBoolPtr(true)},
+			Execution: &mcp.ToolExecution{TaskSupport: mcp.TaskSupportOptional},
+		}, Handler: handler}
 	}
-	task := &mcp.ToolExecution{TaskSupport: mcp.TaskSupportOptional}
 	out := []server.ServerTool{
-		{Tool: mcp.Tool{
-			Name: OrderTool, Title: "Order an instant server",
-			Description: "Order an instant server: checks location, preset, OS, software and traffic plan against the live lists (explaining incompatibilities) before ordering, then follows the deploy. One human confirmation; the PIN is supplied by the server.",
-			RawInputSchema: w.compose("eq_order_instance", []string{"location_name", "preset", "os_id", "traffic_plan", "deploy_period", "root_pass"},
-				[]string{"location_name", "preset", "os_id", "own_os", "soft_id", "traffic_plan", "deploy_period", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size"},
-				map[string]any{"wait_seconds": wait}),
-			Annotations: destructive("Order an instant server"), Execution: task,
-		}, Handler: w.handleOrder},
-		{Tool: mcp.Tool{
-			Name: ReinstallTool, Title: "Reinstall a server",
-			Description: "Reinstall a server's OS through order_instance (location filled in from eq/show), refusing while another install runs, then follows the 5 install stages. Wipes the disks. One human confirmation; the PIN is supplied by the server.",
-			RawInputSchema: w.compose("eq_order_instance", []string{"id", "os_id", "root_pass"},
-				[]string{"id", "os_id", "own_os", "soft_id", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size"},
-				map[string]any{"wait_seconds": wait}),
-			Annotations: destructive("Reinstall a server"), Execution: task,
-		}, Handler: w.handleReinstall},
-		{Tool: mcp.Tool{
-			Name: ReinstallPXETool, Title: "PXE reinstall",
-			Description: "Full PXE reinstall: eq/reinstall, create_pxe, boot from PXE, reboot, follow the 5 stages, then always boot from disk and clear the PXE config (even on failure); abort_reinstall on cancel. Wipes the disks. One human confirmation.",
-			RawInputSchema: w.compose("eq_create_pxe", []string{"id", "os_id", "root_pass"},
-				[]string{"id", "os_id", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size", "uefi", "jenkins_task"},
-				map[string]any{"wait_seconds": wait}),
-			Annotations: destructive("PXE reinstall"), Execution: task,
-		}, Handler: w.handleReinstallPXE},
+		job(OrderTool, "Order an instant server",
+			"Order an instant server: checks location, preset, OS, software and traffic plan against the live lists (explaining incompatibilities) before ordering, then follows the deploy. One human confirmation; the PIN is supplied by the server.",
+			"eq_order_instance", []string{"location_name", "preset", "os_id", "traffic_plan", "deploy_period", "root_pass"},
+			[]string{"location_name", "preset", "os_id", "own_os", "soft_id", "traffic_plan", "deploy_period", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size"},
+			w.handleOrder),
+		job(ReinstallTool, "Reinstall a server",
+			"Reinstall a server's OS through order_instance (location filled in from eq/show), refusing while another install runs, then follows the 5 install stages. Wipes the disks. One human confirmation; the PIN is supplied by the server.",
+			"eq_order_instance", []string{"id", "os_id", "root_pass"},
+			[]string{"id", "os_id", "own_os", "soft_id", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size"},
+			w.handleReinstall),
+		job(ReinstallPXETool, "PXE reinstall",
+			"Full PXE reinstall: eq/reinstall, create_pxe, boot from PXE, reboot, follow the 5 stages, then always boot from disk and clear the PXE config (even on failure); abort_reinstall on cancel. Wipes the disks. One human confirmation.",
+			"eq_create_pxe", []string{"id", "os_id", "root_pass"},
+			[]string{"id", "os_id", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size", "uefi", "jenkins_task"},
+			w.handleReinstallPXE),
 		{Tool: mcp.Tool{
 			Name: WatchTool, Title: "Watch a workflow job",
 			Description: "Follow a workflow job this session started (after a timed-out call) until it ends or the wait passes; without job_id lists this session's recent jobs, optionally of one server.",
@@ -128,17 +125,7 @@ func pick(args map[string]any, names ...string) map[string]any {
 	return out
 }
 
-func intArg(args map[string]any, name string) int64 {
-	switch v := args[name].(type) {
-	case float64:
-		return int64(v)
-	case int64:
-		return v
-	case int:
-		return int64(v)
-	}
-	return 0
-}
+func intArg(args map[string]any, name string) int64 { return intOf(args[name]) }
 
 func (w *Workflows) handleWatch(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	args := req.GetArguments()

@@ -225,20 +225,33 @@ func (s *Bolt) Since(_ context.Context, cursor uint64, limit int, f Filter) (Pag
 	return page, err
 }
 
-// LastCursor implements Store.
-func (s *Bolt) LastCursor(_ context.Context) (uint64, error) {
+// txn runs f in a read (View) or a batched write (Batch, which may rerun f: f returns its
+// result rather than setting it) transaction of the open store.
+func txn[T any](s *Bolt, write bool, f func(*bolt.Tx) (T, error)) (T, error) {
+	var v T
 	done, err := s.guard()
 	if err != nil {
-		return 0, err
+		return v, err
 	}
 	defer done()
-	var last uint64
-	err = s.db.View(func(tx *bolt.Tx) error {
-		// The bucket's sequence, not its last key: retention may have emptied the log.
-		last = tx.Bucket(bucketEvents).Sequence()
-		return nil
+	run := s.db.View
+	if write {
+		run = s.db.Batch
+	}
+	err = run(func(tx *bolt.Tx) error {
+		var err error
+		v, err = f(tx)
+		return err
 	})
-	return last, err
+	return v, err
+}
+
+// LastCursor implements Store.
+func (s *Bolt) LastCursor(_ context.Context) (uint64, error) {
+	return txn(s, false, func(tx *bolt.Tx) (uint64, error) {
+		// The bucket's sequence, not its last key: retention may have emptied the log.
+		return tx.Bucket(bucketEvents).Sequence(), nil
+	})
 }
 
 // CreateJob implements Store.
@@ -284,38 +297,18 @@ func getJobTx(tx *bolt.Tx, id []byte) (Job, error) {
 
 // GetJob implements Store.
 func (s *Bolt) GetJob(_ context.Context, id string) (Job, error) {
-	done, err := s.guard()
-	if err != nil {
-		return Job{}, err
-	}
-	defer done()
-	var j Job
-	err = s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		j, err = getJobTx(tx, []byte(id))
-		return err
-	})
-	return j, err
+	return txn(s, false, func(tx *bolt.Tx) (Job, error) { return getJobTx(tx, []byte(id)) })
 }
 
 // JobBySecretHash implements Store.
 func (s *Bolt) JobBySecretHash(_ context.Context, hash []byte) (Job, error) {
-	done, err := s.guard()
-	if err != nil {
-		return Job{}, err
-	}
-	defer done()
-	var j Job
-	err = s.db.View(func(tx *bolt.Tx) error {
+	return txn(s, false, func(tx *bolt.Tx) (Job, error) {
 		id := tx.Bucket(bucketSecrets).Get(hash)
 		if id == nil {
-			return ErrNotFound
+			return Job{}, ErrNotFound
 		}
-		var err error
-		j, err = getJobTx(tx, id)
-		return err
+		return getJobTx(tx, id)
 	})
-	return j, err
 }
 
 func markDoneTx(tx *bolt.Tx, id string, at time.Time, eventID string) (Job, error) {
@@ -336,18 +329,7 @@ func markDoneTx(tx *bolt.Tx, id string, at time.Time, eventID string) (Job, erro
 
 // MarkDone implements Store.
 func (s *Bolt) MarkDone(_ context.Context, id string, at time.Time, eventID string) (Job, error) {
-	done, err := s.guard()
-	if err != nil {
-		return Job{}, err
-	}
-	defer done()
-	var j Job
-	err = s.db.Batch(func(tx *bolt.Tx) error {
-		var err error
-		j, err = markDoneTx(tx, id, at, eventID)
-		return err
-	})
-	return j, err
+	return txn(s, true, func(tx *bolt.Tx) (Job, error) { return markDoneTx(tx, id, at, eventID) })
 }
 
 // CompleteJob implements JobCompleter: the event and the job's completion share a commit.
