@@ -325,8 +325,3 @@ func Load() *Catalog {
 	})
 	return loaded
 }
-
-// Int64 reads an integer however a JSON decoder or a form left it (float64 without a
-// fraction, json.Number, Go integer, decimal string); for the packages that read tool
-// arguments and invapi answers.
-func Int64(v any) (int64, bool) { return toInt64(v) }

@@ -791,7 +791,7 @@ func loginDedupeKey(req *http.Request, cb *Callback, now time.Time) string {
 func serverIDOf(cb *Callback) int64 {
 	for _, m := range []map[string]any{cb.Body, cb.Query} {
 		for _, k := range []string{"server_id", "serverId"} {
-			if n, ok := schemas.Int64(m[k]); ok && n > 0 {
+			if n, ok := schemas.ToInt64(m[k]); ok && n > 0 {
 				return n
 			}
 		}

@@ -23,7 +23,7 @@ func Summarize(ev Event) string {
 		if ev.Action != "" {
 			fmt.Fprintf(&b, " (%s)", ev.Action)
 		}
-		if d, ok := schemas.Int64(ev.Data["duration_seconds"]); ok && d > 0 {
+		if d, ok := schemas.ToInt64(ev.Data["duration_seconds"]); ok && d > 0 {
 			fmt.Fprintf(&b, " after %s", (time.Duration(d) * time.Second).String())
 		}
 		if src, _ := ev.Data["source_ip"].(string); src != "" {

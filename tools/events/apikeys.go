@@ -27,17 +27,17 @@ func ParseAPIKey(fields map[string]any) (APIKey, error) {
 	if inner, ok := fields["data"].(map[string]any); ok {
 		d = inner
 	}
-	id, ok := schemas.Int64(d["id"])
+	id, ok := schemas.ToInt64(d["id"])
 	if !ok || id <= 0 {
 		return APIKey{}, errors.New("api key: answer has no id")
 	}
 	k := APIKey{ID: id}
 	k.Name, _ = d["name"].(string)
-	if n, ok := schemas.Int64(d["active"]); ok {
+	if n, ok := schemas.ToInt64(d["active"]); ok {
 		k.Active = int(n)
 	}
 	k.IP, _ = d["ip"].(string)
-	k.ServerID, _ = schemas.Int64(d["server_id"])
+	k.ServerID, _ = schemas.ToInt64(d["server_id"])
 	k.LoginNotifyMethod, _ = d["login_notify_method"].(string)
 	k.LoginNotifyAddress, _ = d["login_notify_address"].(string)
 	return k, nil

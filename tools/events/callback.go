@@ -90,7 +90,7 @@ func injectCallback(r *webhook.Receiver, cbTools map[string]bool, log *zap.Logge
 		if v, ok := args[webhook.CallbackParam]; ok && v != nil && v != "" {
 			return next(ctx, req) // the caller chose its own callback
 		}
-		serverID, _ := schemas.Int64(args["id"])
+		serverID, _ := schemas.ToInt64(args["id"])
 		session := ""
 		if s := server.ClientSessionFromContext(ctx); s != nil {
 			session = s.SessionID()

@@ -74,7 +74,7 @@ func (e events) handleEventsList(ctx context.Context, req mcp.CallToolRequest) (
 	args := req.GetArguments()
 	var since uint64
 	if v, ok := args["since"]; ok && v != nil {
-		n, ok := schemas.Int64(v)
+		n, ok := schemas.ToInt64(v)
 		if !ok || n < 0 {
 			return mcp.NewToolResultError("events_list: since must be a non-negative integer cursor"), nil
 		}
@@ -82,7 +82,7 @@ func (e events) handleEventsList(ctx context.Context, req mcp.CallToolRequest) (
 	}
 	limit := defaultListLimit
 	if v, ok := args["limit"]; ok && v != nil {
-		n, ok := schemas.Int64(v)
+		n, ok := schemas.ToInt64(v)
 		if !ok || n < 1 || n > maxListLimit {
 			return mcp.NewToolResultError("events_list: limit must be between 1 and 500"), nil
 		}
@@ -96,7 +96,7 @@ func (e events) handleEventsList(ctx context.Context, req mcp.CallToolRequest) (
 		f.Kinds = []string{k}
 	}
 	if v, ok := args["server_id"]; ok && v != nil {
-		n, ok := schemas.Int64(v)
+		n, ok := schemas.ToInt64(v)
 		if !ok || n <= 0 {
 			return mcp.NewToolResultError("events_list: server_id must be a positive integer"), nil
 		}
