@@ -142,6 +142,7 @@ func (a *app) buildServer(ctx context.Context) error {
 		// session is the operator at the terminal.
 		Store:    sharedWorkflows(rcv),
 		Operator: a.operator,
+		LeaseTTL: cfg.JobLease,
 	}
 	if a.operator {
 		wfOpts.DefaultWait = 24 * time.Hour // the CLI waits for the job's end unless told

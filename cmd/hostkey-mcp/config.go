@@ -63,6 +63,8 @@ type Config struct {
 	WebhookListen  string
 	PublicURL      string
 	DataDir        string
+	Store          string // --store / HOSTKEY_STORE: "" is SQLite in the data dir
+	JobLease       time.Duration
 	Ephemeral      bool
 	Retention      time.Duration
 	TrustedProxies string
@@ -194,6 +196,8 @@ var options = []option{
 	{Group: "webhook", Name: "webhook-listen", Env: "HOSTKEY_WEBHOOK_LISTEN", Help: "serve install callbacks and login alerts on this address (e.g. 127.0.0.1:8787)", bind: str(func(c *Config) *string { return &c.WebhookListen })},
 	{Group: "webhook", Name: "public-url", Env: "HOSTKEY_PUBLIC_URL", Help: "URL at which invapi and fresh servers reach the webhook listener", bind: str(func(c *Config) *string { return &c.PublicURL })},
 	{Group: "webhook", Name: "data-dir", Env: "HOSTKEY_DATA_DIR", Help: "directory of the durable event store (default: the user's state directory)", bind: str(func(c *Config) *string { return &c.DataDir })},
+	{Group: "webhook", Name: "store", Env: "HOSTKEY_STORE", Help: "shared state store: a postgres:// URL for replicas behind a load balancer (a password only in HOSTKEY_STORE, PGPASSWORD or ~/.pgpass, never in the flag); default SQLite in --data-dir", bind: str(func(c *Config) *string { return &c.Store })},
+	{Group: "webhook", Name: "job-lease", Env: "HOSTKEY_JOB_LEASE", Default: "30s", Help: "how long a workflow job stays with its process unrenewed: another process or replica takes it over after that (at least 2s)", bind: duration(func(c *Config) *time.Duration { return &c.JobLease })},
 	{Group: "webhook", Name: "ephemeral", Env: "HOSTKEY_EPHEMERAL", Default: "false", Help: "keep events, jobs and secrets in this process's memory only (no data dir; lost at exit)", bind: boolean(func(c *Config) *bool { return &c.Ephemeral })},
 	{Group: "webhook", Name: "events-retention", Env: "HOSTKEY_EVENTS_RETENTION", Default: "720h", Help: "how long stored events and finished install jobs are kept (0 = forever; at least 24h)", bind: duration(func(c *Config) *time.Duration { return &c.Retention })},
 	{Group: "webhook", Name: "trusted-proxies", Env: "HOSTKEY_TRUSTED_PROXIES", Help: "CIDRs of reverse proxies whose X-Forwarded-For is believed", bind: str(func(c *Config) *string { return &c.TrustedProxies })},
@@ -225,6 +229,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	storeFlag := given["store"] // given is extended below with what the environment set
 
 	file := map[string]string{}
 	path := c.ConfigFile
@@ -279,6 +284,10 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 			*sec.into = file[sec.env]
 		}
 	}
+	if storeFlag && storeHasPassword(c.Store) {
+		// A flag shows in ps and in shell history; the URL is never repeated here.
+		return nil, nil, errors.New("--store: the URL holds a password, and flags are visible to every user of the machine (ps): put the URL in HOSTKEY_STORE, or the password in PGPASSWORD or ~/.pgpass")
+	}
 	var err error
 	if c.Notify, err = parseDestinations(c, getenv); err != nil {
 		return nil, nil, err
@@ -308,6 +317,16 @@ func (c *Config) validate() error {
 	if c.Retention < 0 || (c.Retention > 0 && c.Retention < 24*time.Hour) {
 		// A shorter retention could prune a running install's job (workflows watch up to 3h).
 		return fmt.Errorf("--events-retention %s: want 0 (keep forever) or at least 24h", c.Retention)
+	}
+	if c.JobLease < 2*time.Second {
+		// A shorter lease could expire between two renewals of a live process (every third).
+		return fmt.Errorf("--job-lease %s: want at least 2s (default 30s)", c.JobLease)
+	}
+	if err := checkStore(c.Store); err != nil {
+		return err
+	}
+	if c.Store != "" && c.Ephemeral {
+		return errors.New("--store and --ephemeral exclude each other: --ephemeral keeps the state in this process's memory")
 	}
 	if c.PublicURL != "" && c.WebhookListen == "" && c.HTTP == "" {
 		return errors.New("--public-url needs --webhook-listen (or --http) to receive the callbacks")
@@ -345,8 +364,8 @@ func readConfigFile(path string) (map[string]string, error) {
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"HOSTKEY_API_KEY", "HOSTKEY_PIN", "HOSTKEY_APPROVER_TOKEN", "HOSTKEY_HTTP_TOKEN", "HOSTKEY_NOTIFY_SECRET"} {
-		if _, ok := out[k]; !ok {
+	for _, k := range []string{"HOSTKEY_API_KEY", "HOSTKEY_PIN", "HOSTKEY_APPROVER_TOKEN", "HOSTKEY_HTTP_TOKEN", "HOSTKEY_NOTIFY_SECRET", "HOSTKEY_STORE"} {
+		if v, ok := out[k]; !ok || (k == "HOSTKEY_STORE" && !storeHasPassword(v)) {
 			continue
 		}
 		if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {

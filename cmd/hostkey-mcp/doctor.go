@@ -122,6 +122,12 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return false, nil
 	}
 
+	fmt.Fprintln(stdout, "state store")
+	if !storeLine(ctx, r, a) {
+		fmt.Fprintf(stdout, "%d check(s) failed\n", r.failed)
+		return false, nil
+	}
+
 	fmt.Fprintln(stdout, "toolsets")
 	if err := a.buildServer(ctx); err != nil {
 		r.fail("fix the flag or file named in the message", "%v", err)
@@ -183,6 +189,32 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		fmt.Fprintf(stdout, "%d check(s) failed\n", r.failed)
 	}
 	return r.failed == 0, nil
+}
+
+// storeLine opens the shared state store and says which it is: the engine, and for
+// PostgreSQL host, database and user (never the password).
+func storeLine(ctx context.Context, r *report, a *app) bool {
+	st, err := a.sharedState(ctx)
+	if err != nil {
+		r.fail("start PostgreSQL or fix --store / HOSTKEY_STORE (the password goes in HOSTKEY_STORE, PGPASSWORD or ~/.pgpass)", "%v", err)
+		return false
+	}
+	switch {
+	case a.cfg.Store != "" && st.Engine() == "postgres":
+		r.ok("engine postgres at %s: reachable (replica mode: every replica on this store shares events, approvals, rate limits, jobs and the audit chain)", storeDisplay(a.cfg.Store))
+		if a.cfg.PIN == "" && a.cfg.PINFile == "" && a.sandbox == nil {
+			r.info("replica mode without HOSTKEY_PIN or --pin-file: PIN actions are refused (a PIN typed on one replica's page cannot reach the others); set HOSTKEY_PIN on every replica to use them")
+		}
+	case st.Engine() == "sqlite-memory":
+		r.info("engine sqlite in this process's memory (--ephemeral): lost at exit")
+	default:
+		dir, _ := a.dataDir()
+		if a.cfg.Store != "" {
+			dir = a.cfg.Store
+		}
+		r.ok("engine %s in %s", st.Engine(), dir)
+	}
+	return true
 }
 
 // listenerLine says who holds --webhook-listen: one process of a store at a time.

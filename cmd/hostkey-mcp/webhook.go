@@ -56,6 +56,18 @@ func (a *app) sharedState(ctx context.Context) (state.Store, error) {
 		a.closers = append(a.closers, func() { _ = st.Close() })
 		return st, nil
 	}
+	if a.cfg.Store != "" {
+		// No fallback: replicas that silently kept their own state would each approve,
+		// rate-limit and audit alone.
+		st, err := state.Open(ctx, a.cfg.Store)
+		if err != nil {
+			return nil, fmt.Errorf("--store %s: %w", storeDisplay(a.cfg.Store), err)
+		}
+		a.log.Info("shared state store", zap.String("engine", st.Engine()), zap.String("store", storeDisplay(a.cfg.Store)))
+		a.state = st
+		a.closers = append(a.closers, func() { _ = st.Close() })
+		return st, nil
+	}
 	dir, err := a.dataDir()
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w (set --data-dir, or --ephemeral to keep state in memory)", err)
