@@ -58,6 +58,7 @@ type replica struct {
 	cmd       *exec.Cmd
 	log       toolstest.SyncBuffer // stderr (JSON lines)
 	exited    chan struct{}
+	err       error // how it exited, once exited is closed
 	killed    atomic.Bool
 }
 
@@ -90,7 +91,7 @@ func requireReplicaFlags(t *testing.T) {
 
 func newReplicaSet(t *testing.T, s *sim.Server, simURL, target string) *replicaSet {
 	key, _ := s.Keys()
-	rs := &replicaSet{t: t, sim: s, target: target,
+	rs := &replicaSet{sim: s, target: target,
 		env: []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH"), "HOSTKEY_BASE_URL=" + simURL + "/",
 			"HOSTKEY_API_KEY=" + key, "HOSTKEY_PIN=" + s.PIN(), "HOSTKEY_APPROVER_TOKEN=" + replicaBotToken}}
 	if strings.HasPrefix(target, "postgres") {
@@ -103,8 +104,7 @@ func newReplicaSet(t *testing.T, s *sim.Server, simURL, target string) *replicaS
 
 // start runs n replicas with the given extra flags behind fresh balancers and waits
 // until every one answers /healthz. Replicas of an earlier start must be stopped.
-func (rs *replicaSet) start(n int, flags ...string) {
-	t := rs.t
+func (rs *replicaSet) start(t *testing.T, n int, flags ...string) {
 	t.Helper()
 	rs.reps = nil
 	var backends []string
@@ -125,11 +125,11 @@ func (rs *replicaSet) start(n int, flags ...string) {
 			"--job-lease", replicaLease.String(), "--log-format", "json", "--log-level", "info"}, flags...)
 		r.cmd = exec.Command(binary, args...)
 		r.cmd.Env = rs.env
-		r.cmd.Stderr = &r.log
+		r.cmd.Stdout, r.cmd.Stderr = &r.log, &r.log
 		if err := r.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		go func() { _ = r.cmd.Wait(); close(r.exited) }()
+		go func() { r.err = r.cmd.Wait(); close(r.exited) }()
 		rs.logs = append(rs.logs, r)
 		t.Cleanup(func() { r.kill() })
 	}
@@ -151,7 +151,7 @@ func (r *replica) waitReady(t *testing.T) {
 		}
 		select {
 		case <-r.exited:
-			t.Fatalf("replica %d exited at start:\n%s", r.i, r.log.String())
+			t.Fatalf("replica %d exited at start (%v):\n%s", r.i, r.err, r.log.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -172,7 +172,7 @@ func (r *replica) kill() {
 
 // stop is a graceful stop (SIGTERM): the replica hands its jobs over and logs its
 // audit head.
-func (rs *replicaSet) stop() {
+func (rs *replicaSet) stop(t *testing.T) {
 	for _, r := range rs.reps {
 		_ = r.cmd.Process.Signal(syscall.SIGTERM)
 	}
@@ -180,7 +180,7 @@ func (rs *replicaSet) stop() {
 		select {
 		case <-r.exited:
 		case <-time.After(20 * time.Second):
-			rs.t.Errorf("replica %d did not stop within 20 s of SIGTERM", r.i)
+			t.Errorf("replica %d did not stop within 20 s of SIGTERM", r.i)
 			r.kill()
 		}
 	}
@@ -273,12 +273,11 @@ func TestReplicasOnPostgres(t *testing.T) {
 	}
 	defer st.Close()
 
-	ok := t.Run("3 rate limit shared", func(t *testing.T) { replicaRateLimit(t, rs) }) &&
-		t.Run("2 approval across replicas", func(t *testing.T) { replicaApproval(t, rs) }) &&
-		t.Run("1+4 callbacks, kill -9, job takeover", func(t *testing.T) { replicaCallbacks(t, rs, st) })
-	if !ok {
-		return
-	}
+	// Each scenario runs its own three replicas on the one database; the audit chain they
+	// all wrote is checked last.
+	t.Run("3 rate limit shared", func(t *testing.T) { replicaRateLimit(t, rs) })
+	t.Run("2 approval across replicas", func(t *testing.T) { replicaApproval(t, rs) })
+	t.Run("1+4 callbacks, kill -9, job takeover", func(t *testing.T) { replicaCallbacks(t, rs, st) })
 	t.Run("5 audit chain", func(t *testing.T) { replicaAudit(t, rs) })
 	t.Logf("whole run %v", time.Since(begin).Round(time.Millisecond))
 }
@@ -287,9 +286,9 @@ func TestReplicasOnPostgres(t *testing.T) {
 // reaches invapi stays within burst + rate × elapsed.
 func replicaRateLimit(t *testing.T, rs *replicaSet) {
 	const burst, perSec = 3, 0.1
-	rs.start(3, "--confirm", "off", "--rate-destructive", fmt.Sprintf("%g:%d", perSec, burst),
+	rs.start(t, 3, "--confirm", "off", "--rate-destructive", fmt.Sprintf("%g:%d", perSec, burst),
 		"--rate-server", "off", "--rate-global", "off", "--rate-session", "off")
-	t.Cleanup(rs.stop) // after the clients close (cleanups run last first)
+	t.Cleanup(func() { rs.stop(t) }) // after the clients close (cleanups run last first)
 	c := modernClient(t, rs.rr.URL())
 	before := simSent(rs.sim, "eq", "reboot")
 	start := time.Now()
@@ -340,8 +339,8 @@ func replicaRateLimit(t *testing.T, rs *replicaSet) {
 // repeat of the same session on replica 2 runs; the simulator counts one reboot;
 // another session, and a replay, get new confirmations.
 func replicaApproval(t *testing.T, rs *replicaSet) {
-	rs.start(3, "--confirm", "token", "--rate-server", "off", "--rate-destructive", "100:100")
-	t.Cleanup(rs.stop) // after the clients close (cleanups run last first)
+	rs.start(t, 3, "--confirm", "token", "--rate-server", "off", "--rate-destructive", "100:100")
+	t.Cleanup(func() { rs.stop(t) }) // after the clients close (cleanups run last first)
 	r0, r1, r2 := rs.reps[0], rs.reps[1], rs.reps[2]
 	args := map[string]any{"id": 40101}
 	before := simSent(rs.sim, "eq", "reboot")
@@ -451,9 +450,11 @@ func (l *listener) snapshot() (map[int64]bool, uint64) {
 func replicaCallbacks(t *testing.T, rs *replicaSet, st state.Store) {
 	const n, firstServer = 2000, 200000
 	ctx := t.Context()
-	rs.start(3, "--confirm", "off", "--rate-server", "off", "--rate-destructive", "100:100")
-	t.Cleanup(rs.stop) // after the clients close (cleanups run last first)
+	rs.start(t, 3, "--confirm", "off", "--rate-server", "off", "--rate-destructive", "100:100")
+	t.Cleanup(func() { rs.stop(t) }) // after the clients close (cleanups run last first)
+	setup := time.Now()
 	secrets := createInstallJobs(t, store.NewShared(st), "rep", firstServer, n)
+	t.Logf("%d install jobs created in %v", n, time.Since(setup).Round(time.Millisecond))
 
 	// A 2025-era session on each replica, through the sticky balancer: initialize goes
 	// round robin, so session k sits on replica k.
@@ -779,19 +780,36 @@ func replicaAudit(t *testing.T, rs *replicaSet) {
 }
 
 // createInstallJobs creates n install jobs awaiting callbacks in the store, as a
-// workflow would, for servers first…first+n-1, and returns their URL secrets.
+// workflow would, for servers first…first+n-1, and returns their URL secrets. Eight
+// writers: one commit each, as many tool calls would.
 func createInstallJobs(t *testing.T, ws *store.Shared, prefix string, first, n int) []string {
 	t.Helper()
 	secrets := make([]string, n)
-	for i := range secrets {
-		var b [32]byte
-		copy(b[:], fmt.Sprintf("secret-%s-%05d-%s", prefix, i, t.Name()))
-		secrets[i] = base64.RawURLEncoding.EncodeToString(b[:])
-		hash := sha256.Sum256([]byte(secrets[i]))
-		if err := ws.CreateJob(t.Context(), store.Job{ID: fmt.Sprintf("job_%s%05d", prefix, i), SecretHash: hash[:], ServerID: int64(first + i),
-			Action: "eq_reinstall", Created: time.Now().UTC(), State: store.JobPending}); err != nil {
-			t.Fatal(err)
-		}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				var b [32]byte
+				copy(b[:], fmt.Sprintf("secret-%s-%05d-%s", prefix, i, t.Name()))
+				secrets[i] = base64.RawURLEncoding.EncodeToString(b[:])
+				hash := sha256.Sum256([]byte(secrets[i]))
+				if err := ws.CreateJob(t.Context(), store.Job{ID: fmt.Sprintf("job_%s%05d", prefix, i), SecretHash: hash[:], ServerID: int64(first + i),
+					Action: "eq_reinstall", Created: time.Now().UTC(), State: store.JobPending}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
 	}
 	return secrets
 }
