@@ -48,6 +48,7 @@ import (
 const (
 	replicaBotToken = "bot-credential-replicas-7f1e"
 	replicaLease    = 3 * time.Second // --job-lease of the replicas
+	replicaPIN      = "Rq7vZx9Kw2"
 )
 
 // replica is one hostkey-mcp process of the test.
@@ -75,6 +76,7 @@ type replicaSet struct {
 	sticky  *lb        // sticky on Mcp-Session-Id: 2025-era clients
 	logs    []*replica // every replica ever started (for the audit anchors and the secret scan)
 	dataDir string
+	secrets []string // callback URL secrets (the logs must not hold them)
 }
 
 // requireReplicaFlags fails (rather than skips) when the binary lacks what replica mode
@@ -265,6 +267,13 @@ func TestReplicasOnPostgres(t *testing.T) {
 	sctx, stopSim := context.WithCancel(context.Background())
 	defer stopSim()
 	go func() { _ = s.Serve(sctx, sln, 1) }()
+	// A PIN long enough that finding it in a log is a leak, not a coincidence (the
+	// sandbox's is 4 digits), set through the product itself.
+	key, _ := s.Keys()
+	if code, out := cliRun(t, []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH"), "HOSTKEY_BASE_URL=http://" + sln.Addr().String() + "/",
+		"HOSTKEY_API_KEY=" + key, "HOSTKEY_PIN=" + s.PIN()}, "y\n", "eq_set_pin", "new_pin="+replicaPIN, "--tools", "eq_set_pin", "--ephemeral"); code != 0 || s.PIN() != replicaPIN {
+		t.Fatalf("eq_set_pin: exit %d: %s", code, out)
+	}
 	rs := newReplicaSet(t, s, "http://"+sln.Addr().String(), target)
 
 	st, err := state.Open(t.Context(), target)
@@ -454,6 +463,7 @@ func replicaCallbacks(t *testing.T, rs *replicaSet, st state.Store) {
 	t.Cleanup(func() { rs.stop(t) }) // after the clients close (cleanups run last first)
 	setup := time.Now()
 	secrets := createInstallJobs(t, store.NewShared(st), "rep", firstServer, n)
+	rs.secrets = append(rs.secrets, secrets...)
 	t.Logf("%d install jobs created in %v", n, time.Since(setup).Round(time.Millisecond))
 
 	// A 2025-era session on each replica, through the sticky balancer: initialize goes
@@ -773,6 +783,19 @@ func replicaAudit(t *testing.T, rs *replicaSet) {
 		for _, r := range rs.logs {
 			if strings.Contains(r.log.String(), secret) {
 				t.Errorf("%s is in replica %d's log", what, r.i)
+			}
+		}
+	}
+	known := map[string]bool{}
+	for _, sec := range rs.secrets {
+		known[sec] = true
+	}
+	token := regexp.MustCompile(`[A-Za-z0-9_-]{43}`)
+	for _, r := range rs.logs {
+		for _, m := range token.FindAllString(r.log.String(), -1) {
+			if known[m] {
+				t.Errorf("a callback secret is in replica %d's log", r.i)
+				break
 			}
 		}
 	}
