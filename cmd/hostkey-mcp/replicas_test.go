@@ -552,7 +552,10 @@ func replicaCallbacks(t *testing.T, rs *replicaSet, st state.Store) {
 	takenOver := make(chan time.Time, 1)
 	watchTakeover := func() {
 		for {
-			wf, err := st.Workflow(context.Background(), jobID)
+			wf, err := st.Workflow(ctx, jobID)
+			if ctx.Err() != nil {
+				return // the test ended first
+			}
 			if err != nil || wf.Owner != wf0.Owner || wf.State != state.WorkflowRunning {
 				if err == nil && wf.Owner == wf0.Owner {
 					err = fmt.Errorf("ended %s before another replica held it", wf.State)
