@@ -47,6 +47,13 @@ type lb struct {
 
 	mu     sync.Mutex
 	sticky map[string]int // session → replica
+	calls  []lbCall       // MCP requests of 2026-07-28 clients (Mcp-Method header), in order
+}
+
+// lbCall is one MCP request and the replica that answered it.
+type lbCall struct {
+	method, name string
+	replica      int
 }
 
 func newLB(t *testing.T, mode lbMode, backends []string) *lb {
@@ -115,6 +122,11 @@ func (l *lb) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ModifyResponse: func(resp *http.Response) error {
 				l.down[i].Store(false)
 				l.answered[i].Add(1)
+				if m := r.Header.Get("Mcp-Method"); m != "" {
+					l.mu.Lock()
+					l.calls = append(l.calls, lbCall{method: m, name: r.Header.Get("Mcp-Name"), replica: i})
+					l.mu.Unlock()
+				}
 				resp.Header.Set(headerBackend, strconv.Itoa(i))
 				if id := resp.Header.Get("Mcp-Session-Id"); id != "" && l.mode == lbSession {
 					l.mu.Lock()
@@ -168,6 +180,19 @@ func (l *lb) served() []int64 {
 	out := make([]int64, len(l.answered))
 	for i := range l.answered {
 		out[i] = l.answered[i].Load()
+	}
+	return out
+}
+
+// callsTo returns the replicas that answered tools/call requests of a tool, in order.
+func (l *lb) callsTo(tool string) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []int
+	for _, c := range l.calls {
+		if c.method == "tools/call" && c.name == tool {
+			out = append(out, c.replica)
+		}
 	}
 	return out
 }

@@ -286,6 +286,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 	// all wrote is checked last.
 	t.Run("3 rate limit shared", func(t *testing.T) { replicaRateLimit(t, rs) })
 	t.Run("2 approval across replicas", func(t *testing.T) { replicaApproval(t, rs) })
+	t.Run("2 confirmation round trip over round robin", func(t *testing.T) { replicaRoundTrip(t, rs) })
 	t.Run("1+4 callbacks, kill -9, job takeover", func(t *testing.T) { replicaCallbacks(t, rs, st) })
 	t.Run("5 audit chain", func(t *testing.T) { replicaAudit(t, rs) })
 	t.Logf("whole run %v", time.Since(begin).Round(time.Millisecond))
@@ -405,6 +406,48 @@ func replicaApproval(t *testing.T, rs *replicaSet) {
 	}
 	if n := simSent(rs.sim, "eq", "reboot") - before; n != 1 {
 		t.Fatalf("%d reboots in all, want exactly 1", n)
+	}
+}
+
+// accepter is a person who ticks "Yes, do it" in every form the client shows.
+type accepter struct{ asked atomic.Int32 }
+
+func (a *accepter) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	a.asked.Add(1)
+	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: mcp.ElicitationResponseActionAccept,
+		Content: map[string]any{"confirm": true}}}, nil
+}
+
+// (2, 2026-07-28 clients) A confirmation asked as an input request (multi round trip)
+// by one replica is answered in a retry the round-robin balancer sends to another: the
+// requestState handle lives in the store. One reboot reaches invapi.
+func replicaRoundTrip(t *testing.T, rs *replicaSet) {
+	rs.start(t, 3, "--confirm", "elicit", "--rate-server", "off", "--rate-destructive", "100:100")
+	t.Cleanup(func() { rs.stop(t) }) // after the clients close (cleanups run last first)
+	el := &accepter{}
+	tr, err := transport.NewStreamableHTTP(rs.rr.URL()+"/mcp", transport.WithLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewClient(tr, client.WithElicitationHandler(el),
+		client.WithClientCapabilities(mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapability{Form: &struct{}{}}}))
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, c)
+	before := simSent(rs.sim, "eq", "reboot")
+	res, out := callTool(t, c, "eq_reboot", map[string]any{"id": 40101})
+	hops := rs.rr.callsTo("eq_reboot")
+	t.Logf("eq_reboot and its retries answered by replicas %v; the person was asked %d time(s)", hops, el.asked.Load())
+	if res.IsError {
+		t.Fatalf("eq_reboot confirmed in a form, retried on another replica: %s", out)
+	}
+	if n := simSent(rs.sim, "eq", "reboot") - before; n != 1 || el.asked.Load() != 1 {
+		t.Fatalf("%d reboots reached invapi, the person was asked %d times; want 1 and 1", n, el.asked.Load())
+	}
+	if len(hops) < 2 || hops[0] == hops[len(hops)-1] {
+		t.Fatalf("the call and its retry were not answered by two replicas: %v", hops)
 	}
 }
 
