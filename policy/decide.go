@@ -37,6 +37,11 @@ func (e *Engine) decide(ctx context.Context, t *turn, ask asker) verdict {
 	if e.o.DryRun && t.class != schemas.Read {
 		return stop(e.dryRun(t))
 	}
+	if t.call.NeedsPIN && e.o.PIN == nil && e.replicated() && t.class != schemas.Read {
+		// A PIN typed on one replica's page stays in that process; the repeat, or the
+		// answer, may reach another.
+		return stop(e.refuse(t, DecisionDenied, "This call needs the account PIN, and hostkey-mcp runs as replicas on a shared PostgreSQL store (--store) without a configured PIN: a PIN typed on one replica's page could not reach the replica that sends the call. Nothing was sent. The operator sets HOSTKEY_PIN (or --pin-file) on every replica.", map[string]any{"pin_not_configured": true}))
+	}
 	if res := e.checkCooldown(ctx, t); res != nil {
 		return stop(res)
 	}
@@ -61,6 +66,9 @@ func (e *Engine) decide(ctx context.Context, t *turn, ask asker) verdict {
 				return stop(e.waitingResult(t, v))
 			}
 		}
+		if v, ok := e.twoStepElsewhere(ctx, t); ok {
+			return v
+		}
 	}
 	rsv, ref, err := e.limits.reserve(ctx, t.session, t.class == schemas.Destructive, t.call.ServerIDs)
 	if err != nil {
@@ -80,6 +88,9 @@ func (e *Engine) decide(ctx context.Context, t *turn, ask asker) verdict {
 
 // busy refuses a call because its session has too many confirmations waiting.
 func (e *Engine) busy(t *turn, err error) *mcp.CallToolResult {
+	if err == errStore {
+		return e.refuse(t, DecisionDenied, storeUnavailableText, map[string]any{"store_unavailable": true})
+	}
 	if err == errBusy {
 		return e.refuse(t, DecisionDenied, fmt.Sprintf("%d confirmations are already waiting for the user in this session; nothing was sent. Wait until the user has answered them (or they expire) before asking for another.", e.o.MaxPending), map[string]any{"pending_limit": e.o.MaxPending})
 	}

@@ -176,7 +176,7 @@ func (e *Engine) askRoundTrip(ctx context.Context, t *turn, rsv *reservation) ve
 }
 
 func (e *Engine) askForm(ctx context.Context, t *turn, rsv *reservation) *mcp.CallToolResult {
-	id, err := e.store.putHandle(e.now(), &handle{
+	id, err := e.putHandle(ctx, &handle{
 		session: t.session, tool: t.call.Tool, argsHash: t.argsHash, stage: stageConfirm,
 		expires: e.now().Add(e.o.ConfirmTTL), rsv: rsv,
 	}, e.o.MaxPending)
@@ -250,7 +250,7 @@ func (e *Engine) askPage(ctx context.Context, t *turn, confirmed bool, rsv *rese
 	if res != nil {
 		return res
 	}
-	id, err := e.store.putHandle(e.now(), &handle{
+	id, err := e.putHandle(ctx, &handle{
 		session: t.session, tool: t.call.Tool, argsHash: t.argsHash, stage: stagePage,
 		approvalID: a.ID, expires: a.Expires.Add(time.Minute),
 	}, 0)
@@ -331,7 +331,11 @@ func (e *Engine) waitingResult(t *turn, v view) *mcp.CallToolResult {
 // resume continues a call after the client answered an elicitation (the retry of a
 // multi-round-trip request, or mcp-go's bridge for elicitation/create clients).
 func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, next server.ToolHandlerFunc) (*mcp.CallToolResult, error) {
-	h := e.store.takeHandle(e.now(), req.Params.RequestState)
+	h, err := e.takeHandle(ctx, req.Params.RequestState)
+	if err != nil {
+		e.log.Error("a confirmation could not be read from the shared store: the call is refused", zap.Error(err))
+		return e.refuse(t, DecisionDenied, storeUnavailableText, map[string]any{"store_unavailable": true}), nil
+	}
 	if h == nil || h.session != t.session || h.tool != t.call.Tool || h.argsHash != t.argsHash {
 		if h != nil {
 			h.rsv.release()
@@ -375,6 +379,14 @@ func (e *Engine) resume(ctx context.Context, t *turn, req mcp.CallToolRequest, n
 		r := server.ElicitationResponse(req.Params.InputResponses, inputPage)
 		if res := e.declined(t, r, viaURL); res != nil {
 			return fail(res)
+		}
+		if _, here := e.store.get(e.now(), h.approvalID); !here && e.st != nil {
+			// The page (or a bot) answers the approval another process asked for.
+			v, rsv, res := e.waitElsewhere(ctx, t, h.approvalID)
+			if res != nil {
+				return res, nil
+			}
+			return e.execute(ctx, t, req, next, verdict{decision: DecisionConfirmed, via: viaURLPage(v.Via), rsv: rsv})
 		}
 		// Accept in URL mode means "the human went to the page": wait for the page.
 		v, pin, rsv, err := e.waitApproval(ctx, h.approvalID, t.session)

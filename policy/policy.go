@@ -281,6 +281,9 @@ func New(o Options) (*Engine, error) {
 		facts: newFactsCache(o.Facts, o.FactsTTL, o.Now),
 	}
 	lim.log = e.log
+	if e.sharesHandles() {
+		e.store.expired = e.settleExpired
+	}
 	for _, id := range o.Servers {
 		e.servers[id] = true
 	}

@@ -34,6 +34,7 @@ type handle struct {
 	approvalID string // stagePage
 	expires    time.Time
 	rsv        *reservation // rate tokens of the call (stageConfirm); released if it expires
+	shared     bool         // also in the shared store, where another process may take it
 }
 
 type approvalState int
@@ -87,6 +88,10 @@ var (
 )
 
 type store struct {
+	// expired settles the rate tokens of a shared handle that expired here (set by the
+	// engine when it shares handles): the store tells whether another process took it.
+	expired func(h *handle)
+
 	mu        sync.Mutex
 	handles   map[string]*handle
 	approvals map[string]*approval
@@ -138,7 +143,7 @@ func (s *store) prune(now time.Time) {
 	}
 	for id, h := range s.handles {
 		if now.After(h.expires) {
-			h.rsv.release()
+			s.expire(h)
 			delete(s.handles, id)
 		}
 	}
@@ -214,10 +219,20 @@ func (s *store) takeHandle(now time.Time, id string) *handle {
 		return nil
 	}
 	if now.After(h.expires) {
-		h.rsv.release()
+		s.expire(h)
 		return nil
 	}
 	return h
+}
+
+// expire gives an expired handle's rate tokens back; for a shared handle the engine
+// first asks the store whether another process took it (and its tokens) over.
+func (s *store) expire(h *handle) {
+	if h.shared && s.expired != nil {
+		go s.expired(h) // a store round trip: not under s.mu
+		return
+	}
+	h.rsv.release()
 }
 
 // addApproval stores a; with max > 0 it refuses (errBusy) when max confirmations already

@@ -29,6 +29,10 @@ type dialect struct {
 	dbNow func(ctx context.Context, tx *sql.Tx) (int64, error)
 	// lockMigrations serialises migrations between processes (inside tx).
 	lockMigrations func(ctx context.Context, tx *sql.Tx) error
+	// trySingleton, when set, is a query that takes a transaction-long lock on work one
+	// replica at a time does (retention), keyed by its name ($1) and the schema; it
+	// returns false, at once, when another replica holds it.
+	trySingleton string
 	// retryable reports a failure that rolled the transaction back and that running it
 	// again may not meet (a deadlock between replicas, a serialization failure).
 	retryable func(error) bool
@@ -68,6 +72,9 @@ var postgresDialect = dialect{
 		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(pgLockID))
 		return err
 	},
+	// hashtext keys the lock by schema too: deployments on other schemas of the same
+	// database do not skip each other's work.
+	trySingleton: `SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || ':' || $1::text))`,
 	appendEvent: `WITH h AS (UPDATE event_head SET last = last + 1 WHERE id = 1 RETURNING last),
 e AS (INSERT INTO events (pos, id, kind, server_id, at_ns, data)
 	SELECT last, $1::text, $2::text, $3::bigint, $4::bigint, $5::bytea FROM h RETURNING pos),

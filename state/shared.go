@@ -453,6 +453,14 @@ func (s *sqlStore) Prune(ctx context.Context, cutoff time.Time) (PruneResult, er
 	var res PruneResult
 	err := s.write(ctx, func(w *wtx) error {
 		res = PruneResult{}
+		if w.d.trySingleton != "" {
+			// One replica prunes at a time; the others skip this round (retention runs
+			// again within the hour) instead of queueing behind its row locks.
+			var got bool
+			if err := w.queryRow(w.d.trySingleton, "prune").Scan(&got); err != nil || !got {
+				return err
+			}
+		}
 		now, err := w.now()
 		if err != nil {
 			return err

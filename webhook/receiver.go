@@ -447,7 +447,9 @@ func (r *Receiver) handleHealth(w http.ResponseWriter, req *http.Request) {
 	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 	defer cancel()
 	if err := r.store.Ping(ctx); err != nil {
-		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		// Not ready: callbacks would be answered 503 (their senders retry).
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "not ready: the shared state store is unreachable (callbacks are answered 503 until it returns)", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

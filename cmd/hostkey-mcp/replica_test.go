@@ -2,10 +2,23 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/hostkey/hostkey-mcp/state"
+	"github.com/hostkey/hostkey-mcp/state/statetest"
 )
 
 // --store takes a URL without a password; a password belongs in HOSTKEY_STORE,
@@ -72,5 +85,258 @@ func TestUnreachableStoreFailsStart(t *testing.T) {
 	}
 	if strings.Contains(msg+out.String(), "s3cr3tpw") {
 		t.Fatalf("the password leaked: %s", msg)
+	}
+}
+
+// cutProxy stands between the process and PostgreSQL: down cuts every connection and
+// refuses new ones (as a stopped or unreachable server would), up lets them through.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  map[net.Conn]bool
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); p.set(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.down {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns[c], p.conns[up] = true, true
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) set(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for c := range p.conns {
+			c.Close()
+		}
+		p.conns = map[net.Conn]bool{}
+	}
+}
+
+// Fail closed (issue 16): with PostgreSQL unreachable /healthz answers 503 "not ready"
+// with the reason and no secret, an install callback is answered 503 (its sender
+// retries) and a destructive call is refused in words; when the store returns,
+// everything recovers and the retried callback is stored exactly once.
+func TestStoreUnreachableFailsClosedAndRecovers(t *testing.T) {
+	base, err := url.Parse(statetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCutProxy(t, base.Host)
+	base.Host = proxy.ln.Addr().String()
+	cfg, _, err := parseConfig("test", []string{"--sandbox", "--http", "127.0.0.1:0", "--public-url", "http://127.0.0.1:1",
+		"--rate-destructive", "10:10", "--rate-server", "10:10"}, env("HOSTKEY_STORE", base.String()), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(t.Context(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	if err := a.buildServer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if a.state.Engine() != "postgres" {
+		t.Fatalf("engine %s", a.state.Engine())
+	}
+	hs := httptest.NewServer(a.httpHandler())
+	t.Cleanup(hs.Close)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz with the store up: %d %s", code, body)
+	}
+	cb, err := a.receiver.NewInstallJob(t.Context(), 40101, "reinstall", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cbPath := strings.TrimPrefix(cb, "http://127.0.0.1:1")
+	post := func() int {
+		t.Helper()
+		resp, err := http.Post(hs.URL+cbPath, "application/x-www-form-urlencoded", strings.NewReader("status=done"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	c, err := client.NewStreamableHttpClient(hs.URL + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, c)
+
+	proxy.set(true)
+	code, body := get("/healthz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready") || !strings.Contains(body, "postgres") {
+		t.Fatalf("healthz with the store down: %d %q", code, body)
+	}
+	if strings.Contains(body, base.Host) || strings.Contains(body, "hostkey_test") {
+		t.Fatalf("healthz names the store: %q", body)
+	}
+	if code := post(); code != http.StatusServiceUnavailable {
+		t.Fatalf("a callback with the store down: %d, want 503", code)
+	}
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = "eq_reboot", map[string]any{"id": 40101}
+	res, err := c.CallTool(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.IsError || !strings.Contains(toolText(res), "could not be reached") {
+		t.Fatalf("a destructive call with the store down: %s", toolText(res))
+	}
+
+	proxy.set(false)
+	if code, body := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz after the store returned: %d %s", code, body)
+	}
+	for i := range 2 { // the sender's retry, and a replay
+		if code := post(); code != http.StatusOK {
+			t.Fatalf("callback %d after the store returned: %d", i, code)
+		}
+	}
+	page, err := a.state.Since(t.Context(), 0, 100, state.Filter{Kinds: []string{"install_done"}})
+	if err != nil || len(page.Events) != 1 {
+		t.Fatalf("install events stored: %d (%v), want exactly 1", len(page.Events), err)
+	}
+}
+
+func toolText(res *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return b.String()
+}
+
+// replicaApp is one replica in this process: its own sandbox, webhook listener and HTTP
+// endpoint, on the shared store named by storeURL.
+func replicaApp(t *testing.T, storeURL string, args ...string) (*app, string, string) {
+	t.Helper()
+	hook := freeAddr(t)
+	cfg, _, err := parseConfig("test", append([]string{"--sandbox", "--http", "127.0.0.1:0", "--webhook-listen", hook,
+		"--public-url", "http://" + hook, "--log-level", "error"}, args...), env("HOSTKEY_STORE", storeURL), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(t.Context(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	if err := a.buildServer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := a.serveWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(a.httpHandler())
+	t.Cleanup(hs.Close)
+	return a, hook, hs.URL
+}
+
+// Issue 16: replicas on one PostgreSQL store each serve their own webhook address (none
+// stands by for another), and a callback accepted by one replica reaches a session held
+// by another (its follow loop reads the log by cursor, woken by LISTEN/NOTIFY).
+func TestReplicasNotifySessionsOfEventsAcceptedElsewhere(t *testing.T) {
+	storeURL := statetest.PostgresURL(t)
+	a, hookA, _ := replicaApp(t, storeURL)
+	_, hookB, urlB := replicaApp(t, storeURL)
+	for _, h := range []string{hookA, hookB} {
+		resp, err := http.Get("http://" + h + "/healthz")
+		if err != nil {
+			t.Fatalf("webhook listener %s: %v", h, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("webhook listener %s: %s", h, resp.Status)
+		}
+	}
+	tr, err := transport.NewStreamableHTTP(urlB+"/mcp", transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewClient(tr)
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	notes := make(chan mcp.JSONRPCNotification, 16)
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == "notifications/message" {
+			notes <- n
+		}
+	})
+	initialize(t, c)
+
+	cb, err := a.receiver.NewInstallJob(t.Context(), 40101, "eq_reinstall", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(cb, "application/json", strings.NewReader(`{"status":"done"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the callback on replica A: %s", resp.Status)
+	}
+	select {
+	case n := <-notes:
+		ev, _ := n.Params.AdditionalFields["data"].(map[string]any)
+		if e, _ := ev["event"].(map[string]any); e == nil || e["kind"] != "install_done" {
+			t.Fatalf("notification on B: %+v", n.Params.AdditionalFields)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a session on replica B was not notified of a callback accepted by replica A")
 	}
 }

@@ -128,11 +128,27 @@ func (a *app) httpHandler() http.Handler {
 			mux.Handle(p, a.withNotifyMetrics(a.receiver.Handler()))
 		}
 	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	mux.HandleFunc("/healthz", a.healthz)
 	return mux
+}
+
+// healthz is the readiness probe: ready while the shared state store answers. Without
+// it this process refuses destructive calls and answers callbacks 503, so a balancer
+// should send its traffic to a replica that is ready. The reason names the engine only
+// (a store's error may name hosts and users).
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if a.state != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.state.Ping(ctx); err != nil {
+			w.Header().Set("Retry-After", "5")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "not ready: the shared state store (%s) is unreachable: destructive calls are refused and webhook callbacks answered 503 until it returns\n", a.state.Engine())
+			return
+		}
+	}
+	_, _ = io.WriteString(w, "ok\n")
 }
 
 func (a *app) serveHTTP(ctx context.Context) error {
