@@ -396,13 +396,17 @@ func replicaApproval(t *testing.T, rs *replicaSet) {
 	if n := simSent(rs.sim, "eq", "reboot") - before; n != 1 {
 		t.Fatalf("%d reboots after the approved repeat, want exactly 1", n)
 	}
-	// A replay of the used approval, on any replica, asks again.
-	for _, r := range []*replica{r2, r0} {
-		c, _ := sessionClient(t, r.url(), session, false)
-		res, out := callTool(t, c, "eq_reboot", args)
-		if !res.IsError || !strings.Contains(out, "onfirmation required") || approvalID(res) == id {
-			t.Fatalf("a replay on replica %d: want a new confirmation: %s", r.i, out)
-		}
+	// A replay of the used approval asks again; on another replica the same call then
+	// waits for that new approval, not the used one.
+	replay, _ := sessionClient(t, r2.url(), session, false)
+	res, out = callTool(t, replay, "eq_reboot", args)
+	id2 := approvalID(res)
+	if !res.IsError || !strings.Contains(out, "onfirmation required") || id2 == "" || id2 == id {
+		t.Fatalf("a replay on replica 2: want a new confirmation: %s", out)
+	}
+	elsewhere, _ := sessionClient(t, r0.url(), session, false)
+	if res, out := callTool(t, elsewhere, "eq_reboot", args); !res.IsError || strings.Contains(out, id) || !strings.Contains(out, id2) {
+		t.Fatalf("the replay again on replica 0: want the new approval %s still pending: %s", id2, out)
 	}
 	if n := simSent(rs.sim, "eq", "reboot") - before; n != 1 {
 		t.Fatalf("%d reboots in all, want exactly 1", n)
