@@ -220,6 +220,9 @@ func (e *Engine) newApproval(ctx context.Context, t *turn, kind string, confirme
 		NeedsPIN: t.needPINEntry, Confirmed: confirmed,
 		Created: e.now(), Expires: e.now().Add(e.o.ApprovalTTL), rsv: rsv, turn: t,
 	}
+	if e.o.MaxPending > 0 {
+		e.refreshPending(ctx, t.session)
+	}
 	if err := e.store.addApproval(e.now(), a, e.o.MaxPending); err != nil {
 		rsv.release()
 		return nil, e.busy(t, err)

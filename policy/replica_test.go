@@ -58,7 +58,7 @@ func newBalancer(t *testing.T, route func(int) int, envs ...*env) (*balancer, st
 
 // dial connects an HTTP client through the balancer: legacy (2025-11-25, with a session)
 // or not (2026-07-28, sessionless, multi round trip).
-func dial(t *testing.T, url string, legacy bool, el *elicitor) *client.Client {
+func dial(t *testing.T, url string, legacy bool, el *elicitor, caps ...*mcp.ElicitationCapability) *client.Client {
 	t.Helper()
 	tr, err := transport.NewStreamableHTTP(url)
 	if err != nil {
@@ -69,7 +69,11 @@ func dial(t *testing.T, url string, legacy bool, el *elicitor) *client.Client {
 		opts = append(opts, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
 	}
 	if el != nil {
-		opts = append(opts, client.WithElicitationHandler(el), client.WithClientCapabilities(mcp.ClientCapabilities{Elicitation: formOnly}))
+		cp := formOnly
+		if len(caps) > 0 {
+			cp = caps[0]
+		}
+		opts = append(opts, client.WithElicitationHandler(el), client.WithClientCapabilities(mcp.ClientCapabilities{Elicitation: cp}))
 	}
 	c := client.NewClient(tr, opts...)
 	if err := c.Start(t.Context()); err != nil {
@@ -112,9 +116,18 @@ func TestReplicaRequestStateAnsweredOnAnotherReplica(t *testing.T) {
 		if n, nb := reboots(a, b), len(b.sent("eq", "reboot")); n != 1 || nb != 1 {
 			t.Fatalf("%d reboots sent (%d by B), want exactly one, by B", n, nb)
 		}
-		// The handle was used: a replay of the same requestState on A is refused.
 		if d := a.decisions(); len(d) == 0 || d[len(d)-1] != policy.DecisionPending {
 			t.Fatalf("A's audit: %v", d)
+		}
+		// Answers taken elsewhere do not count as waiting on A: more confirmations than
+		// --max-pending in a row are asked by A and answered on B.
+		for i := range policy.DefaultMaxPending + 2 {
+			if res := a.call(c, "eq_reboot", map[string]any{"id": 40101}); res.IsError {
+				t.Fatalf("confirmation %d asked by A, answered on B: %s", i+2, text(res))
+			}
+		}
+		if n := reboots(a, b); n != policy.DefaultMaxPending+3 {
+			t.Fatalf("%d reboots, want %d", n, policy.DefaultMaxPending+3)
 		}
 	})
 }
@@ -221,6 +234,60 @@ func TestStoreGoneRefusesDestructiveCalls(t *testing.T) {
 		}
 		if reboots(e) != 0 {
 			t.Fatal("sent with the store gone")
+		}
+	})
+}
+
+// Two-step approvals asked by A and used by repeats on B do not pile up as "waiting" on
+// A: more of them than --max-pending in a row all go through.
+func TestReplicaTwoStepRepeatsElsewhereDoNotCountAsWaiting(t *testing.T) {
+	onStores(t, func(t *testing.T, open func() state.Store) {
+		const bot = "bot-credential-0b0e"
+		a := newEnv(t, envOpts{NoPage: true, Policy: policy.Options{State: open(), ApproverToken: bot}})
+		b := newEnv(t, envOpts{NoPage: true, Policy: policy.Options{State: open(), ApproverToken: bot}})
+		_, url := newBalancer(t, func(n int) int { return n % 2 }, a, b)
+		c := dial(t, url, false, nil)
+		// Different calls each time: an approval for the same call replaces the last.
+		calls := []struct {
+			tool string
+			id   int
+		}{{"eq_reboot", 40101}, {"eq_off", 40101}, {"eq_on", 40101}, {"eq_reboot", 40102}, {"eq_off", 40102}}
+		for i, cl := range calls {
+			args := map[string]any{"id": cl.id}
+			id, _ := approvalOf(t, a.call(c, cl.tool, args)) // asked on A
+			if code := botDecide(t, b, bot, id, "approve"); code != http.StatusOK {
+				t.Fatalf("approval %d: %d", i, code)
+			}
+			if res := a.call(c, cl.tool, args); res.IsError { // repeated on B
+				t.Fatalf("repeat %d (%s) on B: %s", i, cl.tool, text(res))
+			}
+		}
+		if n := len(b.writes()); n != len(calls) {
+			t.Fatalf("%d calls sent by B, want %d", n, len(calls))
+		}
+	})
+}
+
+// URL mode across replicas: A sends the human to its page; the retry saying "I went
+// there" reaches B, which finds the decision in the store, uses the approval once and
+// sends the call.
+func TestReplicaPageAnsweredRetryOnAnotherReplica(t *testing.T) {
+	onStores(t, func(t *testing.T, open func() state.Store) {
+		a := newEnv(t, envOpts{Policy: policy.Options{State: open()}})
+		b := newEnv(t, envOpts{Policy: policy.Options{State: open()}})
+		bal, url := newBalancer(t, func(n int) int { return n }, a, b)
+		el := &elicitor{env: a}
+		c := dial(t, url, false, el, &mcp.ElicitationCapability{URL: &struct{}{}})
+		res := a.call(c, "eq_reboot", map[string]any{"id": 40101})
+		if res.IsError {
+			t.Fatalf("the retry on B after the page on A: %s", text(res))
+		}
+		reqs := el.requests()
+		if len(reqs) != 1 || reqs[0].Params.Mode != mcp.ElicitationModeURL || bal.hits[1] != 1 {
+			t.Fatalf("want one URL elicitation from A and the retry on B: %+v, hits %v", reqs, bal.hits)
+		}
+		if n, nb := reboots(a, b), len(b.sent("eq", "reboot")); n != 1 || nb != 1 {
+			t.Fatalf("%d reboots (%d by B), want one, by B", n, nb)
 		}
 	})
 }

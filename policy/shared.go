@@ -358,6 +358,9 @@ func (e *Engine) Replicated() bool { return e.replicated() }
 // is kept and the caller still holds h's tokens.
 func (e *Engine) putHandle(ctx context.Context, h *handle, max int) (string, error) {
 	h.shared = e.sharesHandles()
+	if max > 0 && h.approvalID == "" {
+		e.refreshPending(ctx, h.session)
+	}
 	id, err := e.store.putHandle(e.now(), h, max)
 	if err != nil || !h.shared {
 		return id, err
@@ -415,6 +418,9 @@ func (e *Engine) takeHandle(ctx context.Context, id string) (*handle, error) {
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return nil, nil
 	}
+	// Tell the asking process its copy was answered here, so it no longer counts as
+	// waiting there (best effort: without it the copy counts until it expires).
+	_ = e.st.PutHandle(ctx, takenKey(id), nil, time.Now().Add(d.Expires.Sub(e.now())+handleGrace))
 	h = &handle{id: id, session: d.Session, tool: d.Tool, argsHash: d.ArgsHash, stage: d.Stage, approvalID: d.Approval,
 		expires: d.Expires, shared: true}
 	if len(d.Tokens) > 0 {
@@ -427,12 +433,40 @@ func (e *Engine) takeHandle(ctx context.Context, id string) (*handle, error) {
 	return h, nil
 }
 
+// takenKey marks, in the store, a handle another process took.
+func takenKey(id string) string { return "taken:" + id }
+
+// refreshPending drops this process's copies of the session's confirmations that another
+// process answered, so that they no longer count toward --max-pending here: handles
+// whose taken mark is in the store, approvals used, decided or gone there.
+func (e *Engine) refreshPending(ctx context.Context, session string) {
+	if !e.sharesHandles() {
+		return
+	}
+	handles, approvals := e.store.waiting(session)
+	for _, id := range handles {
+		if _, err := e.st.TakeHandle(ctx, takenKey(id)); err == nil {
+			e.store.mu.Lock()
+			h := e.store.handles[id]
+			delete(e.store.handles, id)
+			e.store.mu.Unlock()
+			if h != nil {
+				h.rsv.charge() // the process that took it took the tokens
+			}
+		}
+	}
+	for _, id := range approvals {
+		e.syncApproval(ctx, id)
+	}
+}
+
 // settleExpired settles the tokens of a shared handle that expired here unanswered:
 // back to the store when it is still there, kept spent when another process took it.
 func (e *Engine) settleExpired(h *handle) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	_, err := e.st.TakeHandle(ctx, h.id)
+	_, _ = e.st.TakeHandle(ctx, takenKey(h.id)) // the mark, if any, goes too
 	switch {
 	case err == nil:
 		h.rsv.release()

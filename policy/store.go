@@ -189,6 +189,24 @@ func (s *store) pending(session string) int {
 	return n
 }
 
+// waiting lists the session's shared handles and pending approvals that count as
+// waiting confirmations here (what refreshPending checks against the store).
+func (s *store) waiting(session string) (handles, approvals []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, h := range s.handles {
+		if h.session == session && h.approvalID == "" && h.shared {
+			handles = append(handles, id)
+		}
+	}
+	for id, a := range s.approvals {
+		if a.Session == session && a.state == statePending {
+			approvals = append(approvals, id)
+		}
+	}
+	return handles, approvals
+}
+
 // putHandle stores h; with max > 0 it refuses (errBusy) when max confirmations already
 // wait in h's session.
 func (s *store) putHandle(now time.Time, h *handle, max int) (string, error) {

@@ -68,6 +68,22 @@ func TestJobLeaseFlag(t *testing.T) {
 	if _, _, err := parseConfig("hostkey-mcp", []string{"--job-lease", "500ms"}, env(), io.Discard); err == nil || !strings.Contains(err.Error(), "--job-lease") {
 		t.Fatalf("a lease under 2s: %v", err)
 	}
+	// It reaches the workflow jobs.
+	c, _, err = parseConfig("hostkey-mcp", []string{"--sandbox", "--job-lease", "3s", "--data-dir", t.TempDir(), "--toolsets", "workflows"}, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(t.Context(), c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.buildServer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.workflows.LeaseTTL(); got != 3*time.Second {
+		t.Fatalf("workflow lease %s, want 3s", got)
+	}
 }
 
 // An unreachable store stops the start (exit 1) with a clear message; nothing falls back
@@ -301,6 +317,8 @@ func TestReplicasNotifySessionsOfEventsAcceptedElsewhere(t *testing.T) {
 			t.Fatalf("webhook listener %s: %s", h, resp.Status)
 		}
 	}
+	// A 2025-era session: notifications outside a request arrive on its GET stream.
+	//lint:ignore SA1019 the standalone GET stream is how 2025-era sessions receive notifications
 	tr, err := transport.NewStreamableHTTP(urlB+"/mcp", transport.WithContinuousListening())
 	if err != nil {
 		t.Fatal(err)
@@ -338,5 +356,37 @@ func TestReplicasNotifySessionsOfEventsAcceptedElsewhere(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("a session on replica B was not notified of a callback accepted by replica A")
+	}
+}
+
+// The store's password, given in HOSTKEY_STORE, shows nowhere: doctor names the engine,
+// host, database and user, and a run's log names the same.
+func TestStorePasswordNeverShown(t *testing.T) {
+	u, err := url.Parse(statetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pw = "s3cr3t-pw-9f"
+	u.User = url.UserPassword(u.User.Username(), pw) // the test cluster trusts loopback: any password works
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"doctor", "--sandbox"}, nil, &out, &errb, env("HOSTKEY_STORE", u.String(), "HOME", t.TempDir()))
+	if code != 0 {
+		t.Fatalf("doctor: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	want := "engine postgres at postgres://" + u.User.Username() + "@" + u.Host + u.Path
+	if !strings.Contains(out.String(), want) {
+		t.Fatalf("doctor does not name the store (%s):\n%s", want, out.String())
+	}
+	out.Reset()
+	code = run(t.Context(), []string{"call", "eq_status", "id=40101", "--sandbox", "--log-level", "debug"}, nil, &out, &errb,
+		env("HOSTKEY_STORE", u.String(), "HOME", t.TempDir()))
+	if code != 0 {
+		t.Fatalf("call: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "shared state store") {
+		t.Fatalf("the run does not log its store:\n%s", errb.String())
+	}
+	if strings.Contains(out.String()+errb.String(), pw) {
+		t.Fatal("the password appears in the output or the log")
 	}
 }

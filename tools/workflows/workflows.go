@@ -134,6 +134,9 @@ func New(o Options) (*Workflows, error) {
 	return &Workflows{o: o, jobs: newRegistry(), log: o.Logger, owner: o.Owner, tasks: map[string][]string{}}, nil
 }
 
+// LeaseTTL is how long a job stays with this process unrenewed (Options.LeaseTTL).
+func (w *Workflows) LeaseTTL() time.Duration { return w.o.LeaseTTL }
+
 // Wake makes the jobs on a server check their progress now (an install callback for it
 // arrived). The callback alone never completes a job: invapi confirms it.
 func (w *Workflows) Wake(serverID int64) {
