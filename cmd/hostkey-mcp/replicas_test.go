@@ -516,12 +516,13 @@ func replicaCallbacks(t *testing.T, rs *replicaSet, st state.Store) {
 	// A 2025-era session on each replica, through the sticky balancer: initialize goes
 	// round robin, so session k sits on replica k.
 	sess := make([]*listener, 3)
+	sessClients, sessIDs := make([]*client.Client, 3), make([]string, 3)
 	for k := range sess {
 		c, tr := sessionClient(t, rs.sticky.URL(), "", true)
 		if got := rs.sticky.stuck(tr.GetSessionId()); got != k {
 			t.Fatalf("session %d is on replica %d", k, got)
 		}
-		sess[k] = listen(c)
+		sess[k], sessClients[k], sessIDs[k] = listen(c), c, tr.GetSessionId()
 	}
 
 	// (4) A reinstall job on replica 0, which will be killed.
@@ -714,8 +715,9 @@ func replicaCallbacks(t *testing.T, rs *replicaSet, st state.Store) {
 		}
 		return true
 	})
-	// The session of the killed replica catches up through events_list on a survivor.
-	c := modernClient(t, rs.rr.URL())
+	// The session of the killed replica catches up through events_list: the sticky
+	// balancer moves it to a survivor, which serves a session it never saw initialize.
+	c := sessClients[0]
 	got := seen0
 	for cur := lastSeen0; ; {
 		res, out := callTool(t, c, "events_list", map[string]any{"kind": store.KindInstallDone, "since": cur, "limit": 500})
@@ -740,6 +742,9 @@ func replicaCallbacks(t *testing.T, rs *replicaSet, st state.Store) {
 			break
 		}
 		cur = page.Next
+	}
+	if r := rs.sticky.stuck(sessIDs[0]); r == 0 || r < 0 {
+		t.Fatalf("the killed replica's session is still pinned to replica %d", r)
 	}
 	for i := range n {
 		if !got[int64(firstServer+i)] {
