@@ -286,7 +286,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 	// all wrote is checked last.
 	t.Run("3 rate limit shared", func(t *testing.T) { replicaRateLimit(t, rs) })
 	t.Run("2 approval across replicas", func(t *testing.T) { replicaApproval(t, rs) })
-	t.Run("2 confirmation round trip over round robin", func(t *testing.T) { replicaRoundTrip(t, rs) })
+	t.Run("2 confirmations: round trip over round robin, lost affinity", func(t *testing.T) { replicaRoundTrip(t, rs) })
 	t.Run("1+4 callbacks, kill -9, job takeover", func(t *testing.T) { replicaCallbacks(t, rs, st) })
 	t.Run("5 audit chain", func(t *testing.T) { replicaAudit(t, rs) })
 	t.Logf("whole run %v", time.Since(begin).Round(time.Millisecond))
@@ -422,7 +422,7 @@ func (a *accepter) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.E
 		Content: map[string]any{"confirm": true}}}, nil
 }
 
-// (2, 2026-07-28 clients) A confirmation asked as an input request (multi round trip)
+// (2, both eras) A confirmation asked as an input request (multi round trip)
 // by one replica is answered in a retry the round-robin balancer sends to another: the
 // requestState handle lives in the store. One reboot reaches invapi.
 func replicaRoundTrip(t *testing.T, rs *replicaSet) {
@@ -452,6 +452,46 @@ func replicaRoundTrip(t *testing.T, rs *replicaSet) {
 	}
 	if len(hops) < 2 || hops[0] == hops[len(hops)-1] {
 		t.Fatalf("the call and its retry were not answered by two replicas: %v", hops)
+	}
+
+	// A 2025-era session that can answer forms, its affinity lost: the replica that never
+	// saw its initialize confirms through the two-step flow instead of failing; a bot's
+	// approval on a third replica lets the repeat run there.
+	old := &accepter{}
+	tr25, err := transport.NewStreamableHTTP(rs.reps[0].url()+"/mcp", transport.WithHTTPLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c25 := client.NewClient(tr25, client.WithElicitationHandler(old), client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION),
+		client.WithClientCapabilities(mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapability{Form: &struct{}{}}}))
+	t.Cleanup(func() { _ = c25.Close() })
+	if err := c25.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, c25)
+	moved, _ := sessionClient(t, rs.reps[1].url(), tr25.GetSessionId(), false)
+	args := map[string]any{"id": 40102}
+	res, out = callTool(t, moved, "eq_reboot", args)
+	id := approvalID(res)
+	if !res.IsError || id == "" || !strings.Contains(out, "onfirmation required") {
+		t.Fatalf("a 2025-era session on a replica that never saw it: want the two-step flow: %s", out)
+	}
+	req, _ := http.NewRequest(http.MethodPost, rs.reps[2].approvals+id, strings.NewReader(`{"decision":"approve"}`))
+	req.Header.Set("Authorization", "Bearer "+replicaBotToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the bot's approval on replica 2: HTTP %d", resp.StatusCode)
+	}
+	before = simSent(rs.sim, "eq", "reboot")
+	if res, out := callTool(t, moved, "eq_reboot", args); res.IsError {
+		t.Fatalf("the repeat after the approval: %s", out)
+	}
+	if n := simSent(rs.sim, "eq", "reboot") - before; n != 1 || old.asked.Load() != 0 {
+		t.Fatalf("%d reboots after the two-step approval (want 1); the form was shown %d times on a replica without the session", n, old.asked.Load())
 	}
 }
 
