@@ -256,7 +256,9 @@ func TestReplicasOnPostgres(t *testing.T) {
 	requireReplicaFlags(t)
 	begin := time.Now()
 
-	s, err := sim.New(sim.Options{StageDuration: 2 * time.Second, NoPINFailDelay: true})
+	// Installs take 15 s, so the kill at 30 % of the callbacks lands mid-install even on a
+	// loaded machine.
+	s, err := sim.New(sim.Options{StageDuration: 3 * time.Second, NoPINFailDelay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -690,6 +692,11 @@ func replicaCallbacks(t *testing.T, rs *replicaSet, st state.Store) {
 				ackedBy[i].Store(int32(b))
 				if acked.Add(1) == n*3/10 {
 					killOnce.Do(func() {
+						// The job must be mid-install: a kill just after invapi gave the old
+						// owner the final state (and forgot the key) is another case.
+						if sv, _ := rs.sim.Server(40102); !sv.Installing {
+							t.Errorf("the install ended before the kill: the scenario needs the job mid-install")
+						}
 						seen0, lastSeen0 = sess[0].snapshot()
 						rs.reps[0].kill()
 						killedAt = time.Now()
