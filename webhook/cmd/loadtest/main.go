@@ -124,7 +124,7 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("-store %q: sqlite, postgres, bolt or memory", *kind)
 	}
 
-	var notified atomic.Int64
+	notifiedBy := make([]atomic.Int64, *replicas) // events each replica's sessions were told of
 	sctx, stopServer := context.WithCancel(context.Background())
 	defer stopServer()
 	rcvs := make([]*webhook.Receiver, *replicas)
@@ -149,7 +149,7 @@ func run(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		rcv.SetNotifier(webhook.NotifierFunc(func(context.Context, webhook.Event) { notified.Add(1) }))
+		rcv.SetNotifier(webhook.NotifierFunc(func(context.Context, webhook.Event) { notifiedBy[k].Add(1) }))
 		rcvs[k] = rcv
 		go func() { served <- webhook.Serve(sctx, ln, rcv.Handler(), webhook.Timeouts{}) }()
 	}
@@ -217,6 +217,21 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("sending: %w (after %v)", err, elapsed)
 	}
 
+	// Every replica follows the events the others accepted (LISTEN wakes it, a 1 s poll
+	// backs that up); Close stops following at once, so wait for them first (bounded).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		caught := true
+		for k := range notifiedBy {
+			caught = caught && notifiedBy[k].Load() >= int64(*n)
+		}
+		if caught {
+			break
+		}
+	}
+	var notified int64
+	for k := range notifiedBy {
+		notified += notifiedBy[k].Load()
+	}
 	stopServer()
 	for range rcvs {
 		if err := <-served; err != nil {
@@ -262,7 +277,7 @@ func run(args []string, out io.Writer) error {
 		len(plan), elapsed.Round(time.Millisecond), float64(len(plan))/elapsed.Seconds(), float64(accepted)/elapsed.Seconds())
 	fmt.Fprintf(out, "latency p50 %v  p90 %v  p99 %v  max %v\n", pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1].Round(10*time.Microsecond))
 	fmt.Fprintf(out, "store: %d events, %d jobs done; accepted %d, duplicates %d, non-200 %d, transport errors %d, notified %d, notify dropped %d\n",
-		len(page.Events), done, accepted, duplicates, non200.Load(), failed.Load(), notified.Load(), dropped)
+		len(page.Events), done, accepted, duplicates, non200.Load(), failed.Load(), notified, dropped)
 	fmt.Fprintf(out, "lost = %d\n", lost)
 	switch {
 	case lost != 0 || done != *n || len(page.Events) != *n:
