@@ -7,9 +7,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -388,5 +391,114 @@ func TestStorePasswordNeverShown(t *testing.T) {
 	}
 	if strings.Contains(out.String()+errb.String(), pw) {
 		t.Fatal("the password appears in the output or the log")
+	}
+}
+
+// A 2025-era client's answer to a form lands on another replica than the one waiting
+// for it (the balancer lost the affinity mid-call): that replica relays it through the
+// store, the waiting one takes it, and the call completes, once, instead of hanging.
+func TestFormAnswerOnAnotherReplicaIsRelayed(t *testing.T) {
+	storeURL := statetest.PostgresURL(t)
+	a, _, urlA := replicaApp(t, storeURL)
+	b, _, urlB := replicaApp(t, storeURL)
+	pa, _ := url.Parse(urlA)
+	pb, _ := url.Parse(urlB)
+	toA, toB := httputil.NewSingleHostReverseProxy(pa), httputil.NewSingleHostReverseProxy(pb)
+	toA.FlushInterval, toB.FlushInterval = -1, -1
+	var answersToB atomic.Int32
+	bal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if r.Method == http.MethodPost && isClientResponse(body) {
+			answersToB.Add(1)
+			toB.ServeHTTP(w, r) // the form's answer: the wrong replica
+			return
+		}
+		toA.ServeHTTP(w, r)
+	}))
+	t.Cleanup(bal.Close)
+	tr, err := transport.NewStreamableHTTP(bal.URL + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forms atomic.Int32
+	c := client.NewClient(tr, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION),
+		client.WithElicitationHandler(formAnswer{n: &forms}),
+		client.WithClientCapabilities(mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapability{}}))
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, c)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = "eq_reboot", map[string]any{"id": 40101}
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("the call whose form answer went to replica B: %v", err)
+	}
+	if res.IsError || forms.Load() != 1 || answersToB.Load() != 1 {
+		t.Fatalf("result %s; %d forms, %d answers to B", toolText(res), forms.Load(), answersToB.Load())
+	}
+	if n := simSent(a.sandbox.sim, "eq", "reboot") + simSent(b.sandbox.sim, "eq", "reboot"); n != 1 {
+		t.Fatalf("%d reboots sent, want 1", n)
+	}
+}
+
+// formAnswer ticks "Yes, do it" in every form.
+type formAnswer struct{ n *atomic.Int32 }
+
+func (f formAnswer) Elicit(context.Context, mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	f.n.Add(1)
+	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"confirm": true}}}, nil
+}
+
+// The audit chain of all replicas is one: decisions made on two replicas are exported
+// from the store (audit-export with HOSTKEY_STORE) as one file that audit-verify accepts.
+func TestReplicasExportOneAuditChain(t *testing.T) {
+	storeURL := statetest.PostgresURL(t)
+	_, _, urlA := replicaApp(t, storeURL)
+	_, _, urlB := replicaApp(t, storeURL)
+	for _, u := range []string{urlA, urlB, urlA} {
+		c, err := client.NewStreamableHttpClient(u + "/mcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		initialize(t, c)
+		req := mcp.CallToolRequest{}
+		req.Params.Name, req.Params.Arguments = "eq_show", map[string]any{"id": 40101}
+		if res, err := c.CallTool(t.Context(), req); err != nil || res.IsError {
+			t.Fatalf("eq_show on %s: %v", u, err)
+		}
+		_ = c.Close()
+	}
+	file := t.TempDir() + "/audit.jsonl"
+	var out, errb bytes.Buffer
+	// Reads are audited by a background writer: wait until all three are in the chain.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		os.Remove(file)
+		out.Reset()
+		errb.Reset()
+		if code := run(t.Context(), []string{"audit-export", file}, nil, &out, &errb, env("HOSTKEY_STORE", storeURL, "HOME", t.TempDir())); code != 0 {
+			t.Fatalf("audit-export: exit %d: %s", code, errb.String())
+		}
+		b, _ := os.ReadFile(file)
+		if strings.Count(string(b), `"eq_show"`) >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out.Reset()
+	if code := run(t.Context(), []string{"audit-verify", file}, nil, &out, &errb, env()); code != 0 || !strings.Contains(out.String(), "hash chain intact") {
+		t.Fatalf("audit-verify: exit %d: %s %s", code, out.String(), errb.String())
+	}
+	b, _ := os.ReadFile(file)
+	if n := strings.Count(string(b), `"eq_show"`); n < 3 {
+		t.Fatalf("%d eq_show decisions in the exported chain, want 3 (two replicas)", n)
 	}
 }

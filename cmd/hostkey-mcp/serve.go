@@ -115,8 +115,19 @@ func (a *app) httpHandler() http.Handler {
 		server.WithEndpointPath("/mcp"),
 		server.WithSessionIdleTTL(30*time.Minute),
 	)
+	var mcpHandler http.Handler = mcpHTTP
+	if a.state != nil && a.state.Engine() == "postgres" {
+		// Replicas: a form answer that lands on another replica than the one waiting
+		// for it is relayed through the store (relay.go).
+		relay := newAnswerRelay(a.state, mcpHTTP, a.log.Named("relay"))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); relay.run(ctx, 300*time.Millisecond) }()
+		a.closers = append(a.closers, func() { cancel(); <-done })
+		mcpHandler = relay
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", transport.Guard(mcpHTTP, transport.GuardOptions{
+	mux.Handle("/mcp", transport.Guard(mcpHandler, transport.GuardOptions{
 		Token:          a.cfg.HTTPToken,
 		AllowedOrigins: splitCSV(a.cfg.AllowedOrigins),
 		MaxBody:        a.cfg.HTTPMaxBody,

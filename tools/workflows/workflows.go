@@ -323,8 +323,9 @@ func (w *Workflows) run(jctx, actx context.Context, j *job, p *plan, started tim
 // end records a job's outcome (in the store too) and releases it.
 func (w *Workflows) end(j *job, err error) {
 	abortable := j.abortable() // read before update: update holds the job's lock
-	j.update(func(i *JobInfo) {
-		i.Finished = w.o.Now()
+	now := w.o.Now()
+	final := func(i *JobInfo) {
+		i.Finished = now
 		switch {
 		case err == nil:
 			i.State, i.Message = Done, "finished"
@@ -337,8 +338,13 @@ func (w *Workflows) end(j *job, err error) {
 			i.State, i.Error = Failed, err.Error()
 			i.Message = "failed: " + err.Error()
 		}
-	})
-	w.settle(j, j.snapshot())
+	}
+	// The store first: whoever sees the end here (or is told of it) finds it recorded
+	// there too, in every process.
+	info := j.snapshot()
+	final(&info)
+	w.settle(j, info)
+	j.update(final)
 	j.cancel()
 	close(j.done)
 	w.jobs.finished(j)
