@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X github.com/hostkey/hostkey-mcp/invapi.Version=$(VERSION) -X 
 BIN := bin/hostkey-mcp
 export CGO_ENABLED := 0
 
-.PHONY: all build test gotest seeds-check e2e conformance gen check-gen docs walkthrough dist bench load fuzz lint staticcheck docker toolsizes static-check clean
+.PHONY: all build test gotest seeds-check e2e conformance gen check-gen docs walkthrough dist bench load bench-replicas fuzz lint staticcheck docker toolsizes static-check clean
 
 all: build
 
@@ -86,6 +86,14 @@ bench: build
 ## load: webhook load test on loopback (bounded count and time)
 load:
 	$(GO) run ./webhook/cmd/loadtest -n 20000 -c 64 -timeout 120s
+
+## bench-replicas: 3 replicas (receivers with their own pools) on one PostgreSQL, then `make load`'s single SQLite process, same load; starts a throwaway PostgreSQL when HOSTKEY_TEST_POSTGRES_URL is unset
+bench-replicas:
+	@set -e; if [ -z "$$HOSTKEY_TEST_POSTGRES_URL" ]; then eval "$$(.ci/postgres.sh start)"; trap '.ci/postgres.sh stop "$$HOSTKEY_TEST_POSTGRES_DIR"' EXIT; fi; \
+	echo "== 3 replicas, one PostgreSQL"; \
+	HOSTKEY_STORE="$$HOSTKEY_TEST_POSTGRES_URL" $(GO) run ./webhook/cmd/loadtest -store postgres -replicas 3 -n 10000 -c 64 -timeout 300s; \
+	echo "== 1 process, SQLite (make load)"; \
+	$(GO) run ./webhook/cmd/loadtest -n 10000 -c 64 -timeout 120s
 
 ## fuzz: short fuzzing runs of the form encoder and its name checks, the simulator's PHP form parser against php, the response decoder and webhook parser
 # Counts, not durations: a run cut by -fuzztime Ns can end in "context deadline exceeded"

@@ -6,8 +6,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -135,17 +133,7 @@ func TestMultiProcessOneDataDir(t *testing.T) {
 	defer st.Close()
 	ws := store.NewShared(st)
 	const n = 120
-	secrets := make([]string, n)
-	for i := range secrets {
-		var b [32]byte
-		copy(b[:], fmt.Sprintf("secret-%04d-%s", i, t.Name()))
-		secrets[i] = base64.RawURLEncoding.EncodeToString(b[:])
-		hash := sha256.Sum256([]byte(secrets[i]))
-		if err := ws.CreateJob(ctx, store.Job{ID: fmt.Sprintf("job_mp%04d", i), SecretHash: hash[:], ServerID: int64(90000 + i),
-			Action: "eq_reinstall", Created: time.Now().UTC(), State: store.JobPending}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	secrets := createInstallJobs(t, ws, "mp", 90000, n)
 	// Callback load from 8 senders; each callback is retried until acknowledged (200).
 	var acked sync.Map
 	var next atomic.Int64
