@@ -318,11 +318,14 @@ func (w *Workflows) run(jctx, actx context.Context, j *job, p *plan, started tim
 	err = p.run(jctx, j)
 }
 
-// end records a job's outcome (in the store too) and releases it.
+// end records a job's outcome (in the store too) and releases it. The store is written
+// before the outcome becomes visible here: a job this process reports ended must not
+// still read "running" to another process or a new CLI.
 func (w *Workflows) end(j *job, err error) {
 	abortable := j.abortable() // read before update: update holds the job's lock
-	j.update(func(i *JobInfo) {
-		i.Finished = w.o.Now()
+	finished := w.o.Now()      // one time for the stored and the visible outcome
+	outcome := func(i *JobInfo) {
+		i.Finished = finished
 		switch {
 		case err == nil:
 			i.State, i.Message = Done, "finished"
@@ -335,8 +338,11 @@ func (w *Workflows) end(j *job, err error) {
 			i.State, i.Error = Failed, err.Error()
 			i.Message = "failed: " + err.Error()
 		}
-	})
-	w.settle(j, j.snapshot())
+	}
+	final := j.snapshot()
+	outcome(&final)
+	w.settle(j, final)
+	j.update(outcome)
 	j.cancel()
 	close(j.done)
 	w.jobs.finished(j)
