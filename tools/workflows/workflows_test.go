@@ -13,12 +13,11 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
 	"github.com/hostkey/hostkey-mcp/policy"
-	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/stack"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 	"github.com/hostkey/hostkey-mcp/webhook"
@@ -72,50 +71,26 @@ func newEnvPolicy(t *testing.T, action mcp.ElicitationResponseAction, popt func(
 		return ctx.Err()
 	}
 	st = toolstest.New(t, toolstest.Options{
-		Selection:   tools.Selection{Toolsets: []string{"servers"}},
+		// The workflow tools are loaded with the servers toolset, as --toolsets does.
+		Selection:   tools.Selection{Toolsets: []string{"servers", "workflows"}},
 		Elicitation: e.human,
 		Protocol:    mcp.ProtocolVersion20251125,
 		SimOptions:  sim.Options{},
-		Configure: func(o *tools.Options) {
-			po := policy.Options{
-				Describe: tools.Describer(schemas.Load()),
-				PIN:      simPIN{&st},
-				Audit:    e.audit,
-			}
+		Full: func(so *stack.Options) {
+			so.Policy.Audit = e.audit
 			if popt != nil {
-				popt(&po)
+				popt(&so.Policy)
 			}
-			eng, err := policy.New(po)
-			if err != nil {
-				t.Fatal(err)
+			so.ConfigureWorkflows = func(wo *workflows.Options) {
+				wo.Sleep = func(ctx context.Context, d time.Duration) error { return e.sleep(ctx, d) }
+				wo.PollInitial, wo.PollMax, wo.DefaultWait = 30*time.Second, 2*time.Minute, 30*time.Second
+				for _, opt := range opts {
+					opt(wo)
+				}
 			}
-			raw := o.Client
-			o.Client = eng.Guard(raw)
-			o.PIN = policy.PINFrom
-			o.Middleware = append(o.Middleware, eng.Middleware)
-			wo := workflows.Options{
-				Client:      o.Client,
-				Checker:     o.Sessions.(workflows.Checker),
-				Policy:      eng,
-				Sleep:       func(ctx context.Context, d time.Duration) error { return e.sleep(ctx, d) },
-				PollInitial: 30 * time.Second,
-				PollMax:     2 * time.Minute,
-				DefaultWait: 30 * time.Second,
-			}
-			for _, opt := range opts {
-				opt(&wo)
-			}
-			wf, err := workflows.New(wo)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.wf = wf
-			o.ExtraTools = append(o.ExtraTools, wf.Tools()...)
-			taskHooks := &server.TaskHooks{}
-			wf.AttachTaskHooks(taskHooks)
-			o.ExtraOptions = append(o.ExtraOptions, server.WithTaskCapabilities(true, true, true), server.WithTaskHooks(taskHooks))
 		},
 	})
+	e.wf = st.Full.Workflows
 	e.st = st
 	st.MCP.OnNotification(func(n mcp.JSONRPCNotification) {
 		if n.Method == "notifications/progress" {
@@ -391,12 +366,6 @@ func TestOrderValidatesBeforeOrdering(t *testing.T) {
 		t.Errorf("the new server's id is not reported: %+v", info.Result)
 	}
 }
-
-// simPIN reads the simulator's account PIN when the policy needs it (the server-side
-// secret; the model never sees it).
-type simPIN struct{ st **toolstest.Stack }
-
-func (p simPIN) PIN(context.Context) (string, error) { return (*p.st).Sim.PIN(), nil }
 
 // jobInfo decodes a workflow result's structured content as the client received it.
 func jobInfo(t *testing.T, res *mcp.CallToolResult) workflows.JobInfo {
