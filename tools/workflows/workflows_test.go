@@ -21,7 +21,6 @@ import (
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 	"github.com/hostkey/hostkey-mcp/webhook"
-	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
 // answer is the human at the client: accept, decline or cancel.
@@ -58,11 +57,12 @@ type envOption func(*workflows.Options)
 
 func newEnv(t *testing.T, action mcp.ElicitationResponseAction, opts ...envOption) *env {
 	t.Helper()
-	return newEnvPolicy(t, action, nil, opts...)
+	return newEnvStack(t, action, nil, opts...)
 }
 
-// newEnvPolicy is newEnv with the policy's options adjusted (allowlist, limits).
-func newEnvPolicy(t *testing.T, action mcp.ElicitationResponseAction, popt func(*policy.Options), opts ...envOption) *env {
+// newEnvStack is newEnv with the stack's options adjusted (the policy's allowlist and
+// limits, the receiver).
+func newEnvStack(t *testing.T, action mcp.ElicitationResponseAction, sopt func(*stack.Options), opts ...envOption) *env {
 	t.Helper()
 	e := &env{human: &answer{action: action}, audit: &toolstest.Audit{}}
 	var st *toolstest.Stack
@@ -78,8 +78,8 @@ func newEnvPolicy(t *testing.T, action mcp.ElicitationResponseAction, popt func(
 		SimOptions:  sim.Options{},
 		Full: func(so *stack.Options) {
 			so.Policy.Audit = e.audit
-			if popt != nil {
-				popt(&so.Policy)
+			if sopt != nil {
+				sopt(so)
 			}
 			so.ConfigureWorkflows = func(wo *workflows.Options) {
 				wo.Sleep = func(ctx context.Context, d time.Duration) error { return e.sleep(ctx, d) }
@@ -547,26 +547,16 @@ func TestTaskModeCompletesAndCancels(t *testing.T) {
 // once instead of waiting for its next poll (an hour away here), and invapi confirms.
 func TestInstallCallbackCompletesTheJob(t *testing.T) {
 	var rcv *webhook.Receiver
-	var wf *workflows.Workflows
 	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rcv.Handler().ServeHTTP(w, r) }))
 	defer hooks.Close()
-	var err error
-	rcv, err = webhook.New(t.Context(), webhook.Config{PublicURL: hooks.URL, Store: store.NewMemory()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rcv.Close(context.Background())
-	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
-		o.Callbacks = rcv
+	// The stack wires the receiver's callbacks into the jobs and wakes them on arrival.
+	e := newEnvStack(t, mcp.ElicitationResponseActionAccept, func(o *stack.Options) {
+		o.Receiver = webhook.Config{PublicURL: hooks.URL}
+	}, func(o *workflows.Options) {
 		o.Sleep = nil // real waiting: only the callback can cut the hour short
 		o.PollInitial, o.PollMax = time.Hour, time.Hour
 	})
-	wf = e.wf
-	rcv.SetNotifier(webhook.NotifierFunc(func(_ context.Context, ev webhook.Event) {
-		if ev.Kind == store.KindInstallDone {
-			wf.Wake(ev.ServerID)
-		}
-	}))
+	rcv = e.st.Full.Receiver
 	args := reinstallArgs()
 	args["wait_seconds"] = 0
 	info := jobInfo(t, toolstest.CallWith(t, e.st.MCP, workflows.ReinstallTool, args))
