@@ -1,7 +1,6 @@
 package tools_test
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -9,12 +8,12 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/hostkey/hostkey-mcp/policy"
-	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/stack"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 )
 
-// gatedStack is the stack with the policy wired as in cmd/hostkey-mcp: middleware,
+// gatedStack is the stack as cmd/hostkey-mcp assembles it (tools/stack): middleware,
 // guarded client, allowlist and the gate for resources and completions.
 func gatedStack(t *testing.T, o policy.Options) (*toolstest.Stack, *toolstest.Audit) {
 	t.Helper()
@@ -24,29 +23,15 @@ func gatedStack(t *testing.T, o policy.Options) (*toolstest.Stack, *toolstest.Au
 func gatedStackSel(t *testing.T, sel tools.Selection, o policy.Options) (*toolstest.Stack, *toolstest.Audit) {
 	t.Helper()
 	aud := &toolstest.Audit{}
-	var st *toolstest.Stack
-	st = toolstest.New(t, toolstest.Options{Selection: sel, Configure: func(to *tools.Options) {
-		o.Describe = tools.Describer(schemas.Load())
+	st := toolstest.New(t, toolstest.Options{Selection: sel, Full: func(so *stack.Options) {
 		if o.PIN == nil {
-			o.PIN = stackPIN{&st} // the simulator's account PIN, as HOSTKEY_PIN would be
+			o.PIN = so.Policy.PIN // the simulator's account PIN, as HOSTKEY_PIN would be
 		}
 		o.Audit = aud
-		eng, err := policy.New(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		to.Client = eng.Guard(to.Client)
-		to.PIN = policy.PINFrom
-		to.Middleware = append(to.Middleware, eng.Middleware)
-		to.ServerAllowed = eng.ServerAllowed
-		to.Gate = eng
+		so.Policy = o
 	}})
 	return st, aud
 }
-
-type stackPIN struct{ st **toolstest.Stack }
-
-func (p stackPIN) PIN(context.Context) (string, error) { return (*p.st).Sim.PIN(), nil }
 
 // Issue 12 item 8: 100 parallel resources/read of hostkey://servers/{id} sent 100 invapi
 // requests against a 5/s global limit, none audited.

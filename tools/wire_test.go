@@ -4,28 +4,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mark3labs/mcp-go/server"
-
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/stack"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 )
 
 // policyStack is the toolstest stack behind the policy, as the server runs it.
 func policyStack(t *testing.T) *toolstest.Stack {
 	t.Helper()
-	return toolstest.New(t, toolstest.Options{Configure: func(o *tools.Options) {
-		eng, err := policy.New(policy.Options{
-			Describe: tools.Describer(o.Catalog), Catalog: o.Catalog,
-			PIN: policy.StaticPIN("4321"), Confirm: policy.ConfirmToken,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.Client = eng.Guard(o.Client)
-		o.PIN = policy.PINFrom
-		o.Middleware = []server.ToolHandlerMiddleware{eng.Middleware}
+	return toolstest.New(t, toolstest.Options{Full: func(o *stack.Options) {
+		o.Policy = policy.Options{PIN: policy.StaticPIN("4321"), Confirm: policy.ConfirmToken}
 	}})
 }
 

@@ -6,12 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/mark3labs/mcp-go/server"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -22,7 +19,7 @@ import (
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/tools"
-	"github.com/hostkey/hostkey-mcp/tools/events"
+	"github.com/hostkey/hostkey-mcp/tools/stack"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 	"github.com/hostkey/hostkey-mcp/webhook"
 )
@@ -110,117 +107,56 @@ func newApp(ctx context.Context, cfg *Config, stderr io.Writer) (*app, error) {
 	return a, nil
 }
 
-// buildServer creates the MCP server the flags select.
+// buildServer assembles the stack the flags select (tools/stack): the policy engine
+// from buildPolicy's options, the receiver, workflows, events and the MCP server.
 func (a *app) buildServer(ctx context.Context) error {
-	cfg := a.cfg
-	eng, err := a.buildPolicy(ctx)
+	po, err := a.buildPolicy(ctx)
 	if err != nil {
 		return err
 	}
-	a.policy = eng
-	rcv, err := a.buildReceiver(ctx)
+	rc, err := a.buildReceiver(ctx)
 	if err != nil {
 		return err
 	}
-	a.receiver = rcv
-	guarded := eng.Guard(a.client)
-	var callbacks workflows.Callbacks
-	if cfg.PublicURL != "" {
-		callbacks = rcv
-	}
-	wfOpts := workflows.Options{
-		Catalog:   a.cat,
-		Client:    guarded,
-		Checker:   a.client,
-		Policy:    eng,
-		Facts:     policy.ShowFacts(a.client),
-		Callbacks: callbacks,
-		Events:    jobEvents{rcv},
-		Logger:    a.log.Named("workflows"),
-		// Jobs live in the shared store, so they survive this process; the CLI's one
-		// session is the operator at the terminal.
-		Store:    sharedWorkflows(rcv),
-		Operator: a.operator,
-		LeaseTTL: cfg.JobLease,
-	}
+	o := a.stackOptions()
+	o.Policy, o.Receiver = po, rc
+	o.Workflows.Operator = a.operator
+	o.Workflows.LeaseTTL = a.cfg.JobLease
 	if a.operator {
-		wfOpts.DefaultWait = 24 * time.Hour // the CLI waits for the job's end unless told
+		o.Workflows.DefaultWait = 24 * time.Hour // the CLI waits for the job's end unless told
 	}
 	if a.sandbox != nil {
 		// Sandbox stages last seconds: check twice a stage, so every stage is reported
 		// (the default back-off, made for real installs, would skip some).
 		stage := a.cfg.SandboxInstall / 5
-		wfOpts.PollInitial, wfOpts.PollMax = stage/2, stage/2
+		o.Workflows.PollInitial, o.Workflows.PollMax = stage/2, stage/2
 	}
-	wf, err := workflows.New(wfOpts)
+	st, err := stack.New(ctx, o)
 	if err != nil {
 		return err
 	}
-	hooks := &server.Hooks{}
-	taskHooks := &server.TaskHooks{}
-	wf.AttachTaskHooks(taskHooks)
-	wf.AttachStatusHooks(hooks) // tasks/get shows the job's stage as statusMessage
-	extra := []server.ServerTool{events.Tool(rcv)}
-	a.toolsOpts = tools.Options{
-		Version:      invapi.Version,
-		Instructions: a.instructions(),
-		Catalog:      a.cat,
-		Client:       guarded,
-		Sessions:     a.client,
-		Selection:    a.selection(),
-		Dynamic:      cfg.Dynamic,
-		PIN:          policy.PINFrom,
-		// The policy decides first; the callback is injected innermost, so a job (and its
-		// secret URL) exists only for a call that really goes to invapi.
-		Middleware:    []server.ToolHandlerMiddleware{eng.Middleware, events.InjectCallback(rcv, a.cat, a.log.Named("webhook"))},
-		ArgsValidated: true, // by eng.Middleware, which audits the rejects
-		ServerAllowed: eng.ServerAllowed,
-		Gate:          eng,
-		ExtraTools:    extra,
-		ExtraToolsets: []tools.ExtraToolset{{
-			Name:        "workflows",
-			Description: "Order and reinstall servers as one confirmed, followed job (server_order, server_reinstall, server_reinstall_pxe, server_job_watch, server_job_cancel).",
-			Tools:       wf.Tools(),
-			With:        []string{"reinstall"},
-		}},
-		Hooks: hooks,
-		ExtraOptions: []server.ServerOption{
-			server.WithTaskCapabilities(true, true, true),
-			server.WithTaskHooks(taskHooks),
-		},
-		Logger: a.log.Named("mcp"),
-	}
-	srv, err := tools.New(a.toolsOpts)
-	if err != nil {
-		return err
-	}
-	a.srv = srv
-	n := events.NewNotifier(srv.MCP(), srv.Subscriptions(), tools.ServerURI)
-	n.Attach(hooks)
-	rcv.SetNotifier(wakeJobs{next: n, wf: wf})
-	srv.MCP().AddResource(events.Resource(rcv))
-	srv.MCP().AddResourceTemplate(events.ResourceTemplate(rcv))
-	a.workflows = wf
-	// Closers run last-in first-out: jobs stop (PXE jobs clean up) while the policy,
-	// the receiver, the audit log and the session are still there.
-	a.closers = append(a.closers, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		wf.Shutdown(ctx)
-	})
+	a.closers = append(a.closers, st.Close)
+	a.policy, a.receiver, a.workflows, a.srv, a.toolsOpts = st.Policy, st.Receiver, st.Workflows, st.Server, st.ToolsOptions
+	a.pageHandler.Store(st.Policy.Handler())
 	return nil
 }
 
-// workflowToolsets name the workflow tools in --toolsets: they are not catalog actions.
-var workflowToolsets = map[string]bool{"workflows": true, "reinstall": true, "all": true}
-
-func (a *app) wantsWorkflows() bool {
-	for _, t := range a.selection().Toolsets {
-		if workflowToolsets[t] {
-			return true
-		}
+// stackOptions are the stack's settings from the flags, less the policy and receiver.
+func (a *app) stackOptions() stack.Options {
+	o := stack.Options{
+		Catalog:   a.cat,
+		Client:    a.client,
+		Version:   invapi.Version,
+		Logger:    a.log,
+		Selection: a.selection(),
+		Dynamic:   a.cfg.Dynamic,
+		Ephemeral: a.cfg.Ephemeral,
+		Policy:    policy.Options{ReadOnly: a.cfg.ReadOnly, Servers: a.cfg.Servers, ServerTags: a.cfg.ServerTags},
 	}
-	return false
+	if a.sandbox != nil {
+		o.SandboxInstall = a.cfg.SandboxInstall
+	}
+	return o
 }
 
 func (a *app) selection() tools.Selection {
@@ -240,50 +176,8 @@ func (a *app) selection() tools.Selection {
 	}
 }
 
-func (a *app) instructions() string {
-	var b strings.Builder
-	b.WriteString("hostkey-mcp operates Hostkey servers through the invapi API. ")
-	b.WriteString("Destructive tools (power, reinstall, order, delete, pay) are confirmed by a human outside this conversation and the account PIN is supplied by the server: never ask the user for the PIN. ")
-	b.WriteString("Tools that start a long job return a key: follow it with eq_callback_check (loaded with them). ")
-	if a.wantsWorkflows() {
-		b.WriteString("Prefer server_order, server_reinstall and server_reinstall_pxe to raw actions: they validate, confirm once and follow progress; server_job_watch resumes a job. ")
-	}
-	b.WriteString("events_list shows install callbacks, login alerts and workflow progress, also from before you connected. ")
-	if a.cfg.Dynamic {
-		b.WriteString("Only some toolsets are loaded: use tools_search to find a tool and toolsets_enable to load it. ")
-	}
-	if a.cfg.ReadOnly {
-		b.WriteString("Read-only mode: no tool changes anything. ")
-	}
-	if scope := allowlistText(a.cfg.Servers, a.cfg.ServerTags); scope != "" {
-		// Listings still show every server of the token; say up front which ones are
-		// off limits so the model does not offer actions that will be refused.
-		b.WriteString("Scope: only " + scope + " may be acted on; calls naming other servers are refused before anything is sent. ")
-	}
-	if a.cfg.Ephemeral {
-		b.WriteString("EPHEMERAL: events, jobs, approvals, rate limits, the PIN cool-down and the audit chain are kept in this process only and are lost when it exits. ")
-	}
-	if a.sandbox != nil {
-		b.WriteString("SANDBOX: this is the built-in simulator with example servers; nothing real is changed and installs finish in about " + a.cfg.SandboxInstall.String() + ".")
-	}
-	return strings.TrimSpace(b.String())
-}
-
-// allowlistText describes --servers/--server-tags for the instructions ("" when unset).
-func allowlistText(servers []int64, tags []string) string {
-	var parts []string
-	if len(servers) > 0 {
-		ids := make([]string, len(servers))
-		for i, id := range servers {
-			ids[i] = strconv.FormatInt(id, 10)
-		}
-		parts = append(parts, "servers "+strings.Join(ids, ", "))
-	}
-	if len(tags) > 0 {
-		parts = append(parts, "servers tagged "+strings.Join(tags, " or "))
-	}
-	return strings.Join(parts, " and ")
-}
+// instructions is what the server tells the model (built by the stack).
+func (a *app) instructions() string { return stack.Instructions(a.stackOptions()) }
 
 func (a *app) Close() {
 	for i := len(a.closers) - 1; i >= 0; i-- {

@@ -30,6 +30,10 @@ var forbidden = map[string]string{
 	"invapi/sim": "invapi", // the client's tests import the simulator
 }
 
+// assemblerUsers may import tools/stack, the one assembler: the wiring and the test
+// helper; the packages it assembles may not.
+var assemblerUsers = map[string]bool{"cmd/hostkey-mcp": true, "tools/toolstest": true}
+
 // TestLayout walks the module's packages: each opens with a doc comment that says its
 // job and what it may import, and imports nothing against the direction
 // cmd → tools → policy/webhook → invapi → schemas (state a leaf beside schemas).
@@ -76,6 +80,9 @@ func TestLayout(t *testing.T) {
 			itop, _, _ := strings.Cut(irel, "/")
 			if forbidden[rel] == irel {
 				t.Errorf("%s imports %s: not allowed (see forbidden)", rel, irel)
+			}
+			if irel == "tools/stack" && !assemblerUsers[rel] {
+				t.Errorf("%s imports tools/stack: only %v may (the assembler sits above what it assembles)", rel, assemblerUsers)
 			}
 			if itop == top {
 				continue

@@ -18,7 +18,6 @@ import (
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/policy/audit"
 	"github.com/hostkey/hostkey-mcp/state"
-	"github.com/hostkey/hostkey-mcp/tools"
 )
 
 // policyHints are the settings the policy's messages advise, in this binary's words.
@@ -45,22 +44,23 @@ func loadPIN(cfg *Config) (policy.PINProvider, error) {
 	}
 }
 
-// buildPolicy assembles the policy engine from the flags: PIN source, classes, limits,
-// allowlist, audit log, and the loopback listener of the approval and PIN pages.
-func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
+// buildPolicy sets up the policy engine's options from the flags: PIN source, classes,
+// limits, allowlist, audit log, and the loopback listener of the approval and PIN pages.
+// The stack builds the engine from them.
+func (a *app) buildPolicy(ctx context.Context) (policy.Options, error) {
 	cfg := a.cfg
 	var pin policy.PINProvider
 	var err error
 	if a.sandbox != nil && cfg.PIN == "" && cfg.PINFile == "" {
 		pin = policy.StaticPIN(a.sandbox.sim.PIN()) // the simulator's own account PIN
 	} else if pin, err = loadPIN(cfg); err != nil {
-		return nil, err
+		return policy.Options{}, err
 	}
 	var classes policy.File
 	if cfg.PolicyFile != "" {
 		f, err := policy.LoadFile(cfg.PolicyFile, a.cat)
 		if err != nil {
-			return nil, fmt.Errorf("--policy-file: %w", err)
+			return policy.Options{}, fmt.Errorf("--policy-file: %w", err)
 		}
 		classes = *f
 	}
@@ -71,7 +71,7 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 	}
 	st, err := a.openPolicyState(ctx)
 	if err != nil {
-		return nil, err
+		return policy.Options{}, err
 	}
 	// The store's chain is the audit log of every process on the data dir (export it
 	// with audit-export); --audit-log also keeps the file chain it always kept.
@@ -85,7 +85,7 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 	if cfg.AuditLog != "" {
 		l, err := audit.Open(cfg.AuditLog)
 		if err != nil {
-			return nil, fmt.Errorf("--audit-log: %w", err)
+			return policy.Options{}, fmt.Errorf("--audit-log: %w", err)
 		}
 		stopAnchor := a.anchorAudit(l)
 		a.closers = append(a.closers, func() {
@@ -96,14 +96,12 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 	}
 	pageURL, err := a.startApprovalListener()
 	if err != nil {
-		return nil, err
+		return policy.Options{}, err
 	}
 	if cfg.Confirm == policy.ConfirmOff {
 		a.log.Warn("--confirm off: destructive calls run WITHOUT human confirmation")
 	}
-	eng, err := policy.New(policy.Options{
-		Describe:       tools.Describer(a.cat),
-		Facts:          policy.ShowFacts(a.client),
+	return policy.Options{
 		Confirm:        cfg.Confirm,
 		ConfirmWrites:  cfg.ConfirmWrites,
 		PIN:            pin,
@@ -122,13 +120,7 @@ func (a *app) buildPolicy(ctx context.Context) (*policy.Engine, error) {
 		Catalog:        a.cat,
 		OnApproval:     a.onApproval, // chat-ops deliveries (notify.go)
 		Hints:          policyHints,
-	})
-	if err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, eng.Close) // leased rate tokens go back before the store closes
-	a.pageHandler.Store(eng.Handler())
-	return eng, nil
+	}, nil
 }
 
 // openPolicyState is the shared store that holds the policy's safety state (PIN

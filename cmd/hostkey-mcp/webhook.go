@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/hostkey/hostkey-mcp/state"
-	"github.com/hostkey/hostkey-mcp/tools/workflows"
 	"github.com/hostkey/hostkey-mcp/webhook"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
@@ -87,32 +85,21 @@ func (a *app) sharedState(ctx context.Context) (state.Store, error) {
 	return st, nil
 }
 
-// buildReceiver creates the webhook receiver (install callbacks, login alerts, events).
-func (a *app) buildReceiver(ctx context.Context) (*webhook.Receiver, error) {
-	proxies := a.cfg.TrustedProxies
+// buildReceiver sets up the webhook receiver's settings (install callbacks, login
+// alerts, events) on the shared store; the stack builds the receiver.
+func (a *app) buildReceiver(ctx context.Context) (webhook.Config, error) {
 	sst, err := a.sharedState(ctx)
 	if err != nil {
-		return nil, err
+		return webhook.Config{}, err
 	}
-	st := store.NewShared(sst)
-	rcv, err := webhook.New(ctx, webhook.Config{
+	return webhook.Config{
 		PublicURL:      a.cfg.PublicURL,
-		Store:          st,
+		Store:          store.NewShared(sst),
 		Logger:         a.log.Named("webhook"),
-		TrustedProxies: proxies,
+		TrustedProxies: a.cfg.TrustedProxies,
 		CheckSourceIP:  a.cfg.CheckSourceIP,
-		ServerIPs:      webhook.EqShowIPs(a.client),
 		Retention:      a.cfg.Retention,
-	})
-	if err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = rcv.Close(cctx)
-	})
-	return rcv, nil
+	}, nil
 }
 
 // serveWebhooks starts --webhook-listen; it stops with ctx (before the receiver closes).
@@ -131,45 +118,6 @@ func (a *app) serveWebhooks(ctx context.Context) error {
 	}
 	a.log.Info("webhooks", zap.String("addr", a.cfg.WebhookListen), zap.String("public_url", a.cfg.PublicURL))
 	a.closers = append(a.closers, func() { cancel(); <-l.Done() })
-	return nil
-}
-
-// jobEvents records workflow progress in the receiver's durable store, one event per
-// state/stage change (replays of the same change are one event).
-type jobEvents struct{ r *webhook.Receiver }
-
-func (j jobEvents) RecordJob(ctx context.Context, info workflows.JobInfo) {
-	data := map[string]any{"state": info.State, "stage": info.Stage, "stages": info.Stages, "message": info.Message}
-	if info.Error != "" {
-		data["error"] = info.Error
-	}
-	if len(info.Result) > 0 {
-		data["result"] = info.Result
-	}
-	key := fmt.Sprintf("%s/%s/%d", info.ID, info.State, info.Stage)
-	_, _, _ = j.r.Record(ctx, webhook.Event{Kind: store.KindWorkflow, ServerID: info.ServerID, JobID: info.ID, Action: info.Tool, Session: info.Session, Data: data}, key)
-}
-
-// wakeJobs passes events to the MCP notifier and wakes the workflow watching a server
-// whose install callback arrived (invapi then confirms the completion).
-type wakeJobs struct {
-	next webhook.Notifier
-	wf   *workflows.Workflows
-}
-
-func (w wakeJobs) Notify(ctx context.Context, ev webhook.Event) {
-	w.next.Notify(ctx, ev)
-	if ev.Kind == store.KindInstallDone && ev.ServerID != 0 {
-		w.wf.Wake(ev.ServerID)
-	}
-}
-
-// sharedWorkflows is the store's workflow jobs; nil for a store of another kind or one
-// in this process's memory (--ephemeral), where no other process could take a job over.
-func sharedWorkflows(r *webhook.Receiver) state.Workflows {
-	if sh, ok := r.Store().(*store.Shared); ok && sh.State().Engine() != "sqlite-memory" {
-		return sh.State()
-	}
 	return nil
 }
 

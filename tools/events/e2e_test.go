@@ -16,16 +16,19 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 	"golang.org/x/time/rate"
 
+	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/tools"
 	"github.com/hostkey/hostkey-mcp/tools/events"
+	stackpkg "github.com/hostkey/hostkey-mcp/tools/stack"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/webhook"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
-// stack is the whole sandbox the way cmd wires it: simulator → real invapi client →
-// tools.New with the receiver's middleware, tool, resources and notifier → a webhook
-// listener on loopback whose address is the public URL.
+// stack is the whole sandbox as cmd assembles it (tools/stack, through toolstest):
+// simulator → real invapi client → policy (confirmation off: no human in these tests) →
+// receiver, events tool, resources and notifier → a webhook listener on loopback whose
+// address is the public URL.
 type stack struct {
 	*toolstest.Stack
 	rcv    *webhook.Receiver
@@ -44,41 +47,30 @@ func newStack(t *testing.T, cfg webhook.Config) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var sim interface{ Close() }
+	t.Cleanup(func() { // last: after the stack has closed the receiver
+		_ = b.Close()
+		if sim != nil {
+			sim.Close()
+		}
+	})
 	cfg.Store, cfg.PublicURL, cfg.RateLimit = b, public, rate.Inf
-	rcv, err := webhook.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hooks := &server.Hooks{}
-	var pin func() string // set once the simulator exists
 	ts := toolstest.New(t, toolstest.Options{
 		Selection: tools.Selection{Toolsets: []string{"all"}},
 		NoConnect: true,
-		Configure: func(o *tools.Options) {
-			o.Hooks = hooks
-			o.ExtraTools = append(o.ExtraTools, events.Tool(rcv))
-			o.Middleware = append(o.Middleware, events.InjectCallback(rcv, nil, nil)) // innermost: after any policy
-			o.PIN = func(context.Context) string { return pin() }
+		Full: func(so *stackpkg.Options) {
+			so.Receiver = cfg
+			so.Policy.Confirm = policy.ConfirmOff
 		},
 	})
-	pin = ts.Sim.PIN
-	n := events.NewNotifier(ts.Server.MCP(), ts.Server.Subscriptions(), tools.ServerURI)
-	n.Attach(hooks)
-	rcv.SetNotifier(n)
-	ts.Server.MCP().AddResource(events.Resource(rcv))
-	ts.Server.MCP().AddResourceTemplate(events.ResourceTemplate(rcv))
-
+	sim = ts.Sim
+	rcv := ts.Full.Receiver
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- webhook.Serve(ctx, ln, rcv.Handler(), webhook.Timeouts{}) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		c, cc := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cc()
-		_ = rcv.Close(c)
-		_ = b.Close()
-		ts.Sim.Close()
 	})
 	return &stack{Stack: ts, rcv: rcv, st: b, public: public}
 }

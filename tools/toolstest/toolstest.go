@@ -1,6 +1,8 @@
 // Package toolstest starts the whole stack for tests, like net/http/httptest does for
 // handlers: the invapi simulator on a real loopback HTTP server, the real invapi client,
-// the MCP server, and an mcp-go client connected in process.
+// the MCP server, and an mcp-go client connected in process. With Options.Full the
+// server is the whole stack as cmd assembles it (tools/stack): policy, receiver,
+// workflows, events.
 // It may import every package but cmd.
 package toolstest
 
@@ -18,8 +20,10 @@ import (
 
 	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
+	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/stack"
 )
 
 // Options adjust the stack. Configure, when set, edits the tools options last.
@@ -30,6 +34,10 @@ type Options struct {
 	Configure   func(*tools.Options)
 	NoConnect   bool   // build everything but do not connect a client
 	Protocol    string // protocol version the client asks for (default: the latest)
+	// Full, when set, assembles the whole stack with stack.New and edits its options
+	// first (the client and the simulator's PIN are filled in; Configure still runs last
+	// on the tools options).
+	Full func(*stack.Options)
 }
 
 // Stack is a running sandbox.
@@ -40,6 +48,7 @@ type Stack struct {
 	Client *invapi.Client
 	Server *tools.Server
 	MCP    *client.Client
+	Full   *stack.Stack // the assembled stack with Options.Full; nil otherwise
 }
 
 // Epoch is the simulator's start time in every test.
@@ -75,15 +84,27 @@ func New(t testing.TB, o Options) *Stack {
 	if len(o.Selection.Toolsets) == 0 && len(o.Selection.Include) == 0 {
 		o.Selection.Toolsets = []string{"all"}
 	}
-	topts := tools.Options{Catalog: cat, Client: c, Sessions: c, Selection: o.Selection, Version: "test"}
-	if o.Configure != nil {
-		o.Configure(&topts)
+	st := &Stack{Sim: s, Clock: clock, HTTP: hs, Client: c}
+	if o.Full != nil {
+		so := stack.Options{Catalog: cat, Client: c, Selection: o.Selection, Version: "test",
+			Policy: policy.Options{PIN: policy.StaticPIN(s.PIN())}, ConfigureTools: o.Configure}
+		o.Full(&so)
+		full, err := stack.New(t.Context(), so)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(full.Close)
+		st.Full, st.Server = full, full.Server
+	} else {
+		topts := tools.Options{Catalog: cat, Client: c, Sessions: c, Selection: o.Selection, Version: "test"}
+		if o.Configure != nil {
+			o.Configure(&topts)
+		}
+		if st.Server, err = tools.New(topts); err != nil {
+			t.Fatal(err)
+		}
 	}
-	srv, err := tools.New(topts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &Stack{Sim: s, Clock: clock, HTTP: hs, Client: c, Server: srv}
+	srv := st.Server
 	if !o.NoConnect {
 		st.MCP = ConnectVersion(t, srv, o.Elicitation, o.Protocol)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/tools/stack"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 )
@@ -90,9 +91,9 @@ func TestAnotherSessionCannotSeeOrCancelAJob(t *testing.T) {
 // The reads a workflow makes before its confirmation (the server's facts, the catalog
 // lists) are a path to invapi too: they share the scope, the rate limits and the audit.
 func TestWorkflowReadsPassThePolicy(t *testing.T) {
-	e := newEnvPolicy(t, mcp.ElicitationResponseActionAccept, func(o *policy.Options) {
-		o.Servers = []int64{40101}
-		o.Limits.Global = policy.Limit{Rate: 0.001, Burst: 2}
+	e := newEnvStack(t, mcp.ElicitationResponseActionAccept, func(o *stack.Options) {
+		o.Policy.Servers = []int64{40101}
+		o.Policy.Limits.Global = policy.Limit{Rate: 0.001, Burst: 2}
 	})
 	e.st.Sim.ResetRequests()
 	res := toolstest.CallWith(t, e.st.MCP, workflows.ReinstallTool, reinstallArgs()) // 40102: outside --servers

@@ -265,3 +265,59 @@ func TestTakenOverJobWhoseInstallAlreadyFinished(t *testing.T) {
 		t.Errorf("asked invapi %d times; the first answer was final", n)
 	}
 }
+
+// blockingFinish holds FinishWorkflow until released, so a test can look at the job
+// while its end is being written to the store.
+type blockingFinish struct {
+	state.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingFinish) FinishWorkflow(ctx context.Context, l state.Lease, st string, result []byte) error {
+	close(b.entered)
+	<-b.release
+	return b.Store.FinishWorkflow(ctx, l, st, result)
+}
+
+// A job is reported ended only once its end is in the store: otherwise a second process
+// (or server_job_watch from a new CLI) reads "running" for a job this process already
+// reported done.
+func TestJobEndIsStoredBeforeItIsVisible(t *testing.T) {
+	bs := &blockingFinish{Store: openStore(t, filepath.Join(t.TempDir(), state.FileName)),
+		entered: make(chan struct{}), release: make(chan struct{})}
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		o.Store, o.Owner = bs, "process-a"
+	})
+	args := reinstallArgs()
+	args["wait_seconds"] = 0
+	res, err := e.call(t, t.Context(), workflows.ReinstallTool, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := jobInfo(t, res)
+	select {
+	case <-bs.entered:
+	case <-time.After(30 * time.Second):
+		close(bs.release)
+		t.Fatalf("the job's end was never written: %+v", e.wf.Jobs(0))
+	}
+	// The end is being written: nobody may see the job ended yet.
+	jobs := e.wf.Jobs(0)
+	close(bs.release)
+	if len(jobs) != 1 || jobs[0].State != workflows.Running {
+		t.Fatalf("while its end was not yet stored, the job showed %+v", jobs)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if jobs := e.wf.Jobs(0); len(jobs) == 1 && jobs[0].State != workflows.Running {
+			wf, err := bs.Workflow(t.Context(), info.ID)
+			if err != nil || wf.State != state.WorkflowDone || jobs[0].State != workflows.Done {
+				t.Fatalf("job ended %+v; stored %+v %v", jobs[0], wf, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job did not end: %+v", e.wf.Jobs(0))
+		}
+	}
+}

@@ -321,12 +321,14 @@ func (w *Workflows) run(jctx, actx context.Context, j *job, p *plan, started tim
 	err = p.run(jctx, j)
 }
 
-// end records a job's outcome (in the store too) and releases it.
+// end records a job's outcome (in the store too) and releases it. The store is written
+// before the outcome becomes visible here: a job this process reports ended must not
+// still read "running" to another process or a new CLI.
 func (w *Workflows) end(j *job, err error) {
 	abortable := j.abortable() // read before update: update holds the job's lock
-	now := w.o.Now()
-	final := func(i *JobInfo) {
-		i.Finished = now
+	finished := w.o.Now()      // one time for the stored and the visible outcome
+	outcome := func(i *JobInfo) {
+		i.Finished = finished
 		switch {
 		case err == nil:
 			i.State, i.Message = Done, "finished"
@@ -340,12 +342,10 @@ func (w *Workflows) end(j *job, err error) {
 			i.Message = "failed: " + err.Error()
 		}
 	}
-	// The store first: whoever sees the end here (or is told of it) finds it recorded
-	// there too, in every process.
-	info := j.snapshot()
-	final(&info)
-	w.settle(j, info)
-	j.update(final)
+	final := j.snapshot()
+	outcome(&final)
+	w.settle(j, final)
+	j.update(outcome)
 	j.cancel()
 	close(j.done)
 	w.jobs.finished(j)

@@ -13,16 +13,14 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/hostkey/hostkey-mcp/invapi/sim"
 	"github.com/hostkey/hostkey-mcp/policy"
-	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/tools/stack"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
 	"github.com/hostkey/hostkey-mcp/webhook"
-	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
 // answer is the human at the client: accept, decline or cancel.
@@ -59,11 +57,12 @@ type envOption func(*workflows.Options)
 
 func newEnv(t *testing.T, action mcp.ElicitationResponseAction, opts ...envOption) *env {
 	t.Helper()
-	return newEnvPolicy(t, action, nil, opts...)
+	return newEnvStack(t, action, nil, opts...)
 }
 
-// newEnvPolicy is newEnv with the policy's options adjusted (allowlist, limits).
-func newEnvPolicy(t *testing.T, action mcp.ElicitationResponseAction, popt func(*policy.Options), opts ...envOption) *env {
+// newEnvStack is newEnv with the stack's options adjusted (the policy's allowlist and
+// limits, the receiver).
+func newEnvStack(t *testing.T, action mcp.ElicitationResponseAction, sopt func(*stack.Options), opts ...envOption) *env {
 	t.Helper()
 	e := &env{human: &answer{action: action}, audit: &toolstest.Audit{}}
 	var st *toolstest.Stack
@@ -72,50 +71,26 @@ func newEnvPolicy(t *testing.T, action mcp.ElicitationResponseAction, popt func(
 		return ctx.Err()
 	}
 	st = toolstest.New(t, toolstest.Options{
-		Selection:   tools.Selection{Toolsets: []string{"servers"}},
+		// The workflow tools are loaded with the servers toolset, as --toolsets does.
+		Selection:   tools.Selection{Toolsets: []string{"servers", "workflows"}},
 		Elicitation: e.human,
 		Protocol:    mcp.ProtocolVersion20251125,
 		SimOptions:  sim.Options{},
-		Configure: func(o *tools.Options) {
-			po := policy.Options{
-				Describe: tools.Describer(schemas.Load()),
-				PIN:      simPIN{&st},
-				Audit:    e.audit,
+		Full: func(so *stack.Options) {
+			so.Policy.Audit = e.audit
+			if sopt != nil {
+				sopt(so)
 			}
-			if popt != nil {
-				popt(&po)
+			so.ConfigureWorkflows = func(wo *workflows.Options) {
+				wo.Sleep = func(ctx context.Context, d time.Duration) error { return e.sleep(ctx, d) }
+				wo.PollInitial, wo.PollMax, wo.DefaultWait = 30*time.Second, 2*time.Minute, 30*time.Second
+				for _, opt := range opts {
+					opt(wo)
+				}
 			}
-			eng, err := policy.New(po)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw := o.Client
-			o.Client = eng.Guard(raw)
-			o.PIN = policy.PINFrom
-			o.Middleware = append(o.Middleware, eng.Middleware)
-			wo := workflows.Options{
-				Client:      o.Client,
-				Checker:     o.Sessions.(workflows.Checker),
-				Policy:      eng,
-				Sleep:       func(ctx context.Context, d time.Duration) error { return e.sleep(ctx, d) },
-				PollInitial: 30 * time.Second,
-				PollMax:     2 * time.Minute,
-				DefaultWait: 30 * time.Second,
-			}
-			for _, opt := range opts {
-				opt(&wo)
-			}
-			wf, err := workflows.New(wo)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.wf = wf
-			o.ExtraTools = append(o.ExtraTools, wf.Tools()...)
-			taskHooks := &server.TaskHooks{}
-			wf.AttachTaskHooks(taskHooks)
-			o.ExtraOptions = append(o.ExtraOptions, server.WithTaskCapabilities(true, true, true), server.WithTaskHooks(taskHooks))
 		},
 	})
+	e.wf = st.Full.Workflows
 	e.st = st
 	st.MCP.OnNotification(func(n mcp.JSONRPCNotification) {
 		if n.Method == "notifications/progress" {
@@ -392,12 +367,6 @@ func TestOrderValidatesBeforeOrdering(t *testing.T) {
 	}
 }
 
-// simPIN reads the simulator's account PIN when the policy needs it (the server-side
-// secret; the model never sees it).
-type simPIN struct{ st **toolstest.Stack }
-
-func (p simPIN) PIN(context.Context) (string, error) { return (*p.st).Sim.PIN(), nil }
-
 // jobInfo decodes a workflow result's structured content as the client received it.
 func jobInfo(t *testing.T, res *mcp.CallToolResult) workflows.JobInfo {
 	t.Helper()
@@ -578,26 +547,16 @@ func TestTaskModeCompletesAndCancels(t *testing.T) {
 // once instead of waiting for its next poll (an hour away here), and invapi confirms.
 func TestInstallCallbackCompletesTheJob(t *testing.T) {
 	var rcv *webhook.Receiver
-	var wf *workflows.Workflows
 	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rcv.Handler().ServeHTTP(w, r) }))
 	defer hooks.Close()
-	var err error
-	rcv, err = webhook.New(t.Context(), webhook.Config{PublicURL: hooks.URL, Store: store.NewMemory()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rcv.Close(context.Background())
-	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
-		o.Callbacks = rcv
+	// The stack wires the receiver's callbacks into the jobs and wakes them on arrival.
+	e := newEnvStack(t, mcp.ElicitationResponseActionAccept, func(o *stack.Options) {
+		o.Receiver = webhook.Config{PublicURL: hooks.URL}
+	}, func(o *workflows.Options) {
 		o.Sleep = nil // real waiting: only the callback can cut the hour short
 		o.PollInitial, o.PollMax = time.Hour, time.Hour
 	})
-	wf = e.wf
-	rcv.SetNotifier(webhook.NotifierFunc(func(_ context.Context, ev webhook.Event) {
-		if ev.Kind == store.KindInstallDone {
-			wf.Wake(ev.ServerID)
-		}
-	}))
+	rcv = e.st.Full.Receiver
 	args := reinstallArgs()
 	args["wait_seconds"] = 0
 	info := jobInfo(t, toolstest.CallWith(t, e.st.MCP, workflows.ReinstallTool, args))
