@@ -43,6 +43,13 @@ type sqlStore struct {
 	wake     [numTopics]notifier
 	versions [numTopics]int64 // last seen topic_versions, by the poller
 
+	// pinWriter: the writer keeps one connection of its own (a SQLite file). SQLite
+	// drops a connection's page cache when another connection has written since its
+	// last transaction; on a connection only the writer uses, the B-tree pages a batch
+	// touches stay cached from the batch before (unless another process wrote).
+	pinWriter bool
+	wconn     *sql.Conn // the writer goroutine's only
+
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared read statements (database/sql prepares them per connection)
 }
@@ -158,12 +165,12 @@ func (t *wtx) queryRow(q string, args ...any) *sql.Row {
 // touch marks topic changed: other processes are woken when the batch commits.
 func (t *wtx) touch(topic Topic) { t.topics[topic] = true }
 
-func newSQLStore(ctx context.Context, db *sql.DB, d dialect, engine string) (*sqlStore, error) {
+func newSQLStore(ctx context.Context, db *sql.DB, d dialect, engine string, pinWriter bool) (*sqlStore, error) {
 	if err := migrate(ctx, db, &d); err != nil {
 		return nil, err
 	}
 	bg, stop := context.WithCancel(context.Background())
-	s := &sqlStore{db: db, d: d, engine: engine, writes: make(chan *writeReq), closing: make(chan struct{}), bg: bg, stop: stop}
+	s := &sqlStore{db: db, d: d, engine: engine, writes: make(chan *writeReq), closing: make(chan struct{}), bg: bg, stop: stop, pinWriter: pinWriter}
 	if err := s.pollVersions(ctx); err != nil {
 		stop()
 		return nil, err
@@ -253,6 +260,11 @@ func (s *sqlStore) submit(ctx context.Context, req *writeReq) error {
 
 func (s *sqlStore) writer() {
 	defer s.wg.Done()
+	defer func() {
+		if s.wconn != nil {
+			_ = s.wconn.Close()
+		}
+	}()
 	batch := make([]*writeReq, 0, maxBatch)
 	for {
 		select {
@@ -318,7 +330,7 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	errs = make([]error, len(batch))
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return errs, fmt.Errorf("state: begin: %w", err)
 	}
@@ -391,6 +403,26 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 		}
 	}
 	return errs, nil
+}
+
+// begin starts a batch's transaction, on the writer's own connection when pinned.
+func (s *sqlStore) begin(ctx context.Context) (*sql.Tx, error) {
+	if !s.pinWriter {
+		return s.db.BeginTx(ctx, nil)
+	}
+	if s.wconn == nil {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.wconn = c
+	}
+	tx, err := s.wconn.BeginTx(ctx, nil)
+	if err != nil { // a broken connection is replaced at the next batch
+		_ = s.wconn.Close()
+		s.wconn = nil
+	}
+	return tx, err
 }
 
 // poller wakes this process's waiters on changes made by other processes: every poll

@@ -22,10 +22,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -50,6 +52,7 @@ func run(args []string, out io.Writer) error {
 	timeout := fs.Duration("timeout", 2*time.Minute, "the whole run must finish within this")
 	kind := fs.String("store", "sqlite", "sqlite (the shared store hostkey-mcp uses, durable), bolt (the earlier store, durable) or memory")
 	dir := fs.String("dir", "", "directory for the bolt file (default: a temporary directory, removed afterwards)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the callback phase to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -141,7 +144,18 @@ func run(args []string, out io.Writer) error {
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	lat := make([]time.Duration, len(plan))
 	var non200, failed atomic.Int64
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	start = time.Now()
+	cpu0 := cpuTime()
 	err = parallel(ctx, *conns, len(plan), func(k int) error {
 		i := plan[k]
 		var req *http.Request
@@ -166,6 +180,10 @@ func run(args []string, out io.Writer) error {
 		return nil
 	})
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return fmt.Errorf("sending: %w (after %v)", err, elapsed)
 	}
@@ -205,6 +223,10 @@ func run(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "sent %d requests in %v: %.0f requests/s, %.0f accepted events/s\n",
 		len(plan), elapsed.Round(time.Millisecond), float64(len(plan))/elapsed.Seconds(), float64(m.Accepted[store.KindInstallDone])/elapsed.Seconds())
+	// CPU per request (this process: server and client) is steadier than requests/s on
+	// a shared machine: other processes' load stretches wall time, not this.
+	fmt.Fprintf(out, "cpu %v per request (server and client, %.2f cores busy)\n",
+		(cpu / time.Duration(len(plan))).Round(time.Microsecond), cpu.Seconds()/elapsed.Seconds())
 	fmt.Fprintf(out, "latency p50 %v  p90 %v  p99 %v  max %v\n", pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1].Round(10*time.Microsecond))
 	fmt.Fprintf(out, "store: %d events, %d jobs done; accepted %d, duplicates %d, non-200 %d, transport errors %d, notified %d, notify dropped %d\n",
 		len(page.Events), done, m.Accepted[store.KindInstallDone], m.Duplicates, non200.Load(), failed.Load(), notified.Load(), m.NotifyDropped)
@@ -254,4 +276,13 @@ func parallel(ctx context.Context, workers, count int, fn func(int) error) error
 func hashOf(callbackURL string) []byte {
 	h := sha256.Sum256([]byte(callbackURL[strings.LastIndexByte(callbackURL, '/')+1:]))
 	return h[:]
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
