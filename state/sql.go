@@ -48,7 +48,8 @@ type sqlStore struct {
 	// last transaction; on a connection only the writer uses, the B-tree pages a batch
 	// touches stay cached from the batch before (unless another process wrote).
 	pinWriter bool
-	wconn     *sql.Conn // the writer goroutine's only
+	wconn     *sql.Conn            // the writer goroutine's only
+	wstmts    map[string]*sql.Stmt // the writer goroutine's only: its prepared statements
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared read statements (database/sql prepares them per connection)
@@ -107,6 +108,7 @@ type writeReq struct {
 // wtx is a write transaction shared by a batch of writes.
 type wtx struct {
 	*sql.Tx
+	s      *sqlStore
 	ctx    context.Context
 	d      *dialect
 	nowNS  int64
@@ -130,12 +132,22 @@ func (t *wtx) now() (int64, error) {
 }
 
 // stmt prepares q once per transaction: a batch runs the same few statements for each
-// of its writes.
+// of its writes. On a pinned writer connection the statement is prepared once for the
+// process (wstmts) and only bound to each transaction.
 func (t *wtx) stmt(q string) (*sql.Stmt, error) {
 	if st := t.stmts[q]; st != nil {
 		return st, nil
 	}
-	st, err := t.PrepareContext(t.ctx, q)
+	var st *sql.Stmt
+	var err error
+	if t.s != nil && t.s.pinWriter {
+		var ps *sql.Stmt
+		if ps, err = t.s.writerStmt(t.ctx, q); err == nil {
+			st = t.StmtContext(t.ctx, ps)
+		}
+	} else {
+		st, err = t.PrepareContext(t.ctx, q)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +273,9 @@ func (s *sqlStore) submit(ctx context.Context, req *writeReq) error {
 func (s *sqlStore) writer() {
 	defer s.wg.Done()
 	defer func() {
+		for _, st := range s.wstmts {
+			_ = st.Close()
+		}
 		if s.wconn != nil {
 			_ = s.wconn.Close()
 		}
@@ -330,6 +345,12 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	errs = make([]error, len(batch))
+	if len(s.wstmts) >= maxStmts { // bounded; between batches none is in use
+		for _, old := range s.wstmts {
+			_ = old.Close()
+		}
+		s.wstmts = nil
+	}
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return errs, fmt.Errorf("state: begin: %w", err)
@@ -338,7 +359,7 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 		_ = tx.Rollback()
 		return errs, fmt.Errorf("state: %s: %w", what, err)
 	}
-	w := &wtx{Tx: tx, ctx: ctx, d: &s.d}
+	w := &wtx{Tx: tx, s: s, ctx: ctx, d: &s.d}
 	var touched [numTopics]bool
 	single := len(batch) == 1
 	for i, r := range batch {
@@ -405,6 +426,24 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 	return errs, nil
 }
 
+// writerStmt is the writer's prepared statement for q. database/sql keeps it prepared
+// on the writer's connection, so binding it to a transaction (Tx.StmtContext) does not
+// parse the SQL again.
+func (s *sqlStore) writerStmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st := s.wstmts[q]; st != nil {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if s.wstmts == nil {
+		s.wstmts = map[string]*sql.Stmt{}
+	}
+	s.wstmts[q] = st
+	return st, nil
+}
+
 // begin starts a batch's transaction, on the writer's own connection when pinned.
 func (s *sqlStore) begin(ctx context.Context) (*sql.Tx, error) {
 	if !s.pinWriter {
@@ -414,6 +453,12 @@ func (s *sqlStore) begin(ctx context.Context) (*sql.Tx, error) {
 		c, err := s.db.Conn(ctx)
 		if err != nil {
 			return nil, err
+		}
+		if s.d.writerConn != "" {
+			if _, err := c.ExecContext(ctx, s.d.writerConn); err != nil {
+				_ = c.Close()
+				return nil, err
+			}
 		}
 		s.wconn = c
 	}

@@ -27,7 +27,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -276,13 +275,4 @@ func parallel(ctx context.Context, workers, count int, fn func(int) error) error
 func hashOf(callbackURL string) []byte {
 	h := sha256.Sum256([]byte(callbackURL[strings.LastIndexByte(callbackURL, '/')+1:]))
 	return h[:]
-}
-
-// cpuTime is the user and system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
