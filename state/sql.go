@@ -178,13 +178,31 @@ func (t *wtx) queryRow(q string, args ...any) *sql.Row {
 func (t *wtx) touch(topic Topic) { t.topics[topic] = true }
 
 func newSQLStore(ctx context.Context, db *sql.DB, d dialect, engine string, pinWriter bool) (*sqlStore, error) {
-	if err := migrate(ctx, db, &d); err != nil {
-		return nil, err
-	}
 	bg, stop := context.WithCancel(context.Background())
 	s := &sqlStore{db: db, d: d, engine: engine, writes: make(chan *writeReq), closing: make(chan struct{}), bg: bg, stop: stop, pinWriter: pinWriter}
+	var on beginner = db
+	if pinWriter {
+		// Migrate on the writer's connection: a start then opens one connection fewer
+		// (each costs the pragmas and parsing the schema).
+		c, err := s.writerConn(ctx)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("state: open: %w", err)
+		}
+		on = c
+	}
+	if err := migrate(ctx, on, &s.d); err != nil {
+		stop()
+		if s.wconn != nil {
+			_ = s.wconn.Close()
+		}
+		return nil, err
+	}
 	if err := s.pollVersions(ctx); err != nil {
 		stop()
+		if s.wconn != nil {
+			_ = s.wconn.Close()
+		}
 		return nil, err
 	}
 	s.wg.Add(2)
@@ -195,7 +213,12 @@ func newSQLStore(ctx context.Context, db *sql.DB, d dialect, engine string, pinW
 
 // migrate applies the embedded migrations of d that the database lacks, under a lock
 // so that processes starting together do not race.
-func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
+// beginner is a *sql.DB or a *sql.Conn.
+type beginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+func migrate(ctx context.Context, db beginner, d *dialect) error {
 	dir := "migrations/" + d.name
 	entries, err := migrationsFS.ReadDir(dir)
 	if err != nil {
@@ -449,25 +472,35 @@ func (s *sqlStore) begin(ctx context.Context) (*sql.Tx, error) {
 	if !s.pinWriter {
 		return s.db.BeginTx(ctx, nil)
 	}
-	if s.wconn == nil {
-		c, err := s.db.Conn(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if s.d.writerConn != "" {
-			if _, err := c.ExecContext(ctx, s.d.writerConn); err != nil {
-				_ = c.Close()
-				return nil, err
-			}
-		}
-		s.wconn = c
+	c, err := s.writerConn(ctx)
+	if err != nil {
+		return nil, err
 	}
-	tx, err := s.wconn.BeginTx(ctx, nil)
+	tx, err := c.BeginTx(ctx, nil)
 	if err != nil { // a broken connection is replaced at the next batch
 		_ = s.wconn.Close()
 		s.wconn = nil
 	}
 	return tx, err
+}
+
+// writerConn is the writer's own connection, opened when missing.
+func (s *sqlStore) writerConn(ctx context.Context) (*sql.Conn, error) {
+	if s.wconn != nil {
+		return s.wconn, nil
+	}
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.d.writerConn != "" {
+		if _, err := c.ExecContext(ctx, s.d.writerConn); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+	}
+	s.wconn = c
+	return c, nil
 }
 
 // poller wakes this process's waiters on changes made by other processes: every poll
