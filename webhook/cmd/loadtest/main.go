@@ -1,8 +1,9 @@
 // Command loadtest measures the webhook receiver on loopback: it starts a receiver with
-// the real bbolt store (fsync on every commit) on 127.0.0.1, creates N install jobs, sends
-// their callbacks over C keep-alive connections, and reports accepted/s, latency
-// percentiles and how many events were lost (stored events and completed jobs are
-// counted from the store afterwards). It exits non-zero if anything was lost, any
+// a durable store (the shared SQLite store by default, fsync on every commit; -store
+// bolt or memory) on 127.0.0.1, creates N install jobs, sends their callbacks over C
+// keep-alive connections, and reports accepted/s, CPU per request, latency percentiles
+// and how many events were lost (stored events and completed jobs are counted from the
+// store afterwards). It exits non-zero if anything was lost, any
 // request failed, or the run exceeded -timeout.
 //
 //	go run ./webhook/cmd/loadtest -n 20000 -c 64 -timeout 2m
