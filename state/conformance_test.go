@@ -6,10 +6,12 @@ package state_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -727,6 +729,37 @@ func TestReopenAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestNewerStoreRefused: a store migrated by a newer hostkey-mcp is refused at Open, on
+// the read-only check every start makes as on the locked one.
+func TestNewerStoreRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), state.FileName)
+	s, err := state.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO schema_version (version) VALUES (99)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if s, err := state.Open(ctx, path); err == nil || !strings.Contains(err.Error(), "schema version 99, newer than this hostkey-mcp knows") {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("open a newer store: %v, want a refusal naming the version", err)
+	}
+	// Reopening a current store is quick and fine (the read-only check).
+	if s, err := state.Open(ctx, filepath.Join(t.TempDir(), state.FileName)); err != nil {
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
 }
 
 // An unusable data dir is an error at Open, never a silent fall-back to memory.

@@ -216,6 +216,7 @@ func newSQLStore(ctx context.Context, db *sql.DB, d dialect, engine string, pinW
 // beginner is a *sql.DB or a *sql.Conn.
 type beginner interface {
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 func migrate(ctx context.Context, db beginner, d *dialect) error {
@@ -231,6 +232,17 @@ func migrate(ctx context.Context, db beginner, d *dialect) error {
 		}
 	}
 	sort.Strings(names)
+	// Every start but the first of a version finds the store current: one read, without
+	// the write lock (which another process's writer may hold for a while).
+	var have int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&have); err == nil {
+		if have > len(names) {
+			return fmt.Errorf("state: the store has schema version %d, newer than this hostkey-mcp knows (%d): upgrade hostkey-mcp", have, len(names))
+		}
+		if have == len(names) {
+			return nil
+		}
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("state: migrate: begin: %w", err)
