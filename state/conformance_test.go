@@ -6,10 +6,12 @@ package state_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -243,6 +245,78 @@ func TestInstallJobs(t *testing.T) {
 		}
 		if _, err := s.InstallJobBySecret(ctx, []byte("hash1")); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("a pruned job's secret still matches: %v", err)
+		}
+	})
+}
+
+// TestInstallJobCompletedBySecret: the lookup by secret and the completion are one
+// write; a refusal by build, or an unknown secret, writes nothing; of two processes
+// completing the same job at once, one appends and the other sees a duplicate.
+func TestInstallJobCompletedBySecret(t *testing.T) {
+	each(t, func(t *testing.T, _ string, open func() state.Store) {
+		s, other := open(), open()
+		for i := range 3 {
+			j := state.InstallJob{ID: fmt.Sprint("job", i), SecretHash: []byte(fmt.Sprint("hash", i)), ServerID: int64(10 + i), Data: []byte(`{"a":1}`)}
+			if err := s.CreateInstallJob(ctx, j); err != nil {
+				t.Fatal(err)
+			}
+		}
+		build := func(j state.InstallJob) (state.Event, string, error) {
+			return ev("install_done", j.ServerID, j.ID), "install:" + j.ID, nil
+		}
+		if _, _, _, err := s.CompleteInstallJobBySecret(ctx, []byte("nope"), build); !errors.Is(err, state.ErrNotFound) {
+			t.Fatalf("unknown secret: %v, want ErrNotFound", err)
+		}
+		refuse := errors.New("not from the server's address")
+		_, j, _, err := s.CompleteInstallJobBySecret(ctx, []byte("hash0"), func(state.InstallJob) (state.Event, string, error) {
+			return state.Event{}, "", refuse
+		})
+		if !errors.Is(err, refuse) || j.ID != "job0" || j.ServerID != 10 {
+			t.Fatalf("refused: %+v %v, want the job and the refusal", j, err)
+		}
+		if last := must(s.LastCursor(ctx)).ok(t); last != 0 {
+			t.Fatalf("last cursor %d: a refused or unknown callback wrote an event", last)
+		}
+		if got := must(s.InstallJob(ctx, "job0")).ok(t); got.State != state.JobPending {
+			t.Fatalf("a refused callback changed the job: %+v", got)
+		}
+		e, j, dup, err := s.CompleteInstallJobBySecret(ctx, []byte("hash0"), build)
+		if err != nil || dup || e.Cursor != 1 || j.ID != "job0" || j.State != state.JobDone || j.EventID != e.ID || j.DoneAt.IsZero() || string(j.Data) != `{"a":1}` {
+			t.Fatalf("complete: %+v %+v %v %v", e, j, dup, err)
+		}
+		stored := must(s.InstallJob(ctx, "job0")).ok(t)
+		if stored.State != state.JobDone || stored.EventID != e.ID || !stored.DoneAt.Equal(j.DoneAt) {
+			t.Fatalf("stored job %+v, returned %+v", stored, j)
+		}
+		e2, j2, dup, err := other.CompleteInstallJobBySecret(ctx, []byte("hash0"), build)
+		if err != nil || !dup || e2.ID != e.ID || e2.Cursor != e.Cursor || j2.EventID != e.ID || !j2.DoneAt.Equal(j.DoneAt) {
+			t.Fatalf("again from another process: %+v %+v %v %v", e2, j2, dup, err)
+		}
+		// Both processes at once, several times each: one event per job.
+		var wg sync.WaitGroup
+		var appended atomic.Int64
+		for _, st := range []state.Store{s, other, s, other} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for _, h := range []string{"hash1", "hash2"} {
+					_, j, dup, err := st.CompleteInstallJobBySecret(ctx, []byte(h), build)
+					if err != nil || j.State != state.JobDone {
+						t.Errorf("%s: %+v %v", h, j, err)
+						return
+					}
+					if !dup {
+						appended.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if n := appended.Load(); n != 2 {
+			t.Fatalf("%d completions appended, want 2 (one per job)", n)
+		}
+		if last := must(s.LastCursor(ctx)).ok(t); last != 3 {
+			t.Fatalf("last cursor %d, want 3", last)
 		}
 	})
 }
@@ -655,6 +729,37 @@ func TestReopenAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestNewerStoreRefused: a store migrated by a newer hostkey-mcp is refused at Open, on
+// the read-only check every start makes as on the locked one.
+func TestNewerStoreRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), state.FileName)
+	s, err := state.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO schema_version (version) VALUES (99)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if s, err := state.Open(ctx, path); err == nil || !strings.Contains(err.Error(), "schema version 99, newer than this hostkey-mcp knows") {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("open a newer store: %v, want a refusal naming the version", err)
+	}
+	// Reopening a current store is quick and fine (the read-only check).
+	if s, err := state.Open(ctx, filepath.Join(t.TempDir(), state.FileName)); err != nil {
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
 }
 
 // An unusable data dir is an error at Open, never a silent fall-back to memory.

@@ -40,6 +40,8 @@ type dialect struct {
 	// in one statement (args: id, kind, server_id, at_ns, data, dedupe key or '') and
 	// returns the cursor. SQLite has no data-modifying WITH: it runs the three.
 	appendEvent string
+	// writerConn is run once on the writer's own connection (see sqlStore.pinWriter).
+	writerConn string
 	// notify wakes other processes on topic at commit (inside tx); nil when they poll.
 	notify func(ctx context.Context, tx *sql.Tx, topic Topic) error
 }
@@ -51,6 +53,9 @@ var sqliteDialect = dialect{
 		return time.Now().UnixNano(), nil
 	},
 	lockMigrations: func(context.Context, *sql.Tx) error { return nil },
+	// The writer's page cache (default 2 MiB) holds the pages a batch revisits: the
+	// install jobs it completes, the event and dedupe indexes. 16 MiB, one connection.
+	writerConn: `PRAGMA cache_size = -16384`,
 }
 
 // pgLockID is the advisory lock key of migrations ("hkmcp" in ASCII).

@@ -114,6 +114,58 @@ func (s *sqlStore) CompleteInstallJob(ctx context.Context, id string, ev Event, 
 	return out, j, dup, nil
 }
 
+// CompleteInstallJobBySecret implements InstallJobs: the lookup is part of the write,
+// so a callback costs the store one batched write and no read of its own.
+func (s *sqlStore) CompleteInstallJobBySecret(ctx context.Context, hash []byte, build func(InstallJob) (Event, string, error)) (Event, InstallJob, bool, error) {
+	var (
+		out     Event
+		j       InstallJob
+		dup     bool
+		refused error // not found, or build's error: nothing was written
+	)
+	// Plain: every error returned is the database's; refusals are outputs.
+	err := s.writePlain(ctx, func(w *wtx) error {
+		out, dup, refused = Event{}, false, nil
+		var err error
+		j, err = scanInstall(w.queryRow(`SELECT `+installCols+` FROM install_jobs WHERE secret_hash = $1`, hash))
+		if errors.Is(err, ErrNotFound) {
+			refused = fmt.Errorf("install job by secret: %w", err)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("install job by secret: %w", err)
+		}
+		ev, key, err := build(j)
+		if err != nil {
+			refused = err
+			return nil
+		}
+		if out, dup, err = appendTx(w, ev, key); err != nil {
+			return err
+		}
+		// The first completion stays: another replica may have completed the job since
+		// the SELECT (PostgreSQL); the dedupe key then made this a duplicate.
+		var done int64
+		err = w.queryRow(`UPDATE install_jobs SET state = $1, done_ns = $2, event_id = $3 WHERE id = $4 AND state <> $1 RETURNING state, done_ns, event_id`,
+			JobDone, ns(out.Time), out.ID, j.ID).Scan(&j.State, &done, &j.EventID)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = w.queryRow(`SELECT state, done_ns, event_id FROM install_jobs WHERE id = $1`, j.ID).Scan(&j.State, &done, &j.EventID)
+		}
+		if err != nil {
+			return fmt.Errorf("install job %s: %w", j.ID, err)
+		}
+		j.DoneAt = fromNS(done)
+		return nil
+	})
+	switch {
+	case err != nil:
+		return Event{}, InstallJob{}, false, err
+	case refused != nil:
+		return Event{}, j, false, refused
+	}
+	return out, j, dup, nil
+}
+
 const workflowCols = `id, kind, session, owner, epoch, lease_ns, state, input, result, created_ns, updated_ns`
 
 func scanWorkflow(r rowScanner) (Workflow, error) {

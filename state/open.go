@@ -95,7 +95,7 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 		db.SetMaxOpenConns(8)
 		db.SetMaxIdleConns(8)
 	}
-	s, err := newSQLStore(ctx, db, sqliteDialect, engine)
+	s, err := newSQLStore(ctx, db, sqliteDialect, engine, path != "")
 	if err != nil {
 		_ = db.Close()
 		if path != "" {
@@ -122,7 +122,7 @@ func openPostgres(ctx context.Context, url string) (Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("state: PostgreSQL at %s:%d (database %q, user %q) is unreachable: %w", cfg.Host, cfg.Port, cfg.Database, cfg.User, err)
 	}
-	s, err := newSQLStore(ctx, db, postgresDialect, "postgres")
+	s, err := newSQLStore(ctx, db, postgresDialect, "postgres", false)
 	if err != nil {
 		_ = db.Close()
 		return nil, err

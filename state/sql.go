@@ -43,6 +43,14 @@ type sqlStore struct {
 	wake     [numTopics]notifier
 	versions [numTopics]int64 // last seen topic_versions, by the poller
 
+	// pinWriter: the writer keeps one connection of its own (a SQLite file). SQLite
+	// drops a connection's page cache when another connection has written since its
+	// last transaction; on a connection only the writer uses, the B-tree pages a batch
+	// touches stay cached from the batch before (unless another process wrote).
+	pinWriter bool
+	wconn     *sql.Conn            // the writer goroutine's only
+	wstmts    map[string]*sql.Stmt // the writer goroutine's only: its prepared statements
+
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared read statements (database/sql prepares them per connection)
 }
@@ -100,6 +108,7 @@ type writeReq struct {
 // wtx is a write transaction shared by a batch of writes.
 type wtx struct {
 	*sql.Tx
+	s      *sqlStore
 	ctx    context.Context
 	d      *dialect
 	nowNS  int64
@@ -123,12 +132,22 @@ func (t *wtx) now() (int64, error) {
 }
 
 // stmt prepares q once per transaction: a batch runs the same few statements for each
-// of its writes.
+// of its writes. On a pinned writer connection the statement is prepared once for the
+// process (wstmts) and only bound to each transaction.
 func (t *wtx) stmt(q string) (*sql.Stmt, error) {
 	if st := t.stmts[q]; st != nil {
 		return st, nil
 	}
-	st, err := t.PrepareContext(t.ctx, q)
+	var st *sql.Stmt
+	var err error
+	if t.s != nil && t.s.pinWriter {
+		var ps *sql.Stmt
+		if ps, err = t.s.writerStmt(t.ctx, q); err == nil {
+			st = t.StmtContext(t.ctx, ps)
+		}
+	} else {
+		st, err = t.PrepareContext(t.ctx, q)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -158,14 +177,32 @@ func (t *wtx) queryRow(q string, args ...any) *sql.Row {
 // touch marks topic changed: other processes are woken when the batch commits.
 func (t *wtx) touch(topic Topic) { t.topics[topic] = true }
 
-func newSQLStore(ctx context.Context, db *sql.DB, d dialect, engine string) (*sqlStore, error) {
-	if err := migrate(ctx, db, &d); err != nil {
+func newSQLStore(ctx context.Context, db *sql.DB, d dialect, engine string, pinWriter bool) (*sqlStore, error) {
+	bg, stop := context.WithCancel(context.Background())
+	s := &sqlStore{db: db, d: d, engine: engine, writes: make(chan *writeReq), closing: make(chan struct{}), bg: bg, stop: stop, pinWriter: pinWriter}
+	var on beginner = db
+	if pinWriter {
+		// Migrate on the writer's connection: a start then opens one connection fewer
+		// (each costs the pragmas and parsing the schema).
+		c, err := s.writerConn(ctx)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("state: open: %w", err)
+		}
+		on = c
+	}
+	if err := migrate(ctx, on, &s.d); err != nil {
+		stop()
+		if s.wconn != nil {
+			_ = s.wconn.Close()
+		}
 		return nil, err
 	}
-	bg, stop := context.WithCancel(context.Background())
-	s := &sqlStore{db: db, d: d, engine: engine, writes: make(chan *writeReq), closing: make(chan struct{}), bg: bg, stop: stop}
 	if err := s.pollVersions(ctx); err != nil {
 		stop()
+		if s.wconn != nil {
+			_ = s.wconn.Close()
+		}
 		return nil, err
 	}
 	s.wg.Add(2)
@@ -176,7 +213,13 @@ func newSQLStore(ctx context.Context, db *sql.DB, d dialect, engine string) (*sq
 
 // migrate applies the embedded migrations of d that the database lacks, under a lock
 // so that processes starting together do not race.
-func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
+// beginner is a *sql.DB or a *sql.Conn.
+type beginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func migrate(ctx context.Context, db beginner, d *dialect) error {
 	dir := "migrations/" + d.name
 	entries, err := migrationsFS.ReadDir(dir)
 	if err != nil {
@@ -189,6 +232,17 @@ func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
 		}
 	}
 	sort.Strings(names)
+	// Every start but the first of a version finds the store current: one read, without
+	// the write lock (which another process's writer may hold for a while).
+	var have int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&have); err == nil {
+		if have > len(names) {
+			return fmt.Errorf("state: the store has schema version %d, newer than this hostkey-mcp knows (%d): upgrade hostkey-mcp", have, len(names))
+		}
+		if have == len(names) {
+			return nil
+		}
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("state: migrate: begin: %w", err)
@@ -253,6 +307,14 @@ func (s *sqlStore) submit(ctx context.Context, req *writeReq) error {
 
 func (s *sqlStore) writer() {
 	defer s.wg.Done()
+	defer func() {
+		for _, st := range s.wstmts {
+			_ = st.Close()
+		}
+		if s.wconn != nil {
+			_ = s.wconn.Close()
+		}
+	}()
 	batch := make([]*writeReq, 0, maxBatch)
 	for {
 		select {
@@ -318,7 +380,13 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	errs = make([]error, len(batch))
-	tx, err := s.db.BeginTx(ctx, nil)
+	if len(s.wstmts) >= maxStmts { // bounded; between batches none is in use
+		for _, old := range s.wstmts {
+			_ = old.Close()
+		}
+		s.wstmts = nil
+	}
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return errs, fmt.Errorf("state: begin: %w", err)
 	}
@@ -326,7 +394,7 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 		_ = tx.Rollback()
 		return errs, fmt.Errorf("state: %s: %w", what, err)
 	}
-	w := &wtx{Tx: tx, ctx: ctx, d: &s.d}
+	w := &wtx{Tx: tx, s: s, ctx: ctx, d: &s.d}
 	var touched [numTopics]bool
 	single := len(batch) == 1
 	for i, r := range batch {
@@ -391,6 +459,60 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 		}
 	}
 	return errs, nil
+}
+
+// writerStmt is the writer's prepared statement for q. database/sql keeps it prepared
+// on the writer's connection, so binding it to a transaction (Tx.StmtContext) does not
+// parse the SQL again.
+func (s *sqlStore) writerStmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st := s.wstmts[q]; st != nil {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if s.wstmts == nil {
+		s.wstmts = map[string]*sql.Stmt{}
+	}
+	s.wstmts[q] = st
+	return st, nil
+}
+
+// begin starts a batch's transaction, on the writer's own connection when pinned.
+func (s *sqlStore) begin(ctx context.Context) (*sql.Tx, error) {
+	if !s.pinWriter {
+		return s.db.BeginTx(ctx, nil)
+	}
+	c, err := s.writerConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil { // a broken connection is replaced at the next batch
+		_ = s.wconn.Close()
+		s.wconn = nil
+	}
+	return tx, err
+}
+
+// writerConn is the writer's own connection, opened when missing.
+func (s *sqlStore) writerConn(ctx context.Context) (*sql.Conn, error) {
+	if s.wconn != nil {
+		return s.wconn, nil
+	}
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.d.writerConn != "" {
+		if _, err := c.ExecContext(ctx, s.d.writerConn); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+	}
+	s.wconn = c
+	return c, nil
 }
 
 // poller wakes this process's waiters on changes made by other processes: every poll

@@ -149,6 +149,12 @@ type InstallJobs interface {
 	MarkInstallDone(ctx context.Context, id string, at time.Time, eventID string) (InstallJob, error)
 	// CompleteInstallJob appends ev and marks the job done by it in one commit.
 	CompleteInstallJob(ctx context.Context, id string, ev Event, dedupeKey string) (Event, InstallJob, bool, error)
+	// CompleteInstallJobBySecret finds the job by the SHA-256 of its secret (ErrNotFound)
+	// and, when build accepts it, appends the event build returns (with its dedupe key)
+	// and marks the job done, all in one write. build runs inside the write: it must be
+	// quick, must not block, and may run more than once. Its error is returned with the
+	// job and nothing is written.
+	CompleteInstallJobBySecret(ctx context.Context, hash []byte, build func(InstallJob) (Event, string, error)) (Event, InstallJob, bool, error)
 }
 
 // Workflow job states.

@@ -14,8 +14,20 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
+
+// stores runs f for each kind of store the receiver takes: its own memory, bbolt, and
+// the shared store, whose path finds the job inside the completing write.
+func stores(t *testing.T, f func(t *testing.T, o envOpts)) {
+	for _, k := range []struct {
+		name string
+		o    envOpts
+	}{{"memory", envOpts{}}, {"bolt", envOpts{bolt: true}}, {"shared", envOpts{shared: true}}} {
+		t.Run(k.name, func(t *testing.T) { f(t, k.o) })
+	}
+}
 
 // env is a receiver served over real HTTP on loopback.
 type env struct {
@@ -30,6 +42,7 @@ type env struct {
 type envOpts struct {
 	cfg      Config
 	bolt     bool
+	shared   bool // the shared store (SQLite in a temporary dir), as hostkey-mcp runs
 	timeouts Timeouts
 	noPublic bool
 }
@@ -43,7 +56,13 @@ func newEnv(t *testing.T, o envOpts) *env {
 	base := "http://" + ln.Addr().String()
 	cfg := o.cfg
 	if cfg.Store == nil {
-		if o.bolt {
+		if o.shared {
+			st, err := state.Open(context.Background(), filepath.Join(t.TempDir(), state.FileName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Store = store.NewShared(st)
+		} else if o.bolt {
 			b, err := store.OpenBolt(filepath.Join(t.TempDir(), "events.db"), nil)
 			if err != nil {
 				t.Fatal(err)

@@ -483,18 +483,34 @@ func newSecret() (string, error) {
 
 func (r *Receiver) parse(w http.ResponseWriter, req *http.Request) (*Callback, bool) {
 	cb, err := ParseCallback(req, r.cfg.MaxBodyBytes)
-	switch {
-	case errors.Is(err, ErrBodyTooLarge):
-		r.metrics.reject(ReasonTooLarge)
-		w.Header().Set("Connection", "close")
-		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-		return nil, false
-	case err != nil:
-		r.metrics.reject(ReasonBadRequest)
-		http.Error(w, "bad request", http.StatusBadRequest)
+	if err != nil {
+		r.badBody(w, err)
 		return nil, false
 	}
 	return cb, true
+}
+
+// badBody answers a callback whose body ParseCallback refused.
+func (r *Receiver) badBody(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrBodyTooLarge) {
+		r.metrics.reject(ReasonTooLarge)
+		w.Header().Set("Connection", "close")
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	r.metrics.reject(ReasonBadRequest)
+	http.Error(w, "bad request", http.StatusBadRequest)
+}
+
+// errLookupIPs: the source check needs the server's IPs from invapi, which is not done
+// inside a store write.
+var errLookupIPs = errors.New("webhook: the server's IPs must be looked up")
+
+// sourceRefused is the source check's refusal (403).
+type sourceRefused struct{ src netip.Addr }
+
+func (sourceRefused) Error() string {
+	return "webhook: callback from an address that is not the server's"
 }
 
 func (r *Receiver) handleInstall(w http.ResponseWriter, req *http.Request) {
@@ -504,35 +520,110 @@ func (r *Receiver) handleInstall(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	hash := sha256.Sum256([]byte(secret))
-	log := r.log.With(zap.String("secret_sha256_prefix", hex.EncodeToString(hash[:4])))
+	// A field, not log.With: With encodes it for every request, logged or not.
+	secretField := zap.String("secret_sha256_prefix", hex.EncodeToString(hash[:4]))
 	// The store write must finish even if the sender hangs up: the sender may still have
 	// seen nothing, but what was accepted is never half-written.
 	ctx := context.WithoutCancel(req.Context())
-	job, err := r.store.JobBySecretHash(ctx, hash[:])
-	if errors.Is(err, store.ErrNotFound) || (err == nil && subtle.ConstantTimeCompare(job.SecretHash, hash[:]) != 1) {
-		log.Info("install callback with unknown secret", zap.String("source", ClientIP(req, r.cfg.TrustedProxies).String()))
-		r.reject404(w, ReasonBadSecret)
+	src := ClientIP(req, r.cfg.TrustedProxies)
+	if sc, ok := r.store.(store.SecretCompleter); ok {
+		r.installOneWrite(ctx, w, req, sc, hash, src, secretField)
 		return
 	}
-	if err != nil {
-		log.Error("job lookup failed", zap.Error(err))
-		r.metrics.reject(ReasonStoreError)
-		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+	job, err := r.store.JobBySecretHash(ctx, hash[:])
+	if !r.jobFound(w, job, hash, err, src, secretField) {
 		return
 	}
 	cb, ok := r.parse(w, req)
 	if !ok {
 		return
 	}
-	src := ClientIP(req, r.cfg.TrustedProxies)
 	verified, known := r.checkSource(ctx, &job, src)
 	if r.cfg.CheckSourceIP && known && !verified {
-		log.Warn("install callback from an address that is not the server's", zap.String("job", job.ID),
-			zap.Int64("server", job.ServerID), zap.String("source", src.String()))
-		r.metrics.reject(ReasonSourceIP)
-		http.Error(w, "forbidden", http.StatusForbidden)
+		r.refuseSource(w, job, src, secretField)
 		return
 	}
+	ev := r.installEvent(job, cb, src, verified)
+	start := time.Now()
+	stored, dup, err := r.complete(ctx, job.ID, ev)
+	r.metrics.observeStore(time.Since(start))
+	r.installStored(w, job, stored, dup, err, src, secretField)
+}
+
+// installOneWrite is handleInstall with a store that finds the job inside the write that
+// completes it. The body is read first (the job is not known yet); a bad body is
+// answered after a lookup, so that an unknown secret is still a bare 404.
+func (r *Receiver) installOneWrite(ctx context.Context, w http.ResponseWriter, req *http.Request, sc store.SecretCompleter, hash [sha256.Size]byte, src netip.Addr, secretField zap.Field) {
+	cb, perr := ParseCallback(req, r.cfg.MaxBodyBytes)
+	if perr != nil {
+		job, err := r.store.JobBySecretHash(ctx, hash[:])
+		if r.jobFound(w, job, hash, err, src, secretField) {
+			r.badBody(w, perr)
+		}
+		return
+	}
+	start := time.Now()
+	stored, job, dup, err := sc.CompleteJobBySecret(ctx, hash[:], func(job Job) (Event, string, error) {
+		if subtle.ConstantTimeCompare(job.SecretHash, hash[:]) != 1 {
+			return Event{}, "", store.ErrNotFound
+		}
+		if r.cfg.CheckSourceIP && len(job.ServerIPs) == 0 && r.cfg.ServerIPs != nil && job.ServerID != 0 {
+			return Event{}, "", errLookupIPs
+		}
+		verified, known := r.checkSource(ctx, &job, src) // no lookup: the job has its IPs
+		if r.cfg.CheckSourceIP && known && !verified {
+			return Event{}, "", sourceRefused{src}
+		}
+		return r.installEvent(job, cb, src, verified), installKey(job.ID), nil
+	})
+	var refused sourceRefused
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		r.jobFound(w, Job{}, hash, err, src, secretField)
+		return
+	case errors.As(err, &refused):
+		r.refuseSource(w, job, src, secretField)
+		return
+	case errors.Is(err, errLookupIPs):
+		// The slow path, as without this store: the lookup of the IPs is outside any write.
+		verified, known := r.checkSource(ctx, &job, src)
+		if r.cfg.CheckSourceIP && known && !verified {
+			r.refuseSource(w, job, src, secretField)
+			return
+		}
+		ev := r.installEvent(job, cb, src, verified)
+		start = time.Now()
+		stored, dup, err = r.complete(ctx, job.ID, ev)
+	}
+	r.metrics.observeStore(time.Since(start))
+	r.installStored(w, job, stored, dup, err, src, secretField)
+}
+
+// jobFound answers 404 for an unknown secret and 503 for a failed lookup.
+func (r *Receiver) jobFound(w http.ResponseWriter, job Job, hash [sha256.Size]byte, err error, src netip.Addr, secretField zap.Field) bool {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && subtle.ConstantTimeCompare(job.SecretHash, hash[:]) != 1) {
+		r.log.Info("install callback with unknown secret", secretField, zap.String("source", src.String()))
+		r.reject404(w, ReasonBadSecret)
+		return false
+	}
+	if err != nil {
+		r.log.Error("job lookup failed", secretField, zap.Error(err))
+		r.metrics.reject(ReasonStoreError)
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return false
+	}
+	return true
+}
+
+func (r *Receiver) refuseSource(w http.ResponseWriter, job Job, src netip.Addr, secretField zap.Field) {
+	r.log.Warn("install callback from an address that is not the server's", secretField, zap.String("job", job.ID),
+		zap.Int64("server", job.ServerID), zap.String("source", src.String()))
+	r.metrics.reject(ReasonSourceIP)
+	http.Error(w, "forbidden", http.StatusForbidden)
+}
+
+// installEvent is the install_done event of job.
+func (r *Receiver) installEvent(job Job, cb *Callback, src netip.Addr, verified bool) Event {
 	now := r.now().UTC()
 	data := cb.Data()
 	data["source_ip"] = src.String()
@@ -543,13 +634,14 @@ func (r *Receiver) handleInstall(w http.ResponseWriter, req *http.Request) {
 	if !job.Created.IsZero() {
 		data["duration_seconds"] = int64(now.Sub(job.Created).Seconds())
 	}
-	ev := Event{Kind: store.KindInstallDone, ServerID: job.ServerID, JobID: job.ID, Action: job.Action,
+	return Event{Kind: store.KindInstallDone, ServerID: job.ServerID, JobID: job.ID, Action: job.Action,
 		Session: job.Session, Time: now, Data: data}
-	start := time.Now()
-	stored, dup, err := r.complete(ctx, job.ID, ev)
-	r.metrics.observeStore(time.Since(start))
+}
+
+// installStored answers a stored (or failed) completion.
+func (r *Receiver) installStored(w http.ResponseWriter, job Job, stored Event, dup bool, err error, src netip.Addr, secretField zap.Field) {
 	if err != nil {
-		log.Error("could not store install event; not acknowledged", zap.String("job", job.ID), zap.Error(err))
+		r.log.Error("could not store install event; not acknowledged", secretField, zap.String("job", job.ID), zap.Error(err))
 		r.metrics.reject(ReasonStoreError)
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
@@ -557,20 +649,23 @@ func (r *Receiver) handleInstall(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if dup {
 		r.metrics.duplicates.Add(1)
-		log.Info("replayed install callback", zap.String("job", job.ID), zap.String("event", stored.ID))
+		r.log.Info("replayed install callback", secretField, zap.String("job", job.ID), zap.String("event", stored.ID))
 		_, _ = io.WriteString(w, "ok\n")
 		return
 	}
 	r.metrics.accept(stored.Kind)
 	_, _ = io.WriteString(w, "ok\n")
-	log.Info("install callback accepted", zap.String("job", job.ID), zap.Int64("server", job.ServerID),
+	r.log.Info("install callback accepted", secretField, zap.String("job", job.ID), zap.Int64("server", job.ServerID),
 		zap.String("event", stored.ID), zap.Uint64("cursor", stored.Cursor), zap.String("source", src.String()))
 	r.delivered(stored)
 }
 
+// installKey is the dedupe key of a job's completion: one event per job.
+func installKey(jobID string) string { return "install:" + jobID }
+
 // complete stores the event and marks the job done, atomically when the store can.
 func (r *Receiver) complete(ctx context.Context, jobID string, ev Event) (Event, bool, error) {
-	key := "install:" + jobID
+	key := installKey(jobID)
 	if c, ok := r.store.(store.JobCompleter); ok {
 		stored, _, dup, err := c.CompleteJob(ctx, jobID, ev, key)
 		return stored, dup, err

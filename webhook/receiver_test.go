@@ -49,103 +49,142 @@ func TestCallbackURLShape(t *testing.T) {
 }
 
 func TestWrongSecretIs404WithoutHint(t *testing.T) {
-	e := newEnv(t, envOpts{})
-	good := e.job(1)
-	_, unknownRoute := get(t, e.url+"/nothing/here")
-	for _, path := range []string{
-		"/cb/install/" + strings.Repeat("A", 43),  // well-formed, unknown
-		"/cb/install/short",                       // malformed
-		"/cb/install/" + strings.Repeat("x", 200), // too long
-		"/cb/install/" + url.PathEscape("../../etc/passwd"),
-		"/cb/install/",
-	} {
-		st, body := get(t, e.url+path)
-		if st != http.StatusNotFound || body != unknownRoute {
-			t.Errorf("%s: %d %q, want the unknown-route 404 %q", path, st, body, unknownRoute)
+	stores(t, func(t *testing.T, o envOpts) {
+		e := newEnv(t, o)
+		good := e.job(1)
+		_, unknownRoute := get(t, e.url+"/nothing/here")
+		for _, path := range []string{
+			"/cb/install/" + strings.Repeat("A", 43),  // well-formed, unknown
+			"/cb/install/short",                       // malformed
+			"/cb/install/" + strings.Repeat("x", 200), // too long
+			"/cb/install/" + url.PathEscape("../../etc/passwd"),
+			"/cb/install/",
+		} {
+			st, body := get(t, e.url+path)
+			if st != http.StatusNotFound || body != unknownRoute {
+				t.Errorf("%s: %d %q, want the unknown-route 404 %q", path, st, body, unknownRoute)
+			}
 		}
-	}
-	// A method the route does not take looks just like an unknown route.
-	if st, body := do(t, http.MethodPut, good, "", nil); st != http.StatusNotFound || body != unknownRoute {
-		t.Errorf("PUT: %d %q", st, body)
-	}
-	if n := len(events(t, e.st)); n != 0 {
-		t.Fatalf("%d events from bad requests", n)
-	}
-	if m := e.r.Metrics(); m.Rejected[ReasonBadSecret] < 2 || m.Rejected[ReasonBadSecret]+m.Rejected[ReasonNotFound] != 7 {
-		t.Fatalf("metrics %+v", m.Rejected)
-	}
-	if st, _ := get(t, good); st != http.StatusOK {
-		t.Fatalf("good secret: %d", st)
-	}
+		// A method the route does not take looks just like an unknown route.
+		if st, body := do(t, http.MethodPut, good, "", nil); st != http.StatusNotFound || body != unknownRoute {
+			t.Errorf("PUT: %d %q", st, body)
+		}
+		if n := len(events(t, e.st)); n != 0 {
+			t.Fatalf("%d events from bad requests", n)
+		}
+		if m := e.r.Metrics(); m.Rejected[ReasonBadSecret] < 2 || m.Rejected[ReasonBadSecret]+m.Rejected[ReasonNotFound] != 7 {
+			t.Fatalf("metrics %+v", m.Rejected)
+		}
+		if st, _ := get(t, good); st != http.StatusOK {
+			t.Fatalf("good secret: %d", st)
+		}
+	})
 }
 
 func TestReplayedCallbackIsOneEvent(t *testing.T) {
-	e := newEnv(t, envOpts{bolt: true})
-	u := e.job(7)
-	for i, m := range []string{http.MethodGet, http.MethodGet, http.MethodPost} {
-		if st, _ := do(t, m, u, "", nil); st != http.StatusOK {
-			t.Fatalf("call %d: %d", i, st)
+	stores(t, func(t *testing.T, o envOpts) {
+		e := newEnv(t, o)
+		u := e.job(7)
+		for i, m := range []string{http.MethodGet, http.MethodGet, http.MethodPost} {
+			if st, _ := do(t, m, u, "", nil); st != http.StatusOK {
+				t.Fatalf("call %d: %d", i, st)
+			}
 		}
-	}
-	evs := events(t, e.st)
-	if len(evs) != 1 {
-		t.Fatalf("%d events, want 1", len(evs))
-	}
-	j := jobIDOf(t, e.st, u)
-	if j.State != store.JobDone || j.EventID != evs[0].ID || evs[0].JobID != j.ID || evs[0].ServerID != 7 {
-		t.Fatalf("job %+v event %+v", j, evs[0])
-	}
-	if m := e.r.Metrics(); m.Duplicates != 2 || m.Accepted[store.KindInstallDone] != 1 {
-		t.Fatalf("metrics %+v", m)
-	}
+		evs := events(t, e.st)
+		if len(evs) != 1 {
+			t.Fatalf("%d events, want 1", len(evs))
+		}
+		j := jobIDOf(t, e.st, u)
+		if j.State != store.JobDone || j.EventID != evs[0].ID || evs[0].JobID != j.ID || evs[0].ServerID != 7 {
+			t.Fatalf("job %+v event %+v", j, evs[0])
+		}
+		if m := e.r.Metrics(); m.Duplicates != 2 || m.Accepted[store.KindInstallDone] != 1 {
+			t.Fatalf("metrics %+v", m)
+		}
+	})
 }
 
 func TestOversizeBodyIs413(t *testing.T) {
-	e := newEnv(t, envOpts{})
-	u := e.job(3)
-	big := bytes.Repeat([]byte("a"), DefaultMaxBody+1)
-	if st, _ := do(t, http.MethodPost, u, "application/json", bytes.NewReader(big)); st != http.StatusRequestEntityTooLarge {
-		t.Fatalf("with Content-Length: %d", st)
-	}
-	// Chunked: no Content-Length to refuse up front, the reader limit catches it.
-	pr, pw := io.Pipe()
-	go func() {
-		for range 80 {
-			if _, err := pw.Write(bytes.Repeat([]byte("b"), 1024)); err != nil {
-				return
-			}
+	stores(t, func(t *testing.T, o envOpts) {
+		e := newEnv(t, o)
+		u := e.job(3)
+		big := bytes.Repeat([]byte("a"), DefaultMaxBody+1)
+		if st, _ := do(t, http.MethodPost, u, "application/json", bytes.NewReader(big)); st != http.StatusRequestEntityTooLarge {
+			t.Fatalf("with Content-Length: %d", st)
 		}
-		pw.Close()
-	}()
-	if st, _ := do(t, http.MethodPost, u, "text/plain", pr); st != http.StatusRequestEntityTooLarge {
-		t.Fatalf("chunked: %d", st)
-	}
-	// Multipart too.
-	var mp bytes.Buffer
-	w := multipart.NewWriter(&mp)
-	fw, _ := w.CreateFormFile("f", "big.bin")
-	_, _ = fw.Write(big)
-	_ = w.Close()
-	if st, _ := do(t, http.MethodPost, u, w.FormDataContentType(), &mp); st != http.StatusRequestEntityTooLarge {
-		t.Fatalf("multipart: %d", st)
-	}
-	if n := len(events(t, e.st)); n != 0 {
-		t.Fatalf("%d events stored from oversize bodies", n)
-	}
-	if j := jobIDOf(t, e.st, u); j.State != store.JobPending {
-		t.Fatal("job completed by an oversize request")
-	}
-	if m := e.r.Metrics(); m.Rejected[ReasonTooLarge] != 3 {
-		t.Fatalf("too_large = %d", m.Rejected[ReasonTooLarge])
-	}
-	// Exactly at the limit is fine.
-	if st, _ := do(t, http.MethodPost, u, "text/plain", bytes.NewReader(big[:DefaultMaxBody])); st != http.StatusOK {
-		t.Fatalf("body at the limit: %d", st)
-	}
+		// Chunked: no Content-Length to refuse up front, the reader limit catches it.
+		pr, pw := io.Pipe()
+		go func() {
+			for range 80 {
+				if _, err := pw.Write(bytes.Repeat([]byte("b"), 1024)); err != nil {
+					return
+				}
+			}
+			pw.Close()
+		}()
+		if st, _ := do(t, http.MethodPost, u, "text/plain", pr); st != http.StatusRequestEntityTooLarge {
+			t.Fatalf("chunked: %d", st)
+		}
+		// Multipart too.
+		var mp bytes.Buffer
+		w := multipart.NewWriter(&mp)
+		fw, _ := w.CreateFormFile("f", "big.bin")
+		_, _ = fw.Write(big)
+		_ = w.Close()
+		if st, _ := do(t, http.MethodPost, u, w.FormDataContentType(), &mp); st != http.StatusRequestEntityTooLarge {
+			t.Fatalf("multipart: %d", st)
+		}
+		if n := len(events(t, e.st)); n != 0 {
+			t.Fatalf("%d events stored from oversize bodies", n)
+		}
+		if j := jobIDOf(t, e.st, u); j.State != store.JobPending {
+			t.Fatal("job completed by an oversize request")
+		}
+		if m := e.r.Metrics(); m.Rejected[ReasonTooLarge] != 3 {
+			t.Fatalf("too_large = %d", m.Rejected[ReasonTooLarge])
+		}
+		// Exactly at the limit is fine.
+		if st, _ := do(t, http.MethodPost, u, "text/plain", bytes.NewReader(big[:DefaultMaxBody])); st != http.StatusOK {
+			t.Fatalf("body at the limit: %d", st)
+		}
+	})
 }
 
 // TestSlowLorisIsCutOff: a client that dribbles its headers is disconnected after the
 // header timeout, while other clients are served meanwhile.
+// TestBadBodyAnsweredByWhetherTheSecretIsKnown: the shared store's path reads the body
+// before it knows the job; an unknown secret is still a bare 404 whatever the body, a
+// known one with a body that does not parse a 400, and neither leaves a trace.
+func TestBadBodyAnsweredByWhetherTheSecretIsKnown(t *testing.T) {
+	stores(t, func(t *testing.T, o envOpts) {
+		e := newEnv(t, o)
+		u := e.job(4)
+		_, unknownRoute := get(t, e.url+"/nothing/here")
+		unknown := e.url + "/cb/install/" + strings.Repeat("B", 43)
+		bad := func() io.Reader { return strings.NewReader("x") }
+		const noBoundary = "multipart/form-data" // ParseCallback refuses it
+		if st, body := do(t, http.MethodPost, unknown, noBoundary, bad()); st != http.StatusNotFound || body != unknownRoute {
+			t.Fatalf("unknown secret, bad body: %d %q, want the unknown-route 404", st, body)
+		}
+		big := bytes.Repeat([]byte("a"), DefaultMaxBody+1)
+		if st, body := do(t, http.MethodPost, unknown, "text/plain", bytes.NewReader(big)); st != http.StatusNotFound || body != unknownRoute {
+			t.Fatalf("unknown secret, oversize body: %d %q, want the unknown-route 404", st, body)
+		}
+		if st, _ := do(t, http.MethodPost, u, noBoundary, bad()); st != http.StatusBadRequest {
+			t.Fatalf("known secret, bad body: %d, want 400", st)
+		}
+		if len(events(t, e.st)) != 0 || jobIDOf(t, e.st, u).State != store.JobPending {
+			t.Fatal("a refused callback left a trace")
+		}
+		if m := e.r.Metrics(); m.Rejected[ReasonBadSecret] != 2 || m.Rejected[ReasonBadRequest] != 1 {
+			t.Fatalf("metrics %+v", m.Rejected)
+		}
+		if st, _ := do(t, http.MethodPost, u, "application/json", strings.NewReader(`{"ok":1}`)); st != http.StatusOK {
+			t.Fatalf("then a good body: %d", st)
+		}
+	})
+}
+
 func TestSlowLorisIsCutOff(t *testing.T) {
 	e := newEnv(t, envOpts{timeouts: Timeouts{ReadHeader: 300 * time.Millisecond, Read: 600 * time.Millisecond,
 		Write: time.Second, Idle: time.Second}})
@@ -220,116 +259,120 @@ func TestIdleKeepAliveIsClosed(t *testing.T) {
 }
 
 func TestSourceIPCheck(t *testing.T) {
-	loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	t.Run("direct caller not the server", func(t *testing.T) {
-		e := newEnv(t, envOpts{cfg: Config{CheckSourceIP: true}})
-		u := e.job(9, "10.1.2.3")
-		// X-Forwarded-For from an untrusted peer is ignored.
-		if st, _ := do(t, http.MethodGet, u, "", nil, "X-Forwarded-For", "10.1.2.3"); st != http.StatusForbidden {
-			t.Fatalf("got %d, want 403", st)
-		}
-		if len(events(t, e.st)) != 0 || jobIDOf(t, e.st, u).State != store.JobPending {
-			t.Fatal("rejected callback left a trace")
-		}
-		if e.r.Metrics().Rejected[ReasonSourceIP] != 1 {
-			t.Fatal("source_ip not counted")
-		}
-	})
-	t.Run("behind trusted proxy", func(t *testing.T) {
-		e := newEnv(t, envOpts{cfg: Config{CheckSourceIP: true, TrustedProxies: loop}})
-		u := e.job(9, "10.1.2.3", "2001:db8::5")
-		// The client put a fake hop in front; the proxy appended the real address.
-		if st, _ := do(t, http.MethodGet, u, "", nil, "X-Forwarded-For", "10.1.2.3, 203.0.113.9"); st != http.StatusForbidden {
-			t.Fatalf("spoofed chain: %d, want 403", st)
-		}
-		if st, _ := do(t, http.MethodGet, u, "", nil, "X-Forwarded-For", "10.1.2.3"); st != http.StatusOK {
-			t.Fatalf("real server behind proxy: %d", st)
-		}
-		evs := events(t, e.st)
-		if len(evs) != 1 || evs[0].Data["source_ip"] != "10.1.2.3" || evs[0].Data["source_verified"] != true {
-			t.Fatalf("event %+v", evs)
-		}
-	})
-	t.Run("caller is the server", func(t *testing.T) {
-		e := newEnv(t, envOpts{cfg: Config{CheckSourceIP: true}})
-		if st, _ := get(t, e.job(9, "127.0.0.1")); st != http.StatusOK {
-			t.Fatalf("%d", st)
-		}
-	})
-	t.Run("IPs looked up lazily", func(t *testing.T) {
-		calls := 0
-		lookup := func(_ context.Context, id int64) ([]string, error) {
-			calls++
-			if calls == 1 {
-				return nil, fmt.Errorf("invapi down") // at job creation
+	stores(t, func(t *testing.T, o envOpts) {
+		loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		t.Run("direct caller not the server", func(t *testing.T) {
+			e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{CheckSourceIP: true}})
+			u := e.job(9, "10.1.2.3")
+			// X-Forwarded-For from an untrusted peer is ignored.
+			if st, _ := do(t, http.MethodGet, u, "", nil, "X-Forwarded-For", "10.1.2.3"); st != http.StatusForbidden {
+				t.Fatalf("got %d, want 403", st)
 			}
-			return []string{"127.0.0.1"}, nil
-		}
-		e := newEnv(t, envOpts{cfg: Config{CheckSourceIP: true, ServerIPs: lookup}})
-		if st, _ := get(t, e.job(9)); st != http.StatusOK || calls != 2 {
-			t.Fatalf("%d after %d lookups", st, calls)
-		}
-	})
-	t.Run("unknown IPs accepted but marked", func(t *testing.T) {
-		e := newEnv(t, envOpts{cfg: Config{CheckSourceIP: true}})
-		if st, _ := get(t, e.job(0)); st != http.StatusOK {
-			t.Fatalf("%d", st)
-		}
-		if evs := events(t, e.st); evs[0].Data["source_verified"] != false {
-			t.Fatalf("%+v", evs[0].Data)
-		}
+			if len(events(t, e.st)) != 0 || jobIDOf(t, e.st, u).State != store.JobPending {
+				t.Fatal("rejected callback left a trace")
+			}
+			if e.r.Metrics().Rejected[ReasonSourceIP] != 1 {
+				t.Fatal("source_ip not counted")
+			}
+		})
+		t.Run("behind trusted proxy", func(t *testing.T) {
+			e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{CheckSourceIP: true, TrustedProxies: loop}})
+			u := e.job(9, "10.1.2.3", "2001:db8::5")
+			// The client put a fake hop in front; the proxy appended the real address.
+			if st, _ := do(t, http.MethodGet, u, "", nil, "X-Forwarded-For", "10.1.2.3, 203.0.113.9"); st != http.StatusForbidden {
+				t.Fatalf("spoofed chain: %d, want 403", st)
+			}
+			if st, _ := do(t, http.MethodGet, u, "", nil, "X-Forwarded-For", "10.1.2.3"); st != http.StatusOK {
+				t.Fatalf("real server behind proxy: %d", st)
+			}
+			evs := events(t, e.st)
+			if len(evs) != 1 || evs[0].Data["source_ip"] != "10.1.2.3" || evs[0].Data["source_verified"] != true {
+				t.Fatalf("event %+v", evs)
+			}
+		})
+		t.Run("caller is the server", func(t *testing.T) {
+			e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{CheckSourceIP: true}})
+			if st, _ := get(t, e.job(9, "127.0.0.1")); st != http.StatusOK {
+				t.Fatalf("%d", st)
+			}
+		})
+		t.Run("IPs looked up lazily", func(t *testing.T) {
+			calls := 0
+			lookup := func(_ context.Context, id int64) ([]string, error) {
+				calls++
+				if calls == 1 {
+					return nil, fmt.Errorf("invapi down") // at job creation
+				}
+				return []string{"127.0.0.1"}, nil
+			}
+			e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{CheckSourceIP: true, ServerIPs: lookup}})
+			if st, _ := get(t, e.job(9)); st != http.StatusOK || calls != 2 {
+				t.Fatalf("%d after %d lookups", st, calls)
+			}
+		})
+		t.Run("unknown IPs accepted but marked", func(t *testing.T) {
+			e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{CheckSourceIP: true}})
+			if st, _ := get(t, e.job(0)); st != http.StatusOK {
+				t.Fatalf("%d", st)
+			}
+			if evs := events(t, e.st); evs[0].Data["source_verified"] != false {
+				t.Fatalf("%+v", evs[0].Data)
+			}
+		})
 	})
 }
 
 // TestConcurrentCallbacksNoLoss: 200 callbacks at once (each twice), all durable, none lost.
 func TestConcurrentCallbacksNoLoss(t *testing.T) {
-	e := newEnv(t, envOpts{bolt: true})
-	const n = 200
-	urls := make([]string, n)
-	for i := range urls {
-		urls[i] = e.job(int64(1000 + i))
-	}
-	var wg sync.WaitGroup
-	statuses := make([]int, 2*n)
-	for i := range 2 * n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequest(http.MethodPost, urls[i%n], strings.NewReader(fmt.Sprintf(`{"i":%d}`, i)))
-			req.Header.Set("Content-Type", "application/json")
-			res, err := client.Do(req)
-			if err != nil {
-				return
+	stores(t, func(t *testing.T, o envOpts) {
+		e := newEnv(t, o)
+		const n = 200
+		urls := make([]string, n)
+		for i := range urls {
+			urls[i] = e.job(int64(1000 + i))
+		}
+		var wg sync.WaitGroup
+		statuses := make([]int, 2*n)
+		for i := range 2 * n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest(http.MethodPost, urls[i%n], strings.NewReader(fmt.Sprintf(`{"i":%d}`, i)))
+				req.Header.Set("Content-Type", "application/json")
+				res, err := client.Do(req)
+				if err != nil {
+					return
+				}
+				statuses[i] = res.StatusCode
+				res.Body.Close()
+			}()
+		}
+		wg.Wait()
+		for i, st := range statuses {
+			if st != http.StatusOK {
+				t.Fatalf("request %d: %d", i, st)
 			}
-			statuses[i] = res.StatusCode
-			res.Body.Close()
-		}()
-	}
-	wg.Wait()
-	for i, st := range statuses {
-		if st != http.StatusOK {
-			t.Fatalf("request %d: %d", i, st)
 		}
-	}
-	evs := events(t, e.st)
-	if len(evs) != n {
-		t.Fatalf("%d events, want %d", len(evs), n)
-	}
-	servers := map[int64]bool{}
-	for _, ev := range evs {
-		servers[ev.ServerID] = true
-	}
-	if len(servers) != n {
-		t.Fatalf("%d distinct servers", len(servers))
-	}
-	for _, u := range urls {
-		if j := jobIDOf(t, e.st, u); j.State != store.JobDone {
-			t.Fatalf("job %s not done", j.ID)
+		evs := events(t, e.st)
+		if len(evs) != n {
+			t.Fatalf("%d events, want %d", len(evs), n)
 		}
-	}
-	if m := e.r.Metrics(); m.Duplicates != n || m.Accepted[store.KindInstallDone] != n {
-		t.Fatalf("metrics %+v", m)
-	}
+		servers := map[int64]bool{}
+		for _, ev := range evs {
+			servers[ev.ServerID] = true
+		}
+		if len(servers) != n {
+			t.Fatalf("%d distinct servers", len(servers))
+		}
+		for _, u := range urls {
+			if j := jobIDOf(t, e.st, u); j.State != store.JobDone {
+				t.Fatalf("job %s not done", j.ID)
+			}
+		}
+		if m := e.r.Metrics(); m.Duplicates != n || m.Accepted[store.KindInstallDone] != n {
+			t.Fatalf("metrics %+v", m)
+		}
+	})
 }
 
 // TestRestartBetweenAcceptAndRead: the event acknowledged with 200 is there after the
@@ -577,25 +620,27 @@ func TestPublicURLPathPrefix(t *testing.T) {
 }
 
 func TestNoSecretInLogs(t *testing.T) {
-	core, logs := observer.New(zapcore.DebugLevel)
-	e := newEnv(t, envOpts{cfg: Config{Logger: zap.New(core)}})
-	u := e.job(5)
-	secret := u[strings.LastIndexByte(u, '/')+1:]
-	get(t, u)
-	get(t, u)
-	get(t, e.url+"/cb/install/"+strings.Repeat("C", 43))
-	loginURL, _ := e.r.LoginAlertURL(context.Background())
-	token := loginURL[strings.LastIndexByte(loginURL, '/')+1:]
-	get(t, loginURL)
-	if logs.Len() == 0 {
-		t.Fatal("nothing logged")
-	}
-	for _, entry := range logs.All() {
-		line := entry.Message + fmt.Sprint(entry.ContextMap())
-		if strings.Contains(line, secret) || strings.Contains(line, token) || strings.Contains(line, strings.Repeat("C", 43)) {
-			t.Fatalf("secret in log: %s", line)
+	stores(t, func(t *testing.T, o envOpts) {
+		core, logs := observer.New(zapcore.DebugLevel)
+		e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{Logger: zap.New(core)}})
+		u := e.job(5)
+		secret := u[strings.LastIndexByte(u, '/')+1:]
+		get(t, u)
+		get(t, u)
+		get(t, e.url+"/cb/install/"+strings.Repeat("C", 43))
+		loginURL, _ := e.r.LoginAlertURL(context.Background())
+		token := loginURL[strings.LastIndexByte(loginURL, '/')+1:]
+		get(t, loginURL)
+		if logs.Len() == 0 {
+			t.Fatal("nothing logged")
 		}
-	}
+		for _, entry := range logs.All() {
+			line := entry.Message + fmt.Sprint(entry.ContextMap())
+			if strings.Contains(line, secret) || strings.Contains(line, token) || strings.Contains(line, strings.Repeat("C", 43)) {
+				t.Fatalf("secret in log: %s", line)
+			}
+		}
+	})
 }
 
 func TestLoginAlerts(t *testing.T) {

@@ -50,10 +50,15 @@ func serveCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	a.takeOverJobs(ctx)
 	a.refreshPermissions(ctx)
-	n, size := a.toolsListSize(ctx)
 	a.log.Info("serving", zap.String("transport", map[bool]string{true: "http " + cfg.HTTP, false: "stdio"}[cfg.HTTP != ""]),
-		zap.Int("tools", n), zap.Int("tools_list_bytes", size), zap.Strings("toolsets", a.selection().Toolsets),
+		zap.Int("tools", len(a.srv.ToolNames())), zap.Strings("toolsets", a.selection().Toolsets),
 		zap.Bool("dynamic", cfg.Dynamic), zap.Bool("read_only", cfg.ReadOnly))
+	// Measuring tools/list builds a second server and lists through a client: a fifth
+	// of a start's CPU, so only at debug level (`hostkey-mcp tools --sizes` measures it).
+	if a.log.Core().Enabled(zap.DebugLevel) {
+		n, size := a.toolsListSize(ctx)
+		a.log.Debug("tools/list size", zap.Int("tools", n), zap.Int("tools_list_bytes", size))
+	}
 	if cfg.HTTP != "" {
 		return a.serveHTTP(ctx)
 	}

@@ -26,9 +26,10 @@ type Shared struct {
 }
 
 var (
-	_ Store        = (*Shared)(nil)
-	_ JobCompleter = (*Shared)(nil)
-	_ Pruner       = (*Shared)(nil)
+	_ Store           = (*Shared)(nil)
+	_ JobCompleter    = (*Shared)(nil)
+	_ Pruner          = (*Shared)(nil)
+	_ SecretCompleter = (*Shared)(nil)
 )
 
 // NewShared wraps st. Close closes st.
@@ -185,12 +186,56 @@ func (s *Shared) CompleteJob(ctx context.Context, jobID string, ev Event, dedupe
 	if err != nil {
 		return Event{}, Job{}, false, mapErr(err)
 	}
-	got, err := fromState(out)
-	if err != nil {
-		return Event{}, Job{}, false, err
+	got := ev
+	if dup { // the stored one, not ev
+		if got, err = fromState(out); err != nil {
+			return Event{}, Job{}, false, err
+		}
+	} else { // what was stored is ev as encoded: no need to decode it again
+		got.ID, got.Time, got.Cursor = out.ID, out.Time, out.Cursor
 	}
 	j, err := jobFromState(sj)
 	return got, j, dup, err
+}
+
+// CompleteJobBySecret implements SecretCompleter: the job is read inside the write
+// that completes it, so a callback costs one batched write and no read of its own.
+func (s *Shared) CompleteJobBySecret(ctx context.Context, hash []byte, build func(Job) (Event, string, error)) (Event, Job, bool, error) {
+	var (
+		job Job   // decoded once, in the write
+		ev  Event // what build made: returned as stored, without decoding it again
+	)
+	out, sj, dup, err := s.st.CompleteInstallJobBySecret(ctx, hash, func(sj state.InstallJob) (state.Event, string, error) {
+		var err error
+		if job, err = jobFromState(sj); err != nil {
+			return state.Event{}, "", err
+		}
+		e, key, err := build(job)
+		if err != nil {
+			return state.Event{}, "", err
+		}
+		se, err := toState(e)
+		if err != nil {
+			return state.Event{}, "", err
+		}
+		ev = e
+		ev.ID, ev.Time = se.ID, se.Time
+		return se, key, nil
+	})
+	if err != nil {
+		if sj.ID == "" { // unknown secret, or the store failed
+			return Event{}, Job{}, false, mapErr(err)
+		}
+		return Event{}, job, false, err // refused by build (or the job did not decode)
+	}
+	// The columns as completed; on a duplicate, the stored event rather than ev.
+	job.State, job.DoneAt, job.EventID = sj.State, sj.DoneAt, sj.EventID
+	if dup {
+		got, err := fromState(out)
+		return got, job, true, err
+	}
+	ev.Cursor = out.Cursor
+	return ev, job, false, nil
 }
 
 // Secret implements Store.

@@ -150,6 +150,15 @@ type JobCompleter interface {
 	CompleteJob(ctx context.Context, jobID string, ev Event, dedupeKey string) (stored Event, job Job, duplicate bool, err error)
 }
 
+// SecretCompleter is optionally implemented by stores that can find a job by its secret
+// hash and complete it in one write (ErrNotFound for an unknown secret). build makes the
+// event and its dedupe key from the job, or refuses with an error, which is returned
+// with the job and nothing is written; it runs inside the store's write, so it must be
+// quick and must not block (it may run more than once).
+type SecretCompleter interface {
+	CompleteJobBySecret(ctx context.Context, hash []byte, build func(Job) (Event, string, error)) (stored Event, job Job, duplicate bool, err error)
+}
+
 // PruneResult counts what a Prune removed.
 type PruneResult struct {
 	Events int

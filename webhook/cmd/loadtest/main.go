@@ -1,8 +1,9 @@
 // Command loadtest measures the webhook receiver on loopback: it starts a receiver with
-// the real bbolt store (fsync on every commit) on 127.0.0.1, creates N install jobs, sends
-// their callbacks over C keep-alive connections, and reports accepted/s, latency
-// percentiles and how many events were lost (stored events and completed jobs are
-// counted from the store afterwards). It exits non-zero if anything was lost, any
+// a durable store (the shared SQLite store by default, fsync on every commit; -store
+// bolt or memory) on 127.0.0.1, creates N install jobs, sends their callbacks over C
+// keep-alive connections, and reports accepted/s, CPU per request, latency percentiles
+// and how many events were lost (stored events and completed jobs are counted from the
+// store afterwards). It exits non-zero if anything was lost, any
 // request failed, or the run exceeded -timeout.
 //
 //	go run ./webhook/cmd/loadtest -n 20000 -c 64 -timeout 2m
@@ -34,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -63,6 +65,7 @@ func run(args []string, out io.Writer) error {
 	kind := fs.String("store", "sqlite", "sqlite (the shared store hostkey-mcp uses, durable), postgres (HOSTKEY_STORE or HOSTKEY_TEST_POSTGRES_URL; durable), bolt (the earlier store, durable) or memory")
 	replicas := fs.Int("replicas", 1, "receivers, each with its own store handle, callbacks spread round robin (more than 1 needs -store postgres)")
 	dir := fs.String("dir", "", "directory for the bolt file (default: a temporary directory, removed afterwards)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the callback phase to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -187,7 +190,18 @@ func run(args []string, out io.Writer) error {
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	lat := make([]time.Duration, len(plan))
 	var non200, failed atomic.Int64
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	start = time.Now()
+	cpu0 := cpuTime()
 	err := parallel(ctx, *conns, len(plan), func(k int) error {
 		i := plan[k]
 		// Round robin: a replay (the next entry of the plan) lands on another replica.
@@ -214,6 +228,10 @@ func run(args []string, out io.Writer) error {
 		return nil
 	})
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return fmt.Errorf("sending: %w (after %v)", err, elapsed)
 	}
@@ -276,6 +294,10 @@ func run(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "sent %d requests in %v: %.0f requests/s, %.0f accepted events/s\n",
 		len(plan), elapsed.Round(time.Millisecond), float64(len(plan))/elapsed.Seconds(), float64(accepted)/elapsed.Seconds())
+	// CPU per request (this process: server and client) is steadier than requests/s on
+	// a shared machine: other processes' load stretches wall time, not this.
+	fmt.Fprintf(out, "cpu %v per request (server and client, %.2f cores busy)\n",
+		(cpu / time.Duration(len(plan))).Round(time.Microsecond), cpu.Seconds()/elapsed.Seconds())
 	fmt.Fprintf(out, "latency p50 %v  p90 %v  p99 %v  max %v\n", pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1].Round(10*time.Microsecond))
 	fmt.Fprintf(out, "store: %d events, %d jobs done; accepted %d, duplicates %d, non-200 %d, transport errors %d, notified %d, notify dropped %d\n",
 		len(page.Events), done, accepted, duplicates, non200.Load(), failed.Load(), notified, dropped)
