@@ -428,6 +428,21 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// secretEnv are the variables that carry secrets: never flags, so not in options.
+var secretEnv = []string{"HOSTKEY_API_KEY", "HOSTKEY_PIN", "HOSTKEY_APPROVER_TOKEN", "HOSTKEY_HTTP_TOKEN", "HOSTKEY_NOTIFY_SECRET"}
+
+// knownEnv is every HOSTKEY_* variable a setting or a secret reads.
+func knownEnv() map[string]bool {
+	known := map[string]bool{}
+	for _, k := range secretEnv {
+		known[k] = true
+	}
+	for _, o := range options {
+		known[o.Env] = true
+	}
+	return known
+}
+
 // readConfigFile reads KEY=value lines (# comments allowed).
 func readConfigFile(path string) (map[string]string, error) {
 	f, err := os.Open(path)
@@ -435,10 +450,7 @@ func readConfigFile(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("config file: %v", err)
 	}
 	defer f.Close()
-	known := map[string]bool{"HOSTKEY_API_KEY": true, "HOSTKEY_PIN": true, "HOSTKEY_APPROVER_TOKEN": true, "HOSTKEY_HTTP_TOKEN": true, "HOSTKEY_NOTIFY_SECRET": true}
-	for _, o := range options {
-		known[o.Env] = true
-	}
+	known := knownEnv()
 	out := map[string]string{}
 	sc := bufio.NewScanner(f)
 	n := 0
@@ -458,7 +470,7 @@ func readConfigFile(path string) (map[string]string, error) {
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"HOSTKEY_API_KEY", "HOSTKEY_PIN", "HOSTKEY_APPROVER_TOKEN", "HOSTKEY_HTTP_TOKEN", "HOSTKEY_NOTIFY_SECRET", "HOSTKEY_STORE"} {
+	for _, k := range append(secretEnv, "HOSTKEY_STORE") {
 		if v, ok := out[k]; !ok || (k == "HOSTKEY_STORE" && !storeHasPassword(v)) {
 			continue
 		}
