@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
@@ -29,7 +30,7 @@ type env struct {
 
 type envOpts struct {
 	cfg      Config
-	bolt     bool
+	sqlite   bool // a SQLite file rather than memory
 	timeouts Timeouts
 	noPublic bool
 }
@@ -43,15 +44,11 @@ func newEnv(t *testing.T, o envOpts) *env {
 	base := "http://" + ln.Addr().String()
 	cfg := o.cfg
 	if cfg.Store == nil {
-		if o.bolt {
-			b, err := store.OpenBolt(filepath.Join(t.TempDir(), "events.db"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.Store = b
-		} else {
-			cfg.Store = store.NewMemory()
+		target := state.Memory
+		if o.sqlite {
+			target = filepath.Join(t.TempDir(), state.FileName)
 		}
+		cfg.Store = sharedStore(t, target)
 	}
 	if cfg.PublicURL == "" && !o.noPublic {
 		cfg.PublicURL = base

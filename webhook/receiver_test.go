@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
@@ -80,7 +82,7 @@ func TestWrongSecretIs404WithoutHint(t *testing.T) {
 }
 
 func TestReplayedCallbackIsOneEvent(t *testing.T) {
-	e := newEnv(t, envOpts{bolt: true})
+	e := newEnv(t, envOpts{sqlite: true})
 	u := e.job(7)
 	for i, m := range []string{http.MethodGet, http.MethodGet, http.MethodPost} {
 		if st, _ := do(t, m, u, "", nil); st != http.StatusOK {
@@ -283,7 +285,7 @@ func TestSourceIPCheck(t *testing.T) {
 
 // TestConcurrentCallbacksNoLoss: 200 callbacks at once (each twice), all durable, none lost.
 func TestConcurrentCallbacksNoLoss(t *testing.T) {
-	e := newEnv(t, envOpts{bolt: true})
+	e := newEnv(t, envOpts{sqlite: true})
 	const n = 200
 	urls := make([]string, n)
 	for i := range urls {
@@ -336,11 +338,8 @@ func TestConcurrentCallbacksNoLoss(t *testing.T) {
 // receiver and its store are closed and reopened (a process restart), and a replay of
 // the same callback after the restart is still one event.
 func TestRestartBetweenAcceptAndRead(t *testing.T) {
-	path := t.TempDir() + "/events.db"
-	b, err := store.OpenBolt(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := filepath.Join(t.TempDir(), state.FileName)
+	b := sharedStore(t, path)
 	e := newEnv(t, envOpts{cfg: Config{Store: b}})
 	u := e.job(77)
 	if st, _ := do(t, http.MethodPost, u, "application/x-www-form-urlencoded", strings.NewReader("hostname=web1&root_pass=hunter22")); st != http.StatusOK {
@@ -349,10 +348,7 @@ func TestRestartBetweenAcceptAndRead(t *testing.T) {
 	loginURL, _ := e.r.LoginAlertURL(context.Background())
 	e.stop() // shuts the listener down, stops the receiver, closes the store
 
-	b2, err := store.OpenBolt(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b2 := sharedStore(t, path)
 	e2 := newEnv(t, envOpts{cfg: Config{Store: b2, PublicURL: e.url}})
 	evs := events(t, b2)
 	if len(evs) != 1 || evs[0].ServerID != 77 {
@@ -394,7 +390,7 @@ func (s *slowStore) Append(ctx context.Context, ev store.Event, key string) (sto
 }
 
 func TestGracefulShutdownFinishesInflightWrites(t *testing.T) {
-	ss := &slowStore{Store: store.NewMemory(), entered: make(chan struct{}, 1), delay: 500 * time.Millisecond}
+	ss := &slowStore{Store: sharedStore(t, state.Memory), entered: make(chan struct{}, 1), delay: 500 * time.Millisecond}
 	e := newEnv(t, envOpts{cfg: Config{Store: ss}})
 	u := e.job(11)
 	status := make(chan int, 1)
@@ -560,7 +556,7 @@ func TestHealthAndMetrics(t *testing.T) {
 func TestPublicURLPathPrefix(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	// A receiver whose public URL has a path answers both with and without it.
-	r, err := New(context.Background(), Config{Store: store.NewMemory(), PublicURL: e.url + "/hostkey/", Logger: zap.NewNop()})
+	r, err := New(context.Background(), Config{Store: sharedStore(t, state.Memory), PublicURL: e.url + "/hostkey/", Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +566,7 @@ func TestPublicURLPathPrefix(t *testing.T) {
 		t.Fatalf("%s", u)
 	}
 	for _, bad := range []string{"ftp://x", "/relative", "http://h/?q=1", "http:///nohost"} {
-		if _, err := New(context.Background(), Config{Store: store.NewMemory(), PublicURL: bad}); err == nil {
+		if _, err := New(context.Background(), Config{Store: sharedStore(t, state.Memory), PublicURL: bad}); err == nil {
 			t.Errorf("public URL %q accepted", bad)
 		}
 	}
