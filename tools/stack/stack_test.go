@@ -16,18 +16,6 @@ import (
 )
 
 // countingStore counts the callback jobs the receiver creates.
-// memStore is a shared store in memory, closed when the test ends (the stack closes
-// only the store it made itself).
-func memStore(t *testing.T) store.Store {
-	t.Helper()
-	s, err := store.OpenShared(context.Background(), state.Memory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
-}
-
 type countingStore struct {
 	store.Store
 	jobs atomic.Int32
@@ -48,7 +36,12 @@ func TestPolicyDecidesBeforeTheCallbackIsInjected(t *testing.T) {
 		jobs    int32
 	}{{policy.ConfirmElicit, 0}, {policy.ConfirmOff, 1}} {
 		t.Run(string(tc.confirm), func(t *testing.T) {
-			cs := &countingStore{Store: memStore(t)}
+			mem, err := store.OpenShared(context.Background(), state.Memory)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = mem.Close() }) // after the stack: it closes only a store it made
+			cs := &countingStore{Store: mem}
 			st := toolstest.New(t, toolstest.Options{Full: func(o *stack.Options) {
 				o.Receiver = webhook.Config{PublicURL: "https://hooks.example.com/hostkey", Store: cs}
 				o.Policy.Confirm = tc.confirm
