@@ -2,6 +2,7 @@ package stack_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -73,5 +74,20 @@ func TestInstructions(t *testing.T) {
 	}
 	if got := stack.Instructions(stack.Options{Selection: tools.Selection{Toolsets: []string{"servers"}}}); strings.Contains(got, "server_order") || strings.Contains(got, "Scope:") || strings.Contains(got, "SANDBOX") {
 		t.Errorf("instructions name what is not set: %s", got)
+	}
+}
+
+// Without a receiver store the stack makes one in memory; it serves the receiver and is
+// closed with the stack (nobody else holds it).
+func TestDefaultStoreClosesWithTheStack(t *testing.T) {
+	ts := toolstest.New(t, toolstest.Options{NoConnect: true, Full: func(*stack.Options) {}})
+	ctx := context.Background()
+	st := ts.Full.Receiver.Store()
+	if _, err := ts.Full.Receiver.LastCursor(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ts.Full.Close()
+	if err := st.Ping(ctx); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("the stack's own store after Close: %v, want %v", err, store.ErrClosed)
 	}
 }
