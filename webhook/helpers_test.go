@@ -18,13 +18,13 @@ import (
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
-// stores runs f for each kind of store the receiver takes: its own memory, bbolt, and
-// the shared store, whose path finds the job inside the completing write.
+// stores runs f on the shared store in memory and in a SQLite file (as hostkey-mcp
+// runs), whose path finds the job inside the completing write.
 func stores(t *testing.T, f func(t *testing.T, o envOpts)) {
 	for _, k := range []struct {
 		name string
 		o    envOpts
-	}{{"memory", envOpts{}}, {"bolt", envOpts{bolt: true}}, {"shared", envOpts{shared: true}}} {
+	}{{"memory", envOpts{}}, {"sqlite", envOpts{sqlite: true}}} {
 		t.Run(k.name, func(t *testing.T) { f(t, k.o) })
 	}
 }
@@ -41,8 +41,7 @@ type env struct {
 
 type envOpts struct {
 	cfg      Config
-	bolt     bool
-	shared   bool // the shared store (SQLite in a temporary dir), as hostkey-mcp runs
+	sqlite   bool // a SQLite file rather than memory
 	timeouts Timeouts
 	noPublic bool
 }
@@ -56,21 +55,11 @@ func newEnv(t *testing.T, o envOpts) *env {
 	base := "http://" + ln.Addr().String()
 	cfg := o.cfg
 	if cfg.Store == nil {
-		if o.shared {
-			st, err := state.Open(context.Background(), filepath.Join(t.TempDir(), state.FileName))
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.Store = store.NewShared(st)
-		} else if o.bolt {
-			b, err := store.OpenBolt(filepath.Join(t.TempDir(), "events.db"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.Store = b
-		} else {
-			cfg.Store = store.NewMemory()
+		target := state.Memory
+		if o.sqlite {
+			target = filepath.Join(t.TempDir(), state.FileName)
 		}
+		cfg.Store = sharedStore(t, target)
 	}
 	if cfg.PublicURL == "" && !o.noPublic {
 		cfg.PublicURL = base

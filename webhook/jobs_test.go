@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -34,12 +35,12 @@ func TestWaitJob(t *testing.T) {
 	if got, err := e.r.WaitJob(context.Background(), j.ID); err != nil || got.State != store.JobDone {
 		t.Fatal(got, err)
 	}
-	if _, err := e.r.WaitJob(context.Background(), "job_nope"); err != store.ErrNotFound {
+	if _, err := e.r.WaitJob(context.Background(), "job_nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := e.r.WaitJob(ctx, jobIDOf(t, e.st, e.job(9)).ID); err != context.DeadlineExceeded {
+	if _, err := e.r.WaitJob(ctx, jobIDOf(t, e.st, e.job(9)).ID); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
@@ -262,7 +264,7 @@ func TestSourceIPCheck(t *testing.T) {
 	stores(t, func(t *testing.T, o envOpts) {
 		loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 		t.Run("direct caller not the server", func(t *testing.T) {
-			e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{CheckSourceIP: true}})
+			e := newEnv(t, envOpts{sqlite: o.sqlite, cfg: Config{CheckSourceIP: true}})
 			u := e.job(9, "10.1.2.3")
 			// X-Forwarded-For from an untrusted peer is ignored.
 			if st, _ := do(t, http.MethodGet, u, "", nil, "X-Forwarded-For", "10.1.2.3"); st != http.StatusForbidden {
@@ -276,7 +278,7 @@ func TestSourceIPCheck(t *testing.T) {
 			}
 		})
 		t.Run("behind trusted proxy", func(t *testing.T) {
-			e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{CheckSourceIP: true, TrustedProxies: loop}})
+			e := newEnv(t, envOpts{sqlite: o.sqlite, cfg: Config{CheckSourceIP: true, TrustedProxies: loop}})
 			u := e.job(9, "10.1.2.3", "2001:db8::5")
 			// The client put a fake hop in front; the proxy appended the real address.
 			if st, _ := do(t, http.MethodGet, u, "", nil, "X-Forwarded-For", "10.1.2.3, 203.0.113.9"); st != http.StatusForbidden {
@@ -291,7 +293,7 @@ func TestSourceIPCheck(t *testing.T) {
 			}
 		})
 		t.Run("caller is the server", func(t *testing.T) {
-			e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{CheckSourceIP: true}})
+			e := newEnv(t, envOpts{sqlite: o.sqlite, cfg: Config{CheckSourceIP: true}})
 			if st, _ := get(t, e.job(9, "127.0.0.1")); st != http.StatusOK {
 				t.Fatalf("%d", st)
 			}
@@ -305,13 +307,13 @@ func TestSourceIPCheck(t *testing.T) {
 				}
 				return []string{"127.0.0.1"}, nil
 			}
-			e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{CheckSourceIP: true, ServerIPs: lookup}})
+			e := newEnv(t, envOpts{sqlite: o.sqlite, cfg: Config{CheckSourceIP: true, ServerIPs: lookup}})
 			if st, _ := get(t, e.job(9)); st != http.StatusOK || calls != 2 {
 				t.Fatalf("%d after %d lookups", st, calls)
 			}
 		})
 		t.Run("unknown IPs accepted but marked", func(t *testing.T) {
-			e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{CheckSourceIP: true}})
+			e := newEnv(t, envOpts{sqlite: o.sqlite, cfg: Config{CheckSourceIP: true}})
 			if st, _ := get(t, e.job(0)); st != http.StatusOK {
 				t.Fatalf("%d", st)
 			}
@@ -379,11 +381,8 @@ func TestConcurrentCallbacksNoLoss(t *testing.T) {
 // receiver and its store are closed and reopened (a process restart), and a replay of
 // the same callback after the restart is still one event.
 func TestRestartBetweenAcceptAndRead(t *testing.T) {
-	path := t.TempDir() + "/events.db"
-	b, err := store.OpenBolt(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := filepath.Join(t.TempDir(), state.FileName)
+	b := sharedStore(t, path)
 	e := newEnv(t, envOpts{cfg: Config{Store: b}})
 	u := e.job(77)
 	if st, _ := do(t, http.MethodPost, u, "application/x-www-form-urlencoded", strings.NewReader("hostname=web1&root_pass=hunter22")); st != http.StatusOK {
@@ -392,10 +391,7 @@ func TestRestartBetweenAcceptAndRead(t *testing.T) {
 	loginURL, _ := e.r.LoginAlertURL(context.Background())
 	e.stop() // shuts the listener down, stops the receiver, closes the store
 
-	b2, err := store.OpenBolt(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b2 := sharedStore(t, path)
 	e2 := newEnv(t, envOpts{cfg: Config{Store: b2, PublicURL: e.url}})
 	evs := events(t, b2)
 	if len(evs) != 1 || evs[0].ServerID != 77 {
@@ -437,7 +433,7 @@ func (s *slowStore) Append(ctx context.Context, ev store.Event, key string) (sto
 }
 
 func TestGracefulShutdownFinishesInflightWrites(t *testing.T) {
-	ss := &slowStore{Store: store.NewMemory(), entered: make(chan struct{}, 1), delay: 500 * time.Millisecond}
+	ss := &slowStore{Store: sharedStore(t, state.Memory), entered: make(chan struct{}, 1), delay: 500 * time.Millisecond}
 	e := newEnv(t, envOpts{cfg: Config{Store: ss}})
 	u := e.job(11)
 	status := make(chan int, 1)
@@ -603,7 +599,7 @@ func TestHealthAndMetrics(t *testing.T) {
 func TestPublicURLPathPrefix(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	// A receiver whose public URL has a path answers both with and without it.
-	r, err := New(context.Background(), Config{Store: store.NewMemory(), PublicURL: e.url + "/hostkey/", Logger: zap.NewNop()})
+	r, err := New(context.Background(), Config{Store: sharedStore(t, state.Memory), PublicURL: e.url + "/hostkey/", Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +609,7 @@ func TestPublicURLPathPrefix(t *testing.T) {
 		t.Fatalf("%s", u)
 	}
 	for _, bad := range []string{"ftp://x", "/relative", "http://h/?q=1", "http:///nohost"} {
-		if _, err := New(context.Background(), Config{Store: store.NewMemory(), PublicURL: bad}); err == nil {
+		if _, err := New(context.Background(), Config{Store: sharedStore(t, state.Memory), PublicURL: bad}); err == nil {
 			t.Errorf("public URL %q accepted", bad)
 		}
 	}
@@ -622,7 +618,7 @@ func TestPublicURLPathPrefix(t *testing.T) {
 func TestNoSecretInLogs(t *testing.T) {
 	stores(t, func(t *testing.T, o envOpts) {
 		core, logs := observer.New(zapcore.DebugLevel)
-		e := newEnv(t, envOpts{shared: o.shared, bolt: o.bolt, cfg: Config{Logger: zap.New(core)}})
+		e := newEnv(t, envOpts{sqlite: o.sqlite, cfg: Config{Logger: zap.New(core)}})
 		u := e.job(5)
 		secret := u[strings.LastIndexByte(u, '/')+1:]
 		get(t, u)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
@@ -20,7 +21,7 @@ func TestRetentionPrunesOldEvents(t *testing.T) {
 	clock.Store(start.UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
 
-	st := store.NewMemory()
+	st := sharedStore(t, state.Memory)
 	ctx := context.Background()
 	_, _, _ = st.Append(ctx, store.Event{Kind: store.KindLoginAlert, Time: start.Add(-48 * time.Hour)}, "")
 	e := newEnv(t, envOpts{cfg: Config{Store: st, Now: now, Retention: 24 * time.Hour, PruneEvery: 10 * time.Millisecond}})
@@ -62,7 +63,7 @@ func TestRetentionPrunesOldEvents(t *testing.T) {
 
 // TestRetentionOffKeepsEverything: without a retention nothing is ever removed.
 func TestRetentionOffKeepsEverything(t *testing.T) {
-	st := store.NewMemory()
+	st := sharedStore(t, state.Memory)
 	ctx := context.Background()
 	_, _, _ = st.Append(ctx, store.Event{Kind: store.KindLoginAlert, Time: time.Now().Add(-1000 * time.Hour)}, "")
 	e := newEnv(t, envOpts{cfg: Config{Store: st, PruneEvery: time.Millisecond}})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -32,7 +31,7 @@ import (
 type stack struct {
 	*toolstest.Stack
 	rcv    *webhook.Receiver
-	st     *store.Bolt
+	st     *store.Shared
 	public string
 }
 
@@ -43,7 +42,7 @@ func newStack(t *testing.T, cfg webhook.Config) *stack {
 		t.Fatal(err)
 	}
 	public := "http://" + ln.Addr().String()
-	b, err := store.OpenBolt(filepath.Join(t.TempDir(), "events.db"), nil)
+	b, err := store.OpenShared(context.Background(), t.TempDir()) // SQLite in a data dir, as cmd opens it
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,7 +170,7 @@ func resultText(res *mcp.CallToolResult) string {
 }
 
 func TestInjectCallback(t *testing.T) {
-	cs := &countingStore{Store: store.NewMemory()}
+	cs := &countingStore{Store: memStore(t)}
 	e := newMCPEnv(t, envOpts{cfg: webhook.Config{Store: cs}})
 	c := connect(t, e.srv, "")
 
@@ -218,7 +218,7 @@ func TestInjectCallback(t *testing.T) {
 }
 
 func TestInjectCallbackWithoutPublicURL(t *testing.T) {
-	cs := &countingStore{Store: store.NewMemory()}
+	cs := &countingStore{Store: memStore(t)}
 	e := newMCPEnv(t, envOpts{cfg: webhook.Config{Store: cs}, noPublic: true})
 	c := connect(t, e.srv, "")
 	call(t, c, "eq_order_instance", map[string]any{"id": 1}, nil)

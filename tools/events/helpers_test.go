@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/webhook"
 	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
@@ -39,7 +40,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	base := "http://" + ln.Addr().String()
 	cfg := o.cfg
 	if cfg.Store == nil {
-		cfg.Store = store.NewMemory()
+		cfg.Store = memStore(t)
 	}
 	if !o.noPublic {
 		cfg.PublicURL = base
@@ -102,4 +103,15 @@ func jobIDOf(t *testing.T, s store.Store, cbURL string) store.Job {
 		t.Fatal(err)
 	}
 	return j
+}
+
+// memStore is a shared store in memory, closed when the test ends.
+func memStore(t *testing.T) store.Store {
+	t.Helper()
+	s, err := store.OpenShared(context.Background(), state.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }

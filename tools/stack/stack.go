@@ -103,7 +103,12 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 
 	rc := o.Receiver
 	if rc.Store == nil {
-		rc.Store = store.NewMemory()
+		mem, err := store.OpenShared(ctx, state.Memory)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func() { _ = mem.Close() }) // after the receiver's
+		rc.Store = mem
 	}
 	if rc.ServerIPs == nil {
 		rc.ServerIPs = webhook.EqShowIPs(o.Client)

@@ -2,11 +2,13 @@ package stack_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/hostkey/hostkey-mcp/policy"
+	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/tools"
 	"github.com/hostkey/hostkey-mcp/tools/stack"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
@@ -35,7 +37,12 @@ func TestPolicyDecidesBeforeTheCallbackIsInjected(t *testing.T) {
 		jobs    int32
 	}{{policy.ConfirmElicit, 0}, {policy.ConfirmOff, 1}} {
 		t.Run(string(tc.confirm), func(t *testing.T) {
-			cs := &countingStore{Store: store.NewMemory()}
+			mem, err := store.OpenShared(context.Background(), state.Memory)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = mem.Close() }) // after the stack: it closes only a store it made
+			cs := &countingStore{Store: mem}
 			st := toolstest.New(t, toolstest.Options{Full: func(o *stack.Options) {
 				o.Receiver = webhook.Config{PublicURL: "https://hooks.example.com/hostkey", Store: cs}
 				o.Policy.Confirm = tc.confirm
@@ -67,5 +74,20 @@ func TestInstructions(t *testing.T) {
 	}
 	if got := stack.Instructions(stack.Options{Selection: tools.Selection{Toolsets: []string{"servers"}}}); strings.Contains(got, "server_order") || strings.Contains(got, "Scope:") || strings.Contains(got, "SANDBOX") {
 		t.Errorf("instructions name what is not set: %s", got)
+	}
+}
+
+// Without a receiver store the stack makes one in memory; it serves the receiver and is
+// closed with the stack (nobody else holds it).
+func TestDefaultStoreClosesWithTheStack(t *testing.T) {
+	ts := toolstest.New(t, toolstest.Options{NoConnect: true, Full: func(*stack.Options) {}})
+	ctx := context.Background()
+	st := ts.Full.Receiver.Store()
+	if _, err := ts.Full.Receiver.LastCursor(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ts.Full.Close()
+	if err := st.Ping(ctx); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("the stack's own store after Close: %v, want %v", err, store.ErrClosed)
 	}
 }

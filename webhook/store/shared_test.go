@@ -2,22 +2,25 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/hostkey/hostkey-mcp/state"
 )
 
 func openShared(t *testing.T, target string) *Shared {
 	t.Helper()
-	st, err := state.Open(context.Background(), target)
+	s, err := OpenShared(context.Background(), target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewShared(st)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
@@ -29,27 +32,18 @@ func TestImportBoltOnce(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "events.db")
-	b, err := OpenBolt(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, key := range []string{"k1", "k2", "k3", "k4"} {
-		if _, _, err := b.Append(ctx, Event{Kind: KindLoginAlert, Time: t0.Add(time.Duration(i) * time.Hour), Data: map[string]any{"n": i}}, key); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := b.Prune(ctx, t0.Add(90*time.Minute)); err != nil { // cursors 1, 2 gone
-		t.Fatal(err)
-	}
-	if err := b.CreateJob(ctx, Job{ID: "job1", SecretHash: []byte("hash1"), ServerID: 9, Action: "eq_order_instance", Created: t0.Add(3 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Secret(ctx, "login_alerts", func() (string, error) { return "tok-123", nil }); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	// What an earlier version left after retention removed cursors 1 and 2: their
+	// events are gone, a stale dedupe key (k1) still points at one of them.
+	writeEventsDB(t, path, legacyDB{
+		seq: 4,
+		events: []Event{
+			{Cursor: 3, ID: "ev_3", Kind: KindLoginAlert, Time: t0.Add(2 * time.Hour), Data: map[string]any{"n": 2}},
+			{Cursor: 4, ID: "ev_4", Kind: KindLoginAlert, Time: t0.Add(3 * time.Hour), Data: map[string]any{"n": 3}},
+		},
+		dedupe:  map[string]uint64{"k1": 1, "k3": 3, "k4": 4},
+		jobs:    []Job{{ID: "job1", SecretHash: []byte("hash1"), ServerID: 9, Action: "eq_order_instance", Created: t0.Add(3 * time.Hour), State: JobPending}},
+		secrets: map[string]string{"login_alerts": "tok-123"},
+	})
 
 	target := filepath.Join(dir, state.FileName)
 	s := openShared(t, target)
@@ -100,7 +94,8 @@ func TestImportBoltOnce(t *testing.T) {
 func TestImportBoltLocked(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "events.db")
-	b, err := OpenBolt(path, nil)
+	writeEventsDB(t, path, legacyDB{seq: 0})
+	b, err := bolt.Open(path, 0o600, nil) // an older process still runs on it
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,5 +105,68 @@ func TestImportBoltLocked(t *testing.T) {
 		t.Fatal("imported a file another process holds")
 	} else {
 		t.Log(err)
+	}
+}
+
+// legacyDB is the content of an events.db of an earlier version.
+type legacyDB struct {
+	seq     uint64 // the events bucket's sequence: the last cursor issued
+	events  []Event
+	dedupe  map[string]uint64 // dedupe key → cursor
+	jobs    []Job
+	secrets map[string]string
+}
+
+// writeEventsDB writes db at path in the bucket layout of the retired bbolt store (the
+// product only reads it: ImportBolt).
+func writeEventsDB(t *testing.T, path string, db legacyDB) {
+	t.Helper()
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursorKey := func(c uint64) []byte { return binary.BigEndian.AppendUint64(nil, c) }
+	err = b.Update(func(tx *bolt.Tx) error {
+		bk := map[string]*bolt.Bucket{}
+		for _, name := range []string{"events", "dedupe", "jobs", "secrets", "meta"} {
+			if bk[name], err = tx.CreateBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		if err := bk["events"].SetSequence(db.seq); err != nil {
+			return err
+		}
+		for _, ev := range db.events {
+			v, _ := json.Marshal(ev)
+			if err := bk["events"].Put(cursorKey(ev.Cursor), v); err != nil {
+				return err
+			}
+		}
+		for k, c := range db.dedupe {
+			if err := bk["dedupe"].Put([]byte(k), cursorKey(c)); err != nil {
+				return err
+			}
+		}
+		for _, j := range db.jobs {
+			v, _ := json.Marshal(j)
+			if err := bk["jobs"].Put([]byte(j.ID), v); err != nil {
+				return err
+			}
+			if err := bk["secrets"].Put(j.SecretHash, []byte(j.ID)); err != nil {
+				return err
+			}
+		}
+		for name, v := range db.secrets {
+			if err := bk["meta"].Put([]byte("secret/"+name), []byte(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,16 +1,31 @@
 // Package store keeps the webhook receiver's durable state: the event log (a monotonic
 // cursor per event, de-duplicated by a key), the install jobs (looked up by the SHA-256 of
-// their callback secret) and a few named secrets. Bolt is the embedded, crash-safe
-// implementation (pure Go, fsync on every commit); Memory is for tests and ephemeral
-// runs. Store is an interface so a shared store can replace Bolt when several replicas
-// of hostkey-mcp run behind one public URL. Of this module it imports only state.
+// their callback secret) and a few named secrets, in the shared state store (Shared:
+// SQLite in the data dir, in memory, or PostgreSQL). Store is the receiver's seam (tests
+// wrap it to slow or count calls). ImportBolt reads the bbolt events.db of earlier
+// versions once. Of this module it imports only state.
 package store
 
 import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/hostkey/hostkey-mcp/state"
 )
+
+// OpenShared opens the shared state store at target (a path, sqlite:PATH, state.Memory
+// or a postgres:// URL; see state.Open) as a Store. Close closes it.
+func OpenShared(ctx context.Context, target string) (*Shared, error) {
+	st, err := state.Open(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	return NewShared(st), nil
+}
+
+// NewID returns prefix + 20 random hex characters (80 bits).
+func NewID(prefix string) string { return state.NewID(prefix) }
 
 // Event kinds.
 const (
@@ -93,15 +108,6 @@ type Page struct {
 	PrunedThrough uint64
 }
 
-// markGap records, for a read after cursor whose oldest kept event is first, that
-// retention removed the events in between, and moves Next past them.
-func (p *Page) markGap(cursor, first uint64) {
-	if cursor+1 < first {
-		p.PrunedThrough = first - 1
-		p.Next = first - 1
-	}
-}
-
 // Errors.
 var (
 	ErrNotFound = errors.New("store: not found")
@@ -173,12 +179,4 @@ type PruneResult struct {
 // secret hashes: a late callback for such a job is then an unknown secret.
 type Pruner interface {
 	Prune(ctx context.Context, cutoff time.Time) (PruneResult, error)
-}
-
-// jobExpired reports whether retention removes j at cutoff.
-func jobExpired(j Job, cutoff time.Time) bool {
-	if j.State == JobDone {
-		return j.DoneAt.Before(cutoff)
-	}
-	return j.Created.Before(cutoff)
 }

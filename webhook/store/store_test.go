@@ -8,23 +8,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hostkey/hostkey-mcp/state"
+	"github.com/hostkey/hostkey-mcp/state/statetest"
 )
 
-func openBolt(t *testing.T) (*Bolt, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "events.db")
-	b, err := OpenBolt(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b, path
-}
-
 func eachStore(t *testing.T, fn func(t *testing.T, s Store)) {
-	t.Run("bolt", func(t *testing.T) { b, _ := openBolt(t); fn(t, b) })
-	t.Run("memory", func(t *testing.T) { fn(t, NewMemory()) })
-	t.Run("shared", func(t *testing.T) { fn(t, openShared(t, filepath.Join(t.TempDir(), "state.db"))) })
+	t.Run("memory", func(t *testing.T) { fn(t, openShared(t, state.Memory)) })
+	t.Run("sqlite", func(t *testing.T) { fn(t, openShared(t, filepath.Join(t.TempDir(), state.FileName))) })
+	t.Run("postgres", func(t *testing.T) { fn(t, openShared(t, statetest.PostgresURL(t))) })
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -226,10 +218,11 @@ func TestConcurrentAppendsUniqueCursors(t *testing.T) {
 	})
 }
 
-// TestBoltSurvivesReopen is the "process restarts between accept and read" case at the
-// store level: whatever Append returned is there after Close and OpenBolt.
-func TestBoltSurvivesReopen(t *testing.T) {
-	b, path := openBolt(t)
+// TestSurvivesReopen is the "process restarts between accept and read" case at the
+// store level: whatever Append returned is there after Close and a new open of the file.
+func TestSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), state.FileName)
+	b := openShared(t, path)
 	ctx := context.Background()
 	ev, _, err := b.Append(ctx, Event{Kind: KindInstallDone, ServerID: 9, Time: t0, Data: map[string]any{"x": "y"}}, "install:job_9")
 	if err != nil {
@@ -245,11 +238,7 @@ func TestBoltSurvivesReopen(t *testing.T) {
 	if _, _, err := b.Append(ctx, Event{Kind: KindWorkflow}, ""); !errors.Is(err, ErrClosed) {
 		t.Fatalf("append after close: %v", err)
 	}
-	b2, err := OpenBolt(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Close()
+	b2 := openShared(t, path)
 	p, err := b2.Since(ctx, 0, 10, Filter{})
 	if err != nil || len(p.Events) != 1 || p.Events[0].ID != ev.ID || p.Events[0].Data["x"] != "y" || !p.Events[0].Time.Equal(t0) {
 		t.Fatalf("after reopen: %+v %v", p, err)
@@ -266,13 +255,6 @@ func TestBoltSurvivesReopen(t *testing.T) {
 	next, _, _ := b2.Append(ctx, Event{Kind: KindWorkflow}, "")
 	if next.Cursor != 2 {
 		t.Fatalf("cursor restarted: %d", next.Cursor)
-	}
-}
-
-func TestBoltLockedByAnotherOpen(t *testing.T) {
-	_, path := openBolt(t)
-	if _, err := OpenBolt(path, &BoltOptions{Timeout: 100 * time.Millisecond}); err == nil {
-		t.Fatal("second open of a locked store succeeded")
 	}
 }
 

@@ -1,9 +1,8 @@
 // Command loadtest measures the webhook receiver on loopback: it starts a receiver with
-// a durable store (the shared SQLite store by default, fsync on every commit; -store
-// bolt or memory) on 127.0.0.1, creates N install jobs, sends their callbacks over C
-// keep-alive connections, and reports accepted/s, CPU per request, latency percentiles
-// and how many events were lost (stored events and completed jobs are counted from the
-// store afterwards). It exits non-zero if anything was lost, any
+// the shared SQLite store (fsync on every commit) on 127.0.0.1, creates N install jobs, sends
+// their callbacks over C keep-alive connections, and reports accepted/s, CPU per request,
+// latency percentiles and how many events were lost (stored events and completed jobs are
+// counted from the store afterwards). It exits non-zero if anything was lost, any
 // request failed, or the run exceeded -timeout.
 //
 //	go run ./webhook/cmd/loadtest -n 20000 -c 64 -timeout 2m
@@ -62,9 +61,9 @@ func run(args []string, out io.Writer) error {
 	conns := fs.Int("c", 64, "concurrent connections")
 	replay := fs.Float64("replay", 0.05, "fraction of callbacks sent a second time (must be deduplicated)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "the whole run must finish within this")
-	kind := fs.String("store", "sqlite", "sqlite (the shared store hostkey-mcp uses, durable), postgres (HOSTKEY_STORE or HOSTKEY_TEST_POSTGRES_URL; durable), bolt (the earlier store, durable) or memory")
+	kind := fs.String("store", "sqlite", "sqlite (the shared store hostkey-mcp uses, durable), or postgres (HOSTKEY_STORE or HOSTKEY_TEST_POSTGRES_URL; durable)")
 	replicas := fs.Int("replicas", 1, "receivers, each with its own store handle, callbacks spread round robin (more than 1 needs -store postgres)")
-	dir := fs.String("dir", "", "directory for the bolt file (default: a temporary directory, removed afterwards)")
+	dir := fs.String("dir", "", "directory for the SQLite file (default: a temporary directory, removed afterwards)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the callback phase to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,9 +79,9 @@ func run(args []string, out io.Writer) error {
 
 	// open returns one store handle; with -store postgres every receiver gets its own.
 	var open func() (store.Store, error)
-	where := "memory"
+	var where string
 	switch *kind {
-	case "bolt", "sqlite":
+	case "sqlite":
 		d := *dir
 		if d == "" {
 			tmp, err := os.MkdirTemp("", "hostkey-webhook-load-")
@@ -92,21 +91,9 @@ func run(args []string, out io.Writer) error {
 			defer os.RemoveAll(tmp)
 			d = tmp
 		}
-		if *kind == "sqlite" {
-			path := filepath.Join(d, state.FileName)
-			where = "sqlite (WAL, fsync per commit) at " + path
-			open = func() (store.Store, error) {
-				s, err := state.Open(ctx, path)
-				if err != nil {
-					return nil, err
-				}
-				return store.NewShared(s), nil
-			}
-			break
-		}
-		path := filepath.Join(d, "events.db")
-		where = "bolt (fsync per commit) at " + path
-		open = func() (store.Store, error) { return store.OpenBolt(path, nil) }
+		path := filepath.Join(d, state.FileName)
+		where = "sqlite (WAL, fsync per commit) at " + path
+		open = func() (store.Store, error) { return store.OpenShared(ctx, path) }
 	case "postgres":
 		url, drop, err := freshSchema(ctx)
 		if err != nil {
@@ -114,18 +101,9 @@ func run(args []string, out io.Writer) error {
 		}
 		defer drop()
 		where = fmt.Sprintf("postgres (%d handles, one database; durable commits)", *replicas)
-		open = func() (store.Store, error) {
-			s, err := state.Open(ctx, url)
-			if err != nil {
-				return nil, err
-			}
-			return store.NewShared(s), nil
-		}
-	case "memory":
-		m := store.NewMemory()
-		open = func() (store.Store, error) { return m, nil }
+		open = func() (store.Store, error) { return store.OpenShared(ctx, url) }
 	default:
-		return fmt.Errorf("-store %q: sqlite, postgres, bolt or memory", *kind)
+		return fmt.Errorf("-store %q: want sqlite or postgres", *kind)
 	}
 
 	notifiedBy := make([]atomic.Int64, *replicas) // events each replica's sessions were told of
@@ -141,9 +119,7 @@ func run(args []string, out io.Writer) error {
 			return err
 		}
 		stores[k] = st
-		if *kind != "memory" {
-			defer st.Close()
-		}
+		defer st.Close()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
