@@ -232,25 +232,39 @@ func mergeRequests(reqs []TokenRequest) ([]TokenRequest, error) {
 	return out, nil
 }
 
-// bucketLevels locks the buckets (creating them full) and returns their current tokens,
-// refilled up to now.
-func bucketLevels(w *wtx, reqs []TokenRequest, now int64) ([]float64, error) {
+// bucketLevels locks the buckets (creating them full) and returns the transaction's now
+// and their current tokens, refilled up to now.
+func bucketLevels(w *wtx, reqs []TokenRequest) (int64, []float64, error) {
+	now, err := w.now()
+	if err != nil {
+		return 0, nil, err
+	}
 	levels := make([]float64, len(reqs))
 	for i, r := range reqs {
 		if _, err := w.exec(`INSERT INTO rate_buckets (name, tokens, updated_ns) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`, r.Bucket, r.Burst, now); err != nil {
-			return nil, fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
+			return 0, nil, fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
 		}
 		var tokens float64
 		var updated int64
 		if err := w.queryRow(`SELECT tokens, updated_ns FROM rate_buckets WHERE name = $1`+w.d.forUpdate, r.Bucket).Scan(&tokens, &updated); err != nil {
-			return nil, fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
+			return 0, nil, fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
 		}
 		if el := now - updated; el > 0 {
 			tokens += float64(el) / float64(time.Second) * r.Rate
 		}
 		levels[i] = math.Min(tokens, r.Burst)
 	}
-	return levels, nil
+	return now, levels, nil
+}
+
+// setLevels stores level(i) as bucket i's tokens, refilled as of now.
+func setLevels(w *wtx, reqs []TokenRequest, now int64, level func(i int) float64) error {
+	for i, r := range reqs {
+		if _, err := w.exec(`UPDATE rate_buckets SET tokens = $1, updated_ns = $2 WHERE name = $3`, level(i), now, r.Bucket); err != nil {
+			return fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
+		}
+	}
+	return nil
 }
 
 // TakeTokens implements RateLimits.
@@ -262,11 +276,7 @@ func (s *sqlStore) TakeTokens(ctx context.Context, reqs []TokenRequest) (TakeRes
 	var res TakeResult
 	err = s.write(ctx, func(w *wtx) error {
 		res = TakeResult{}
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
-		levels, err := bucketLevels(w, merged, now)
+		now, levels, err := bucketLevels(w, merged)
 		if err != nil {
 			return err
 		}
@@ -285,10 +295,8 @@ func (s *sqlStore) TakeTokens(ctx context.Context, reqs []TokenRequest) (TakeRes
 		if res.Blocked != "" {
 			return nil // nothing taken, nothing written
 		}
-		for i, r := range merged {
-			if _, err := w.exec(`UPDATE rate_buckets SET tokens = $1, updated_ns = $2 WHERE name = $3`, levels[i]-r.N, now, r.Bucket); err != nil {
-				return fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
-			}
+		if err := setLevels(w, merged, now, func(i int) float64 { return levels[i] - merged[i].N }); err != nil {
+			return err
 		}
 		res.OK = true
 		return nil
@@ -306,51 +314,22 @@ func (s *sqlStore) RefundTokens(ctx context.Context, reqs []TokenRequest) error 
 		return err
 	}
 	return s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
+		now, levels, err := bucketLevels(w, merged)
 		if err != nil {
 			return err
 		}
-		levels, err := bucketLevels(w, merged, now)
-		if err != nil {
-			return err
-		}
-		for i, r := range merged {
-			if _, err := w.exec(`UPDATE rate_buckets SET tokens = $1, updated_ns = $2 WHERE name = $3`, math.Min(levels[i]+r.N, r.Burst), now, r.Bucket); err != nil {
-				return fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
-			}
-		}
-		return nil
+		return setLevels(w, merged, now, func(i int) float64 { return math.Min(levels[i]+merged[i].N, merged[i].Burst) })
 	})
 }
 
-// AppendAudit implements Audit: the head row is locked (PostgreSQL FOR UPDATE; the
-// SQLite write lock) while seal chains the line to it.
+// AppendAudit implements Audit: a batch of one (AppendAuditBatch holds the head row's
+// lock — PostgreSQL FOR UPDATE; the SQLite write lock — while seal chains the line).
 func (s *sqlStore) AppendAudit(ctx context.Context, seal Sealer) (AuditLine, error) {
-	var out AuditLine
-	err := s.write(ctx, func(w *wtx) error {
-		var seq int64
-		var prev string
-		if err := w.queryRow(`SELECT seq, hash FROM audit_head WHERE id = 1`+w.d.forUpdate).Scan(&seq, &prev); err != nil {
-			return fmt.Errorf("state: audit head: %w", err)
-		}
-		line, hash, err := seal(prev)
-		if err != nil {
-			return err
-		}
-		if hash == "" || len(line) == 0 {
-			return errors.New("state: audit: the sealer returned an empty line or hash")
-		}
-		seq++
-		if _, err := w.exec(`INSERT INTO audit_lines (seq, hash, line) VALUES ($1, $2, $3)`, seq, hash, line); err != nil {
-			return fmt.Errorf("state: audit line: %w", err)
-		}
-		if _, err := w.exec(`UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1`, seq, hash); err != nil {
-			return fmt.Errorf("state: audit head: %w", err)
-		}
-		out = AuditLine{Seq: seq, Hash: hash, Line: line}
-		return nil
-	})
-	return out, err
+	lines, err := s.AppendAuditBatch(ctx, []Sealer{seal})
+	if err != nil {
+		return AuditLine{}, err
+	}
+	return lines[0], nil
 }
 
 // AuditHead implements Audit.
