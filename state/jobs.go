@@ -135,11 +135,7 @@ func (s *sqlStore) CreateWorkflow(ctx context.Context, wf Workflow, owner string
 		return Lease{}, errors.New("state: a workflow needs an ID, an owner and a lease duration")
 	}
 	var l Lease
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		until := now + int64(ttl)
 		n, err := affected(w.exec(`INSERT INTO workflows (`+workflowCols+`) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING`,
 			wf.ID, wf.Kind, wf.Session, owner, until, WorkflowRunning, nonNil(wf.Input), []byte{}, now))
@@ -187,14 +183,10 @@ func (s *sqlStore) ClaimWorkflow(ctx context.Context, id, owner string, ttl time
 		return Lease{}, errors.New("state: claim: an owner and a lease duration are needed")
 	}
 	var l Lease
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		var cur Workflow
 		var lease int64
-		err = w.queryRow(`SELECT owner, epoch, lease_ns, state FROM workflows WHERE id = $1`+w.d.forUpdate, id).
+		err := w.queryRow(`SELECT owner, epoch, lease_ns, state FROM workflows WHERE id = $1`+w.d.forUpdate, id).
 			Scan(&cur.Owner, &cur.Epoch, &lease, &cur.State)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && cur.State != WorkflowRunning) {
 			return fmt.Errorf("workflow %s: %w", id, ErrNotFound)
@@ -230,12 +222,8 @@ func (s *sqlStore) ClaimExpired(ctx context.Context, owner string, ttl time.Dura
 		limit = 10
 	}
 	var out []Lease
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		out = out[:0]
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
 		rows, err := w.QueryContext(w.ctx, `SELECT id, epoch FROM workflows WHERE state = $1 AND lease_ns <= $2 ORDER BY lease_ns LIMIT $3`+w.d.skipLocked,
 			WorkflowRunning, now, limit)
 		if err != nil {

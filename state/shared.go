@@ -74,11 +74,8 @@ func (s *sqlStore) DecideApproval(ctx context.Context, id string, approve bool, 
 		state = ApprovalApproved
 	}
 	var a Approval
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
+		var err error
 		a, err = scanApproval(w.queryRow(`UPDATE approvals SET state = $1, via = $2, decided_ns = $3 WHERE id = $4 AND state = $5 AND expires_ns > $3 RETURNING `+approvalCols,
 			state, via, now, id, ApprovalPending))
 		if errors.Is(err, ErrNotFound) {
@@ -102,11 +99,8 @@ func (s *sqlStore) DecideApproval(ctx context.Context, id string, approve bool, 
 // number of concurrent users exactly one sees the row.
 func (s *sqlStore) UseApproval(ctx context.Context, id, session string) (Approval, error) {
 	var a Approval
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
+		var err error
 		a, err = scanApproval(w.queryRow(`UPDATE approvals SET state = $1, used_ns = $2 WHERE id = $3 AND session = $4 AND state = $5 AND expires_ns > $2 RETURNING `+approvalCols,
 			ApprovalUsed, now, id, session, ApprovalApproved))
 		if errors.Is(err, ErrNotFound) {
@@ -148,13 +142,9 @@ func (s *sqlStore) PutHandle(ctx context.Context, id string, data []byte, expire
 // TakeHandle implements Handles.
 func (s *sqlStore) TakeHandle(ctx context.Context, id string) ([]byte, error) {
 	var data []byte
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		var expires int64
-		err = w.queryRow(`DELETE FROM handles WHERE id = $1 RETURNING data, expires_ns`, id).Scan(&data, &expires)
+		err := w.queryRow(`DELETE FROM handles WHERE id = $1 RETURNING data, expires_ns`, id).Scan(&data, &expires)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && expires <= now) {
 			return fmt.Errorf("handle: %w", ErrNotFound)
 		}
@@ -172,13 +162,9 @@ func (s *sqlStore) TakeHandle(ctx context.Context, id string) ([]byte, error) {
 // StartCooldown implements Cooldowns.
 func (s *sqlStore) StartCooldown(ctx context.Context, name string, d time.Duration) (Cooldown, error) {
 	var c Cooldown
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		var failures, until int64
-		err = w.queryRow(`INSERT INTO cooldowns (name, failures, until_ns) VALUES ($1, 1, $2)
+		err := w.queryRow(`INSERT INTO cooldowns (name, failures, until_ns) VALUES ($1, 1, $2)
 ON CONFLICT (name) DO UPDATE SET failures = cooldowns.failures + 1,
 	until_ns = CASE WHEN cooldowns.until_ns > excluded.until_ns THEN cooldowns.until_ns ELSE excluded.until_ns END
 RETURNING failures, until_ns`, name, now+int64(d)).Scan(&failures, &until)
@@ -232,29 +218,25 @@ func mergeRequests(reqs []TokenRequest) ([]TokenRequest, error) {
 	return out, nil
 }
 
-// bucketLevels locks the buckets (creating them full) and returns the transaction's now
-// and their current tokens, refilled up to now.
-func bucketLevels(w *wtx, reqs []TokenRequest) (int64, []float64, error) {
-	now, err := w.now()
-	if err != nil {
-		return 0, nil, err
-	}
+// bucketLevels locks the buckets (creating them full) and returns their current tokens,
+// refilled up to now.
+func bucketLevels(w *wtx, reqs []TokenRequest, now int64) ([]float64, error) {
 	levels := make([]float64, len(reqs))
 	for i, r := range reqs {
 		if _, err := w.exec(`INSERT INTO rate_buckets (name, tokens, updated_ns) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`, r.Bucket, r.Burst, now); err != nil {
-			return 0, nil, fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
+			return nil, fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
 		}
 		var tokens float64
 		var updated int64
 		if err := w.queryRow(`SELECT tokens, updated_ns FROM rate_buckets WHERE name = $1`+w.d.forUpdate, r.Bucket).Scan(&tokens, &updated); err != nil {
-			return 0, nil, fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
+			return nil, fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
 		}
 		if el := now - updated; el > 0 {
 			tokens += float64(el) / float64(time.Second) * r.Rate
 		}
 		levels[i] = math.Min(tokens, r.Burst)
 	}
-	return now, levels, nil
+	return levels, nil
 }
 
 // setLevels stores level(i) as bucket i's tokens, refilled as of now.
@@ -274,9 +256,9 @@ func (s *sqlStore) TakeTokens(ctx context.Context, reqs []TokenRequest) (TakeRes
 		return TakeResult{}, err
 	}
 	var res TakeResult
-	err = s.write(ctx, func(w *wtx) error {
+	err = s.writeNow(ctx, func(w *wtx, now int64) error {
 		res = TakeResult{}
-		now, levels, err := bucketLevels(w, merged)
+		levels, err := bucketLevels(w, merged, now)
 		if err != nil {
 			return err
 		}
@@ -313,8 +295,8 @@ func (s *sqlStore) RefundTokens(ctx context.Context, reqs []TokenRequest) error 
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(w *wtx) error {
-		now, levels, err := bucketLevels(w, merged)
+	return s.writeNow(ctx, func(w *wtx, now int64) error {
+		levels, err := bucketLevels(w, merged, now)
 		if err != nil {
 			return err
 		}

@@ -233,6 +233,17 @@ func (s *sqlStore) write(ctx context.Context, fn func(*wtx) error) error {
 	return s.submit(ctx, &writeReq{fn: fn, done: make(chan error, 1)})
 }
 
+// writeNow is write for an fn that needs the store's clock (read once per batch).
+func (s *sqlStore) writeNow(ctx context.Context, fn func(w *wtx, now int64) error) error {
+	return s.write(ctx, func(w *wtx) error {
+		now, err := w.now()
+		if err != nil {
+			return err
+		}
+		return fn(w, now)
+	})
+}
+
 // writePlain is write for an fn whose only errors are the database's.
 func (s *sqlStore) writePlain(ctx context.Context, fn func(*wtx) error) error {
 	return s.submit(ctx, &writeReq{fn: fn, done: make(chan error, 1), plain: true})
