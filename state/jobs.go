@@ -38,15 +38,8 @@ func (s *sqlStore) CreateInstallJob(ctx context.Context, j InstallJob) error {
 	}
 	return s.write(ctx, func(w *wtx) error {
 		// ON CONFLICT without a target covers both the ID and the secret hash.
-		n, err := affected(w.exec(`INSERT INTO install_jobs (`+installCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
-			j.ID, j.SecretHash, j.ServerID, j.State, ns(j.Created), ns(j.DoneAt), j.EventID, nonNil(j.Data)))
-		if err != nil {
-			return fmt.Errorf("state: create install job: %w", err)
-		}
-		if n == 0 {
-			return fmt.Errorf("install job %s: %w", j.ID, ErrExists)
-		}
-		return nil
+		return insertNew(w, "create install job", "install job "+j.ID, `INSERT INTO install_jobs (`+installCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+			j.ID, j.SecretHash, j.ServerID, j.State, ns(j.Created), ns(j.DoneAt), j.EventID, nonNil(j.Data))
 	})
 }
 
@@ -137,13 +130,9 @@ func (s *sqlStore) CreateWorkflow(ctx context.Context, wf Workflow, owner string
 	var l Lease
 	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		until := now + int64(ttl)
-		n, err := affected(w.exec(`INSERT INTO workflows (`+workflowCols+`) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING`,
-			wf.ID, wf.Kind, wf.Session, owner, until, WorkflowRunning, nonNil(wf.Input), []byte{}, now))
-		if err != nil {
-			return fmt.Errorf("state: create workflow: %w", err)
-		}
-		if n == 0 {
-			return fmt.Errorf("workflow %s: %w", wf.ID, ErrExists)
+		if err := insertNew(w, "create workflow", "workflow "+wf.ID, `INSERT INTO workflows (`+workflowCols+`) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING`,
+			wf.ID, wf.Kind, wf.Session, owner, until, WorkflowRunning, nonNil(wf.Input), []byte{}, now); err != nil {
+			return err
 		}
 		l = Lease{JobID: wf.ID, Owner: owner, Epoch: 1, Until: fromNS(until)}
 		return nil

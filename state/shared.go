@@ -36,15 +36,8 @@ func (s *sqlStore) CreateApproval(ctx context.Context, a Approval) error {
 		a.Created = time.Now().UTC()
 	}
 	return s.write(ctx, func(w *wtx) error {
-		n, err := affected(w.exec(`INSERT INTO approvals (`+approvalCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0) ON CONFLICT DO NOTHING`,
-			a.ID, a.Key, a.Session, ApprovalPending, a.Via, nonNil(a.Data), ns(a.Created), ns(a.Expires)))
-		if err != nil {
-			return fmt.Errorf("state: create approval: %w", err)
-		}
-		if n == 0 {
-			return fmt.Errorf("approval %s: %w", a.ID, ErrExists)
-		}
-		return nil
+		return insertNew(w, "create approval", "approval "+a.ID, `INSERT INTO approvals (`+approvalCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0) ON CONFLICT DO NOTHING`,
+			a.ID, a.Key, a.Session, ApprovalPending, a.Via, nonNil(a.Data), ns(a.Created), ns(a.Expires))
 	})
 }
 
@@ -128,14 +121,8 @@ func (s *sqlStore) DeleteApproval(ctx context.Context, id string) error {
 // PutHandle implements Handles.
 func (s *sqlStore) PutHandle(ctx context.Context, id string, data []byte, expires time.Time) error {
 	return s.write(ctx, func(w *wtx) error {
-		n, err := affected(w.exec(`INSERT INTO handles (id, data, expires_ns) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, id, nonNil(data), ns(expires)))
-		if err != nil {
-			return fmt.Errorf("state: put handle: %w", err)
-		}
-		if n == 0 {
-			return fmt.Errorf("handle: %w", ErrExists)
-		}
-		return nil
+		// Like TakeHandle's, the error names no ID (the client holds it as requestState).
+		return insertNew(w, "put handle", "handle", `INSERT INTO handles (id, data, expires_ns) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, id, nonNil(data), ns(expires))
 	})
 }
 

@@ -538,6 +538,19 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
+// insertNew runs q, an INSERT ... ON CONFLICT DO NOTHING: no row inserted means the row
+// exists (ErrExists, named by what; op names the failed step otherwise).
+func insertNew(w *wtx, op, what, q string, args ...any) error {
+	n, err := affected(w.exec(q, args...))
+	if err != nil {
+		return fmt.Errorf("state: %s: %w", op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrExists)
+	}
+	return nil
+}
+
 // affected returns the rows a statement changed.
 func affected(res sql.Result, err error) (int64, error) {
 	if err != nil {
