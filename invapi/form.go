@@ -3,6 +3,7 @@ package invapi
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -53,7 +54,7 @@ type formEncoder struct {
 // params encodes params (sorted) after the name checks; res nil checks only the grammar
 // and collisions (EncodeForm), not the names the client reserves for itself.
 func (e *formEncoder) params(params map[string]any, res *reservation) error {
-	keys := sortedKeys(params)
+	keys := slices.Sorted(maps.Keys(params))
 	if err := checkNames(keys, params, res); err != nil {
 		return err
 	}
@@ -85,15 +86,6 @@ func (e *formEncoder) pair(key, val string) {
 }
 
 func nestedKey(key, k string) string { return key + "[" + k + "]" }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
 
 // writePair writes a checked (or client-owned) name, which needs no escaping.
 func writePair(b *strings.Builder, key, val string) {
@@ -144,13 +136,13 @@ func encodeValue(e *formEncoder, key string, v any) {
 	case []any:
 		encodeList(e, key, v)
 	case map[string]any:
-		for _, k := range sortedKeys(v) {
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			if k != "" {
 				encodeValue(e, nestedKey(key, k), v[k])
 			}
 		}
 	case map[string]string:
-		for _, k := range sortedKeys(v) {
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			if k != "" {
 				e.pair(nestedKey(key, k), v[k])
 			}

@@ -83,8 +83,10 @@ func collectWriteOnly(doc any, into map[string]bool) {
 	}
 }
 
-// toolSchema returns the JSON input schema of the tool the server has registered.
-func toolSchema(ctx context.Context, name string) []byte {
+// ToolSchema returns the JSON input schema of the tool registered on ctx's server (nil
+// when there is none): what the argument check validates against, and where the
+// callback middleware (tools/events) looks for post_install_callback.
+func ToolSchema(ctx context.Context, name string) []byte {
 	srv := server.ServerFromContext(ctx)
 	if srv == nil {
 		return nil
@@ -111,7 +113,7 @@ func toolSchema(ctx context.Context, name string) []byte {
 // they fit (or the tool has no usable schema), and the names the schema marks writeOnly.
 // secret tells which other names hold secrets.
 func (e *Engine) checkArgs(ctx context.Context, req mcp.CallToolRequest, secret func(name string) bool) (lines []string, writeOnly []string) {
-	raw := toolSchema(ctx, req.Params.Name)
+	raw := ToolSchema(ctx, req.Params.Name)
 	if raw == nil {
 		return nil, nil
 	}

@@ -38,15 +38,8 @@ func (s *sqlStore) CreateInstallJob(ctx context.Context, j InstallJob) error {
 	}
 	return s.write(ctx, func(w *wtx) error {
 		// ON CONFLICT without a target covers both the ID and the secret hash.
-		n, err := affected(w.exec(`INSERT INTO install_jobs (`+installCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
-			j.ID, j.SecretHash, j.ServerID, j.State, ns(j.Created), ns(j.DoneAt), j.EventID, nonNil(j.Data)))
-		if err != nil {
-			return fmt.Errorf("state: create install job: %w", err)
-		}
-		if n == 0 {
-			return fmt.Errorf("install job %s: %w", j.ID, ErrExists)
-		}
-		return nil
+		return insertNew(w, "create install job", "install job "+j.ID, `INSERT INTO install_jobs (`+installCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+			j.ID, j.SecretHash, j.ServerID, j.State, ns(j.Created), ns(j.DoneAt), j.EventID, nonNil(j.Data))
 	})
 }
 
@@ -187,19 +180,11 @@ func (s *sqlStore) CreateWorkflow(ctx context.Context, wf Workflow, owner string
 		return Lease{}, errors.New("state: a workflow needs an ID, an owner and a lease duration")
 	}
 	var l Lease
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		until := now + int64(ttl)
-		n, err := affected(w.exec(`INSERT INTO workflows (`+workflowCols+`) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING`,
-			wf.ID, wf.Kind, wf.Session, owner, until, WorkflowRunning, nonNil(wf.Input), []byte{}, now))
-		if err != nil {
-			return fmt.Errorf("state: create workflow: %w", err)
-		}
-		if n == 0 {
-			return fmt.Errorf("workflow %s: %w", wf.ID, ErrExists)
+		if err := insertNew(w, "create workflow", "workflow "+wf.ID, `INSERT INTO workflows (`+workflowCols+`) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING`,
+			wf.ID, wf.Kind, wf.Session, owner, until, WorkflowRunning, nonNil(wf.Input), []byte{}, now); err != nil {
+			return err
 		}
 		l = Lease{JobID: wf.ID, Owner: owner, Epoch: 1, Until: fromNS(until)}
 		return nil
@@ -239,14 +224,10 @@ func (s *sqlStore) ClaimWorkflow(ctx context.Context, id, owner string, ttl time
 		return Lease{}, errors.New("state: claim: an owner and a lease duration are needed")
 	}
 	var l Lease
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		var cur Workflow
 		var lease int64
-		err = w.queryRow(`SELECT owner, epoch, lease_ns, state FROM workflows WHERE id = $1`+w.d.forUpdate, id).
+		err := w.queryRow(`SELECT owner, epoch, lease_ns, state FROM workflows WHERE id = $1`+w.d.forUpdate, id).
 			Scan(&cur.Owner, &cur.Epoch, &lease, &cur.State)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && cur.State != WorkflowRunning) {
 			return fmt.Errorf("workflow %s: %w", id, ErrNotFound)
@@ -282,12 +263,8 @@ func (s *sqlStore) ClaimExpired(ctx context.Context, owner string, ttl time.Dura
 		limit = 10
 	}
 	var out []Lease
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		out = out[:0]
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
 		rows, err := w.QueryContext(w.ctx, `SELECT id, epoch FROM workflows WHERE state = $1 AND lease_ns <= $2 ORDER BY lease_ns LIMIT $3`+w.d.skipLocked,
 			WorkflowRunning, now, limit)
 		if err != nil {

@@ -125,11 +125,7 @@ func (s *sqlStore) ClaimDestination(ctx context.Context, dest, owner string, sta
 		return OutboxLease{}, errors.New("state: claim destination: a destination, an owner and a lease duration are needed")
 	}
 	var l OutboxLease
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		if _, err := w.exec(`INSERT INTO outbox_dests (dest, through, owner, epoch, lease_ns, disabled_ns, disabled_reason)
 VALUES ($1, $2, '', 0, 0, 0, '') ON CONFLICT (dest) DO NOTHING`, dest, int64(start)); err != nil {
 			return fmt.Errorf("state: register destination: %w", err)

@@ -36,15 +36,8 @@ func (s *sqlStore) CreateApproval(ctx context.Context, a Approval) error {
 		a.Created = time.Now().UTC()
 	}
 	return s.write(ctx, func(w *wtx) error {
-		n, err := affected(w.exec(`INSERT INTO approvals (`+approvalCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0) ON CONFLICT DO NOTHING`,
-			a.ID, a.Key, a.Session, ApprovalPending, a.Via, nonNil(a.Data), ns(a.Created), ns(a.Expires)))
-		if err != nil {
-			return fmt.Errorf("state: create approval: %w", err)
-		}
-		if n == 0 {
-			return fmt.Errorf("approval %s: %w", a.ID, ErrExists)
-		}
-		return nil
+		return insertNew(w, "create approval", "approval "+a.ID, `INSERT INTO approvals (`+approvalCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0) ON CONFLICT DO NOTHING`,
+			a.ID, a.Key, a.Session, ApprovalPending, a.Via, nonNil(a.Data), ns(a.Created), ns(a.Expires))
 	})
 }
 
@@ -74,11 +67,8 @@ func (s *sqlStore) DecideApproval(ctx context.Context, id string, approve bool, 
 		state = ApprovalApproved
 	}
 	var a Approval
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
+		var err error
 		a, err = scanApproval(w.queryRow(`UPDATE approvals SET state = $1, via = $2, decided_ns = $3 WHERE id = $4 AND state = $5 AND expires_ns > $3 RETURNING `+approvalCols,
 			state, via, now, id, ApprovalPending))
 		if errors.Is(err, ErrNotFound) {
@@ -102,11 +92,8 @@ func (s *sqlStore) DecideApproval(ctx context.Context, id string, approve bool, 
 // number of concurrent users exactly one sees the row.
 func (s *sqlStore) UseApproval(ctx context.Context, id, session string) (Approval, error) {
 	var a Approval
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
+		var err error
 		a, err = scanApproval(w.queryRow(`UPDATE approvals SET state = $1, used_ns = $2 WHERE id = $3 AND session = $4 AND state = $5 AND expires_ns > $2 RETURNING `+approvalCols,
 			ApprovalUsed, now, id, session, ApprovalApproved))
 		if errors.Is(err, ErrNotFound) {
@@ -134,27 +121,17 @@ func (s *sqlStore) DeleteApproval(ctx context.Context, id string) error {
 // PutHandle implements Handles.
 func (s *sqlStore) PutHandle(ctx context.Context, id string, data []byte, expires time.Time) error {
 	return s.write(ctx, func(w *wtx) error {
-		n, err := affected(w.exec(`INSERT INTO handles (id, data, expires_ns) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, id, nonNil(data), ns(expires)))
-		if err != nil {
-			return fmt.Errorf("state: put handle: %w", err)
-		}
-		if n == 0 {
-			return fmt.Errorf("handle: %w", ErrExists)
-		}
-		return nil
+		// Like TakeHandle's, the error names no ID (the client holds it as requestState).
+		return insertNew(w, "put handle", "handle", `INSERT INTO handles (id, data, expires_ns) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, id, nonNil(data), ns(expires))
 	})
 }
 
 // TakeHandle implements Handles.
 func (s *sqlStore) TakeHandle(ctx context.Context, id string) ([]byte, error) {
 	var data []byte
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		var expires int64
-		err = w.queryRow(`DELETE FROM handles WHERE id = $1 RETURNING data, expires_ns`, id).Scan(&data, &expires)
+		err := w.queryRow(`DELETE FROM handles WHERE id = $1 RETURNING data, expires_ns`, id).Scan(&data, &expires)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && expires <= now) {
 			return fmt.Errorf("handle: %w", ErrNotFound)
 		}
@@ -172,13 +149,9 @@ func (s *sqlStore) TakeHandle(ctx context.Context, id string) ([]byte, error) {
 // StartCooldown implements Cooldowns.
 func (s *sqlStore) StartCooldown(ctx context.Context, name string, d time.Duration) (Cooldown, error) {
 	var c Cooldown
-	err := s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	err := s.writeNow(ctx, func(w *wtx, now int64) error {
 		var failures, until int64
-		err = w.queryRow(`INSERT INTO cooldowns (name, failures, until_ns) VALUES ($1, 1, $2)
+		err := w.queryRow(`INSERT INTO cooldowns (name, failures, until_ns) VALUES ($1, 1, $2)
 ON CONFLICT (name) DO UPDATE SET failures = cooldowns.failures + 1,
 	until_ns = CASE WHEN cooldowns.until_ns > excluded.until_ns THEN cooldowns.until_ns ELSE excluded.until_ns END
 RETURNING failures, until_ns`, name, now+int64(d)).Scan(&failures, &until)
@@ -253,6 +226,16 @@ func bucketLevels(w *wtx, reqs []TokenRequest, now int64) ([]float64, error) {
 	return levels, nil
 }
 
+// setLevels stores level(i) as bucket i's tokens, refilled as of now.
+func setLevels(w *wtx, reqs []TokenRequest, now int64, level func(i int) float64) error {
+	for i, r := range reqs {
+		if _, err := w.exec(`UPDATE rate_buckets SET tokens = $1, updated_ns = $2 WHERE name = $3`, level(i), now, r.Bucket); err != nil {
+			return fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
+		}
+	}
+	return nil
+}
+
 // TakeTokens implements RateLimits.
 func (s *sqlStore) TakeTokens(ctx context.Context, reqs []TokenRequest) (TakeResult, error) {
 	merged, err := mergeRequests(reqs)
@@ -260,12 +243,8 @@ func (s *sqlStore) TakeTokens(ctx context.Context, reqs []TokenRequest) (TakeRes
 		return TakeResult{}, err
 	}
 	var res TakeResult
-	err = s.write(ctx, func(w *wtx) error {
+	err = s.writeNow(ctx, func(w *wtx, now int64) error {
 		res = TakeResult{}
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
 		levels, err := bucketLevels(w, merged, now)
 		if err != nil {
 			return err
@@ -285,10 +264,8 @@ func (s *sqlStore) TakeTokens(ctx context.Context, reqs []TokenRequest) (TakeRes
 		if res.Blocked != "" {
 			return nil // nothing taken, nothing written
 		}
-		for i, r := range merged {
-			if _, err := w.exec(`UPDATE rate_buckets SET tokens = $1, updated_ns = $2 WHERE name = $3`, levels[i]-r.N, now, r.Bucket); err != nil {
-				return fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
-			}
+		if err := setLevels(w, merged, now, func(i int) float64 { return levels[i] - merged[i].N }); err != nil {
+			return err
 		}
 		res.OK = true
 		return nil
@@ -305,52 +282,23 @@ func (s *sqlStore) RefundTokens(ctx context.Context, reqs []TokenRequest) error 
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(w *wtx) error {
-		now, err := w.now()
-		if err != nil {
-			return err
-		}
+	return s.writeNow(ctx, func(w *wtx, now int64) error {
 		levels, err := bucketLevels(w, merged, now)
 		if err != nil {
 			return err
 		}
-		for i, r := range merged {
-			if _, err := w.exec(`UPDATE rate_buckets SET tokens = $1, updated_ns = $2 WHERE name = $3`, math.Min(levels[i]+r.N, r.Burst), now, r.Bucket); err != nil {
-				return fmt.Errorf("state: bucket %s: %w", r.Bucket, err)
-			}
-		}
-		return nil
+		return setLevels(w, merged, now, func(i int) float64 { return math.Min(levels[i]+merged[i].N, merged[i].Burst) })
 	})
 }
 
-// AppendAudit implements Audit: the head row is locked (PostgreSQL FOR UPDATE; the
-// SQLite write lock) while seal chains the line to it.
+// AppendAudit implements Audit: a batch of one (AppendAuditBatch holds the head row's
+// lock — PostgreSQL FOR UPDATE; the SQLite write lock — while seal chains the line).
 func (s *sqlStore) AppendAudit(ctx context.Context, seal Sealer) (AuditLine, error) {
-	var out AuditLine
-	err := s.write(ctx, func(w *wtx) error {
-		var seq int64
-		var prev string
-		if err := w.queryRow(`SELECT seq, hash FROM audit_head WHERE id = 1`+w.d.forUpdate).Scan(&seq, &prev); err != nil {
-			return fmt.Errorf("state: audit head: %w", err)
-		}
-		line, hash, err := seal(prev)
-		if err != nil {
-			return err
-		}
-		if hash == "" || len(line) == 0 {
-			return errors.New("state: audit: the sealer returned an empty line or hash")
-		}
-		seq++
-		if _, err := w.exec(`INSERT INTO audit_lines (seq, hash, line) VALUES ($1, $2, $3)`, seq, hash, line); err != nil {
-			return fmt.Errorf("state: audit line: %w", err)
-		}
-		if _, err := w.exec(`UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1`, seq, hash); err != nil {
-			return fmt.Errorf("state: audit head: %w", err)
-		}
-		out = AuditLine{Seq: seq, Hash: hash, Line: line}
-		return nil
-	})
-	return out, err
+	lines, err := s.AppendAuditBatch(ctx, []Sealer{seal})
+	if err != nil {
+		return AuditLine{}, err
+	}
+	return lines[0], nil
 }
 
 // AuditHead implements Audit.

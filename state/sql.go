@@ -287,6 +287,17 @@ func (s *sqlStore) write(ctx context.Context, fn func(*wtx) error) error {
 	return s.submit(ctx, &writeReq{fn: fn, done: make(chan error, 1)})
 }
 
+// writeNow is write for an fn that needs the store's clock (read once per batch).
+func (s *sqlStore) writeNow(ctx context.Context, fn func(w *wtx, now int64) error) error {
+	return s.write(ctx, func(w *wtx) error {
+		now, err := w.now()
+		if err != nil {
+			return err
+		}
+		return fn(w, now)
+	})
+}
+
 // writePlain is write for an fn whose only errors are the database's.
 func (s *sqlStore) writePlain(ctx context.Context, fn func(*wtx) error) error {
 	return s.submit(ctx, &writeReq{fn: fn, done: make(chan error, 1), plain: true})
@@ -647,6 +658,19 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// insertNew runs q, an INSERT ... ON CONFLICT DO NOTHING: no row inserted means the row
+// exists (ErrExists, named by what; op names the failed step otherwise).
+func insertNew(w *wtx, op, what, q string, args ...any) error {
+	n, err := affected(w.exec(q, args...))
+	if err != nil {
+		return fmt.Errorf("state: %s: %w", op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrExists)
+	}
+	return nil
 }
 
 // affected returns the rows a statement changed.

@@ -298,11 +298,18 @@ func (r *Receiver) Close(ctx context.Context) error {
 	}
 }
 
-func (r *Receiver) enqueue(q queued) {
+// enqueue hands q to the notify worker unless the receiver is closing. With wait it
+// blocks for room (the follower can re-read nothing it drops); without, a full queue
+// drops q.
+func (r *Receiver) enqueue(q queued, wait bool) {
 	r.queueMu.RLock()
 	defer r.queueMu.RUnlock()
 	if r.closed {
 		r.metrics.notifyDropped.Add(1)
+		return
+	}
+	if wait {
+		r.queue <- q
 		return
 	}
 	select {
@@ -727,7 +734,7 @@ func (r *Receiver) delivered(ev Event) {
 		}
 		r.mu.Unlock()
 	}
-	r.enqueue(queued{ev: ev, origin: origin, accepted: time.Now()})
+	r.enqueue(queued{ev: ev, origin: origin, accepted: time.Now()}, false)
 }
 
 // wakeWaiters wakes the WaitJob callers of job id; r.mu is held.
@@ -796,24 +803,12 @@ func (r *Receiver) follow(cursor *uint64) (more bool, err error) {
 		if !local {
 			at = time.Now() // stored by another process: heard of now
 		}
-		r.queueFollowed(queued{ev: ev, origin: origin, accepted: at})
+		r.enqueue(queued{ev: ev, origin: origin, accepted: at}, true)
 	}
 	if p.Next > *cursor {
 		*cursor = p.Next
 	}
 	return p.More, nil
-}
-
-// queueFollowed waits for room in the queue (the follower can re-read nothing it drops),
-// unless the receiver is closing.
-func (r *Receiver) queueFollowed(q queued) {
-	r.queueMu.RLock()
-	defer r.queueMu.RUnlock()
-	if r.closed {
-		r.metrics.notifyDropped.Add(1)
-		return
-	}
-	r.queue <- q
 }
 
 // loginTokenMatches compares against the cached token hash and, on a mismatch, against

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -78,7 +79,7 @@ func applyKV(schema map[string]any, args map[string]any, kvs []string) error {
 			continue
 		}
 		types := schemaTypes(prop)
-		if contains(types, "array") {
+		if slices.Contains(types, "array") {
 			items, _ := prop["items"].(map[string]any)
 			var list []any
 			if strings.HasPrefix(strings.TrimSpace(val), "[") {
@@ -119,15 +120,6 @@ func properties(schema map[string]any) map[string]any {
 	return p
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // typed converts one value to the first of types it fits; a field that allows strings
 // takes the text as is when nothing else fits.
 func typed(key, val string, types []string) (any, error) {
@@ -159,7 +151,7 @@ func typed(key, val string, types []string) (any, error) {
 			}
 		}
 	}
-	if contains(types, "string") {
+	if slices.Contains(types, "string") {
 		return val, nil
 	}
 	want := map[string]string{"integer": "an integer", "number": "a number", "boolean": "true or false", "object": `a JSON object (or use --args '{"` + key + `": {…}}')`, "null": "null"}

@@ -490,15 +490,22 @@ func tagsList(s *Server, c *call) resp {
 	if bad {
 		return r
 	}
+	return ok(obj{"result": "OK", "tags": tagList(sv, "eq")})
+}
+
+// tagList is the server's tags as invapi lists them; component is what the calling
+// action names the owner (tags/list says "eq", eq/show "Component1"). A tag without an
+// ID gets a stable one from the server's.
+func tagList(sv *server, component string) []any {
 	list := []any{}
 	for i, t := range sv.Tags {
 		id := t.ID
 		if id == 0 {
 			id = sv.ID*100 + int64(i)
 		}
-		list = append(list, obj{"id": id, "component": "eq", "component_id": sv.ID, "tag": t.Tag, "value": t.Value, "extra": t.Extra, "internal": 0})
+		list = append(list, obj{"id": id, "component": component, "component_id": sv.ID, "tag": t.Tag, "value": t.Value, "extra": t.Extra, "internal": 0})
 	}
-	return ok(obj{"result": "OK", "tags": list})
+	return list
 }
 
 func tagName(c *call) string {

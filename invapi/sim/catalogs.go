@@ -74,14 +74,7 @@ func osList(s *Server, c *call) resp {
 	if !okp {
 		return fail(-1, "OS/list: invalid instance_id")
 	}
-	out := []any{}
-	for _, o := range s.fx.oses {
-		if p != nil && !kindsOf(o.Tags)[p.kind()] {
-			continue
-		}
-		out = append(out, deepCopy(o.raw))
-	}
-	return ok(obj{"result": "OK", "action": "list", "os_list": out})
+	return ok(obj{"result": "OK", "action": "list", "os_list": forPreset(s.fx.oses, p)})
 }
 
 func softwareList(s *Server, c *call) resp {
@@ -89,14 +82,19 @@ func softwareList(s *Server, c *call) resp {
 	if !okp {
 		return fail(-1, "SOFTWARE/list: invalid instance_id")
 	}
+	return ok(obj{"result": "OK", "action": "list", "software": forPreset(s.fx.softs, p)})
+}
+
+// forPreset is the list's entries for the preset's kind of hardware (all with no preset).
+func forPreset(list []*catalogFix, p *presetFix) []any {
 	out := []any{}
-	for _, x := range s.fx.softs {
+	for _, x := range list {
 		if p != nil && !kindsOf(x.Tags)[p.kind()] {
 			continue
 		}
 		out = append(out, deepCopy(x.raw))
 	}
-	return ok(obj{"result": "OK", "action": "list", "software": out})
+	return out
 }
 
 func trafficPlansList(s *Server, c *call) resp {

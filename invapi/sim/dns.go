@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -105,7 +107,7 @@ func zoneView(z *dnsZone) obj {
 
 func pdnsListZones(s *Server, c *call) resp {
 	out := []any{}
-	for _, n := range sortedKeys(s.dns().zones) {
+	for _, n := range slices.Sorted(maps.Keys(s.dns().zones)) {
 		z := s.dns().zones[n]
 		out = append(out, obj{"id": z.ID, "name": z.Name, "kind": z.Kind})
 	}

@@ -185,14 +185,7 @@ func (s *Server) showServer(sv *server) obj {
 	if sv.IPMI.IP != "" {
 		ipmiIfaces = append(ipmiIfaces, obj{"IP": sv.IPMI.IP, "MAC": sv.IPMI.MAC})
 	}
-	tags := []any{}
-	for i, t := range sv.Tags {
-		id := t.ID
-		if id == 0 {
-			id = sv.ID*100 + int64(i)
-		}
-		tags = append(tags, obj{"id": id, "component": "Component1", "component_id": sv.ID, "tag": t.Tag, "value": t.Value, "extra": t.Extra, "internal": 0})
-	}
+	tags := tagList(sv, "Component1")
 	reinstall := ""
 	if sv.inst != nil {
 		reinstall = sv.inst.key

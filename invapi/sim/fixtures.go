@@ -172,7 +172,8 @@ func (p *presetFix) kind() string {
 	}
 }
 
-type osFix struct {
+// catalogFix is an os/list or a software/list entry: the two lists have one shape.
+type catalogFix struct {
 	ID     int64    `json:"id"`
 	Name   string   `json:"name"`
 	Active int      `json:"active"`
@@ -180,15 +181,8 @@ type osFix struct {
 	raw    map[string]any
 }
 
-type softFix struct {
-	ID     int64    `json:"id"`
-	Name   string   `json:"name"`
-	Active int      `json:"active"`
-	Tags   []fixTag `json:"tags"`
-	raw    map[string]any
-}
-
-func (s *softFix) osIDs() []string {
+// osIDs is a software entry's "os" tag: the OSes it installs on.
+func (s *catalogFix) osIDs() []string {
 	for _, t := range s.Tags {
 		if t.Tag == "os" {
 			return t.list()
@@ -222,8 +216,8 @@ type fixtures struct {
 	account   accountFix
 	servers   []serverFix
 	presets   []*presetFix
-	oses      []*osFix
-	softs     []*softFix
+	oses      []*catalogFix
+	softs     []*catalogFix
 	plans     []*planFix
 	locations locationsFix
 	invoices  []map[string]any

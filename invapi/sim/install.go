@@ -37,17 +37,8 @@ func notFinished(id int64) resp {
 	return failResult(fmt.Sprintf("reinstall: previous reinstall of server %d is not finished yet", id))
 }
 
-func (s *Server) findOS(id int64) *osFix {
-	for _, o := range s.fx.oses {
-		if o.ID == id {
-			return o
-		}
-	}
-	return nil
-}
-
-func (s *Server) findSoft(id int64) *softFix {
-	for _, x := range s.fx.softs {
+func findByID(list []*catalogFix, id int64) *catalogFix {
+	for _, x := range list {
 		if x.ID == id {
 			return x
 		}
@@ -77,10 +68,10 @@ func (s *Server) serverKind(sv *server) string {
 }
 
 // checkOSSoft validates an OS and an optional extra software for a kind of hardware.
-func (s *Server) checkOSSoft(prefix string, kind string, osID, softID int64, ownOS bool) (*osFix, *softFix, string) {
-	var o *osFix
+func (s *Server) checkOSSoft(prefix string, kind string, osID, softID int64, ownOS bool) (*catalogFix, *catalogFix, string) {
+	var o *catalogFix
 	if !ownOS || osID != 0 {
-		o = s.findOS(osID)
+		o = findByID(s.fx.oses, osID)
 		if o == nil || o.Active != 1 {
 			return nil, nil, fmt.Sprintf("%s: unknown OS #%d", prefix, osID)
 		}
@@ -88,9 +79,9 @@ func (s *Server) checkOSSoft(prefix string, kind string, osID, softID int64, own
 			return nil, nil, fmt.Sprintf("%s: OS %s (#%d) is not available for %s servers", prefix, o.Name, o.ID, kind)
 		}
 	}
-	var sw *softFix
+	var sw *catalogFix
 	if softID != 0 {
-		sw = s.findSoft(softID)
+		sw = findByID(s.fx.softs, softID)
 		if sw == nil || sw.Active != 1 {
 			return nil, nil, fmt.Sprintf("%s: unknown extra software #%d", prefix, softID)
 		}

@@ -1,7 +1,8 @@
 package sim
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,15 +58,6 @@ func atoi(v string) int64 {
 	return n
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
 
 // rawValues returns every value of a list parameter as sent (name, name[], params[name],
@@ -73,7 +65,7 @@ func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
 func rawValues(c *call, base string) []string {
 	var out []string
 	for _, cand := range []string{base, "params[" + base + "]"} {
-		for _, k := range sortedKeys(c.a.raw) {
+		for _, k := range slices.Sorted(maps.Keys(c.a.raw)) {
 			if k == cand || k == cand+"[]" || (strings.HasPrefix(k, cand+"[") && strings.HasSuffix(k, "]")) {
 				for _, v := range c.a.raw[k] {
 					if v = strings.TrimSpace(v); v != "" {

@@ -1,6 +1,10 @@
 package sim
 
-import "strings"
+import (
+	"maps"
+	"slices"
+	"strings"
+)
 
 // presetPrices lists every preset's price per location in the given currencies
 // (comma-separated; EUR when empty), as presets/info answers without a preset.
@@ -46,7 +50,7 @@ func presetsGroups(s *Server, c *call) resp {
 		by[p.kind()] = append(by[p.kind()], p.Name)
 	}
 	out := []any{}
-	for _, k := range sortedKeys(by) {
+	for _, k := range slices.Sorted(maps.Keys(by)) {
 		out = append(out, obj{"group": k, "presets": by[k]})
 	}
 	return ok(obj{"result": "OK", "groups": out})

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -82,7 +84,7 @@ func s3Locations(s *Server, c *call) resp {
 
 func bucketView(a *s3Account, withKeys bool) obj {
 	out := []any{}
-	for _, b := range sortedKeys(a.Buckets) {
+	for _, b := range slices.Sorted(maps.Keys(a.Buckets)) {
 		var size int64
 		for _, n := range a.Buckets[b] {
 			size += n
@@ -125,7 +127,7 @@ func s3GetFiles(s *Server, c *call) resp {
 	if bad {
 		return r
 	}
-	names := sortedKeys(a.Buckets[b])
+	names := slices.Sorted(maps.Keys(a.Buckets[b]))
 	if q := c.a.get("search"); q != "" {
 		kept := names[:0]
 		for _, n := range names {

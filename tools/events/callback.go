@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostkey/hostkey-mcp/invapi"
+	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/webhook"
 )
@@ -49,19 +50,7 @@ func wantsCallback(ctx context.Context, cbTools map[string]bool, name string) bo
 	if cbTools[name] {
 		return true
 	}
-	srv := server.ServerFromContext(ctx)
-	if srv == nil {
-		return false
-	}
-	t := srv.GetTool(name)
-	if t == nil {
-		return false
-	}
-	if len(t.Tool.RawInputSchema) > 0 {
-		return schemaHasCallback(t.Tool.RawInputSchema)
-	}
-	_, ok := t.Tool.InputSchema.Properties[webhook.CallbackParam]
-	return ok
+	return schemaHasCallback(policy.ToolSchema(ctx, name))
 }
 
 // InjectCallback is a tool middleware. For eq_order_instance, eq_create_pxe and any tool

@@ -3,7 +3,8 @@
 // notifications, the tool middleware that adds post_install_callback to install calls,
 // and pointing API keys' login alerts at the receiver. The receiver (package webhook) is
 // HTTP ingress only and does not import mcp-go; this package holds what speaks MCP. It
-// may import tools' dependencies (webhook, invapi, schemas) and mcp-go, never tools or cmd.
+// may import tools' dependencies (policy, webhook, invapi, schemas) and mcp-go, never tools
+// or cmd.
 package events
 
 import (

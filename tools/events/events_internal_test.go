@@ -76,6 +76,8 @@ func newMCPEnv(t *testing.T, o envOpts) *mcpEnv {
 	e.srv.AddTool(mcp.Tool{Name: "eq_order_instance", RawInputSchema: callbackSchema(`,"post_install_callback":{"type":"string"}`)}, install)
 	e.srv.AddTool(mcp.Tool{Name: "custom_deploy", RawInputSchema: callbackSchema(`,"post_install_callback":{"type":"string"}`)}, install)
 	e.srv.AddTool(mcp.Tool{Name: "eq_show", RawInputSchema: callbackSchema("")}, install)
+	// A typed (not raw) schema: the middleware reads it through policy.ToolSchema too.
+	e.srv.AddTool(mcp.NewTool("custom_typed", mcp.WithNumber("id"), mcp.WithString(webhook.CallbackParam)), install)
 	ev := Tool(e.r)
 	e.srv.AddTool(ev.Tool, ev.Handler)
 	e.srv.AddResource(Resource(e.r))
@@ -200,6 +202,10 @@ func TestInjectCallback(t *testing.T) {
 	call(t, c, "custom_deploy", map[string]any{"id": 5}, nil)
 	if args := <-e.calls; args[webhook.CallbackParam] == nil {
 		t.Fatal("custom_deploy: no callback")
+	}
+	call(t, c, "custom_typed", map[string]any{"id": 6}, nil)
+	if args := <-e.calls; args[webhook.CallbackParam] == nil {
+		t.Fatal("custom_typed: no callback")
 	}
 	before := cs.creates.Load()
 	// The model chose its own callback: left alone.

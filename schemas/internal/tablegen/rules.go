@@ -3,6 +3,7 @@ package tablegen
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -159,14 +160,14 @@ func build(m *rawModule, r *rawAction) (*action, error) {
 	}
 	hiddenSrc := splitList(r.Facts["hidden-sources"]) // rule 11: a source describing another action
 	for _, s := range hiddenSrc {
-		if !contains(sources, s) {
+		if !slices.Contains(sources, s) {
 			return nil, r.fail(r.Line, "hidden-sources names %q, which is not one of the action's sources", s)
 		}
 	}
 	out := &action{Action: a}
 	var listing []string // a source describing another action (hidden-sources) makes nothing optional
 	for _, s := range listingSources(r, sources) {
-		if !contains(hiddenSrc, s) {
+		if !slices.Contains(hiddenSrc, s) {
 			listing = append(listing, s)
 		}
 	}
@@ -219,7 +220,7 @@ func build(m *rawModule, r *rawAction) (*action, error) {
 
 func subset(a, b []string) bool {
 	for _, x := range a {
-		if !contains(b, x) {
+		if !slices.Contains(b, x) {
 			return false
 		}
 	}
@@ -261,7 +262,7 @@ func buildParam(r *rawAction, rp rawParam, name string, sources, listing []strin
 	if strings.TrimSpace(rp.In) != "" {
 		listedIn = splitList(rp.In)
 		for _, s := range listedIn {
-			if !contains(sources, s) {
+			if !slices.Contains(sources, s) {
 				return p, r.fail(rp.Line, "%s: In names %q, which is not one of the action's sources %v", name, s, sources)
 			}
 		}
@@ -281,7 +282,7 @@ func buildParam(r *rawAction, rp rawParam, name string, sources, listing []strin
 	}
 	p.Required = allYes
 	for _, s := range listing {
-		p.Required = p.Required && contains(listedIn, s)
+		p.Required = p.Required && slices.Contains(listedIn, s)
 	}
 
 	if err := parseConstraints(rp.Constraints, &p); err != nil {
@@ -493,15 +494,6 @@ func seedOf(source string) string {
 	}
 	s, _, _ := strings.Cut(source, "#")
 	return s
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func allNumeric(ss []string) bool {
