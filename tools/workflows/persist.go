@@ -38,6 +38,7 @@ import (
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/state"
+	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
 // jobLease is a job's current lease in the store.
@@ -65,6 +66,9 @@ type jobInput struct {
 
 type stepIntent struct {
 	Action string `json:"action"`
+	// Callback is the webhook job awaiting the install's post_install_callback (its id,
+	// not the URL): a process taking the job over reads whether the install called back.
+	Callback string `json:"callback,omitempty"`
 }
 
 type stepResult struct {
@@ -109,7 +113,10 @@ func (w *Workflows) intent(ctx context.Context, j *job, name, action string) err
 	if j.lease == nil {
 		return nil
 	}
-	b, _ := json.Marshal(stepIntent{Action: action})
+	j.mu.Lock()
+	cb := j.callbackJob
+	j.mu.Unlock()
+	b, _ := json.Marshal(stepIntent{Action: action, Callback: cb})
 	_, err := w.o.Store.StepIntent(context.WithoutCancel(ctx), j.lease.get(), name, b)
 	if errors.Is(err, state.ErrFenced) {
 		return fmt.Errorf("not sent: %w", err)
@@ -279,7 +286,7 @@ func (w *Workflows) runAdopted(ctx context.Context, j *job, wf state.Workflow) {
 
 // resume decides from the recorded steps what a taken-over job can still follow.
 func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error {
-	var key string
+	var key, callback string
 	var unknown []string
 	sent := map[string]bool{}
 	for _, s := range wf.Steps {
@@ -288,6 +295,9 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 		_ = json.Unmarshal(s.Intent, &si)
 		_ = json.Unmarshal(s.Result, &sr)
 		name := strings.SplitN(s.Name, ":", 2)[0]
+		if si.Callback != "" {
+			callback = si.Callback
+		}
 		if !s.Done {
 			unknown = append(unknown, si.Action)
 			sent[s.Name] = true // maybe
@@ -319,8 +329,14 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 	// followed it (the last check of the process that died may have been the final one).
 	st, err := w.o.Checker.CheckCallback(ctx, key)
 	var ie *invapi.Error
+	calledBack := false
 	if errors.As(err, &ie) && (ie.Kind == invapi.KindAPI || ie.Kind == invapi.KindNotFound) {
-		return fmt.Errorf("invapi no longer knows the install key (%s): the install probably ended while no process followed it; check %s.%s", ie.Message, check, owed)
+		// The previous owner may have got the final answer and died before recording it.
+		// The install's own callback (a secret URL only that install was given) settles it.
+		if !w.installCalledBack(ctx, j, callback) {
+			return fmt.Errorf("invapi no longer knows the install key (%s): the install probably ended while no process followed it; check %s.%s", ie.Message, check, owed)
+		}
+		st, err, calledBack = &invapi.CallbackStatus{Done: true}, nil, true
 	}
 	if len(unknown) > 0 {
 		// An intent without a result: settle it by the install's progress.
@@ -337,7 +353,11 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 	// that first question already got it, the job ends here rather than asking again.
 	switch {
 	case err == nil && st.Done:
-		j.update(func(i *JobInfo) { i.Stage, i.Message = 5, "install complete" })
+		msg := "install complete"
+		if calledBack {
+			msg = "install complete (invapi had forgotten its key; the freshly installed server had called back)"
+		}
+		j.update(func(i *JobInfo) { i.Stage, i.Message = 5, msg })
 	case err == nil && st.Failed:
 		return fmt.Errorf("the installer reported %q.%s", strings.TrimSpace(st.Result+" "+st.Scope), owed)
 	default:
@@ -357,6 +377,26 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 		})
 	}
 	return nil
+}
+
+// installCalledBack reports whether the install's post_install_callback arrived: invapi
+// calls it only after a successful deployment, so it means done.
+func (w *Workflows) installCalledBack(ctx context.Context, j *job, id string) bool {
+	cj, ok := w.o.Callbacks.(callbackJobs)
+	if id == "" || !ok {
+		return false
+	}
+	cb, err := cj.Job(ctx, id)
+	if err != nil {
+		w.log.Warn("workflow job: could not read its install callback", zap.String("job", j.info.ID), zap.String("callback_job", id), zap.Error(err))
+		return false
+	}
+	if cb.State != store.JobDone {
+		return false
+	}
+	w.log.Info("workflow job taken over: invapi forgot the install key, and the install had called back: done",
+		zap.String("job", j.info.ID), zap.String("callback_job", id), zap.String("event", cb.EventID))
+	return true
 }
 
 // claimForWatch takes over a job that no process follows, for the operator's

@@ -2,6 +2,8 @@ package workflows_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,8 +14,10 @@ import (
 	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/state/statetest"
+	"github.com/hostkey/hostkey-mcp/tools/stack"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
+	"github.com/hostkey/hostkey-mcp/webhook"
 )
 
 func openStore(t *testing.T, path string) state.Store {
@@ -320,4 +324,120 @@ func TestJobEndIsStoredBeforeItIsVisible(t *testing.T) {
 			t.Fatalf("the job did not end: %+v", e.wf.Jobs(0))
 		}
 	}
+}
+
+// dyingChecker is the first process's invapi: when the install's final answer ("done")
+// arrives, the process dies before it can record or report it (its store is closed, and
+// nothing more happens in it). invapi answered the final state once and forgot the key.
+type dyingChecker struct {
+	workflows.Checker
+	die  func()
+	dead chan struct{}
+}
+
+func (d *dyingChecker) CheckCallback(ctx context.Context, key string) (*invapi.CallbackStatus, error) {
+	st, err := d.Checker.CheckCallback(ctx, key)
+	if err == nil && st.Done {
+		d.die()
+		close(d.dead)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return st, err
+}
+
+// A process died right after invapi told it the install was done (the multi-replica test
+// saw it after kill -9): the next process finds the key forgotten. With the install's
+// callback in the shared event log it ends the job done, once, sending nothing; without
+// one it cannot tell, and says so (issues #15/#16).
+func TestTakenOverJobAfterFinalAnswerLost(t *testing.T) {
+	for _, cb := range []bool{true, false} {
+		t.Run(map[bool]string{true: "callback", false: "no-callback"}[cb], func(t *testing.T) {
+			finalAnswerLost(t, filepath.Join(t.TempDir(), state.FileName), cb)
+		})
+	}
+}
+
+func TestTakenOverJobAfterFinalAnswerLostPostgres(t *testing.T) {
+	for _, cb := range []bool{true, false} {
+		t.Run(map[bool]string{true: "callback", false: "no-callback"}[cb], func(t *testing.T) {
+			finalAnswerLost(t, statetest.PostgresURL(t), cb)
+		})
+	}
+}
+
+func finalAnswerLost(t *testing.T, path string, withCallback bool) {
+	var rcv *webhook.Receiver
+	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rcv.Handler().ServeHTTP(w, r) }))
+	defer hooks.Close()
+	deadStore, err := state.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts workflows.Options
+	dc := &dyingChecker{die: func() { _ = deadStore.Close() }, dead: make(chan struct{})}
+	e := newEnvStack(t, mcp.ElicitationResponseActionAccept, func(o *stack.Options) {
+		if withCallback {
+			o.Receiver = webhook.Config{PublicURL: hooks.URL}
+		}
+	}, func(o *workflows.Options) {
+		opts = *o
+		dc.Checker = o.Checker
+		o.Store, o.Owner, o.LeaseTTL, o.Checker = deadStore, "dies", 300*time.Millisecond, dc
+	})
+	rcv = e.st.Full.Receiver
+	args := reinstallArgs()
+	args["wait_seconds"] = 0
+	info := jobInfo(t, toolstest.CallWith(t, e.st.MCP, workflows.ReinstallTool, args))
+	select {
+	case <-dc.dead:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the install never finished: %+v", e.wf.Jobs(0))
+	}
+	if sv, _ := e.st.Sim.Server(40102); len(sv.Callbacks) != map[bool]int{true: 1, false: 0}[withCallback] ||
+		withCallback && sv.Callbacks[0].Status != http.StatusOK {
+		t.Fatalf("the install's callbacks: %+v", sv.Callbacks)
+	}
+	opts.Store, opts.Owner, opts.LeaseTTL = openStore(t, path), "server", 300*time.Millisecond
+	b, err := workflows.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go b.TakeOver(tctx)
+	var end workflows.JobInfo
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if jobs := b.Jobs(0); len(jobs) == 1 && jobs[0].State != workflows.Running {
+			end = jobs[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job of the dead process was not taken over and ended: %+v", b.Jobs(0))
+		}
+	}
+	wf, err := opts.Store.Workflow(t.Context(), info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withCallback {
+		if end.ID != info.ID || end.State != workflows.Done || wf.State != state.WorkflowDone {
+			t.Fatalf("taken-over job ended %+v; stored %s", end, wf.State)
+		}
+	} else if end.State != workflows.Failed || !strings.Contains(end.Message, "no longer knows the install key") || wf.State != state.WorkflowFailed {
+		t.Fatalf("without a callback the job ended %+v; stored %s", end, wf.State)
+	}
+	if n := e.sent("eq", "order_instance"); n != 1 {
+		t.Fatalf("order_instance sent %d times, want 1", n)
+	}
+	if n := e.sent("eq", "abort_reinstall"); n != 0 {
+		t.Fatalf("abort_reinstall sent %d times", n)
+	}
+	for _, s := range wf.Steps {
+		if strings.Contains(string(s.Intent)+string(s.Result), "/cb/install/") {
+			t.Fatal("the callback URL (a secret) was stored with the job")
+		}
+	}
+	stop()
+	e.wf.Shutdown(t.Context())
 }
