@@ -75,7 +75,13 @@ type stepResult struct {
 	OK    bool   `json:"ok"`
 	Key   string `json:"key,omitempty"` // the install key a later process follows
 	Error string `json:"error,omitempty"`
+	Final string `json:"final,omitempty"` // finalStep: "done" or "failed" (Error: the installer's words)
 }
+
+// finalStep records the final answer of eq_callback/check before it is acted on: invapi
+// gives it once and then forgets the key, so a process taking the job over must not have
+// to ask again. A read, never repeated as a request.
+const finalStep = "eq_callback_check:final"
 
 func defaultOwner() string {
 	host, _ := os.Hostname()
@@ -136,6 +142,23 @@ func (w *Workflows) stepDone(ctx context.Context, j *job, name string, r stepRes
 	if err := w.o.Store.StepDone(context.WithoutCancel(ctx), j.lease.get(), name, b); err != nil {
 		w.log.Warn("could not record a step's result; a process taking the job over will ask invapi", zap.String("job", j.info.ID), zap.String("step", name), zap.Error(err))
 	}
+}
+
+// recordFinal records the install's final answer (best effort: when it cannot, a process
+// taking the job over falls back on the install's callback).
+func (w *Workflows) recordFinal(ctx context.Context, j *job, key string, st *invapi.CallbackStatus) {
+	if j.lease == nil {
+		return
+	}
+	if err := w.intent(ctx, j, finalStep, "eq_callback/check"); err != nil {
+		w.log.Warn("could not record the install's final state", zap.String("job", j.info.ID), zap.Error(err))
+		return
+	}
+	r := stepResult{OK: true, Key: key, Final: "done"}
+	if !st.Done {
+		r.Final, r.Error = "failed", strings.TrimSpace(st.Result+" "+st.Scope)
+	}
+	w.stepDone(ctx, j, finalStep, r)
 }
 
 // keepLease renews the job's lease until it ends. A lost lease (another process took
@@ -245,6 +268,9 @@ func (w *Workflows) adopt(l state.Lease) (*job, error) {
 		done: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
 	for _, s := range wf.Steps {
+		if s.Name == finalStep {
+			continue // a read recorded for resume, not a request
+		}
 		var si stepIntent
 		var sr stepResult
 		_ = json.Unmarshal(s.Intent, &si)
@@ -287,6 +313,7 @@ func (w *Workflows) runAdopted(ctx context.Context, j *job, wf state.Workflow) {
 // resume decides from the recorded steps what a taken-over job can still follow.
 func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error {
 	var key, callback string
+	var final *stepResult
 	var unknown []string
 	sent := map[string]bool{}
 	for _, s := range wf.Steps {
@@ -297,6 +324,12 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 		name := strings.SplitN(s.Name, ":", 2)[0]
 		if si.Callback != "" {
 			callback = si.Callback
+		}
+		if s.Name == finalStep {
+			if s.Done && sr.Final != "" {
+				final = &sr
+			}
+			continue
 		}
 		if !s.Done {
 			unknown = append(unknown, si.Action)
@@ -325,9 +358,19 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 		}
 		return fmt.Errorf("the process running this job stopped before the install began; nothing further is sent: check %s and start the job again if still wanted.%s", check, owed)
 	}
-	// Ask invapi first: a key it no longer knows means the install ended while nobody
-	// followed it (the last check of the process that died may have been the final one).
-	st, err := w.o.Checker.CheckCallback(ctx, key)
+	// The previous owner recorded invapi's final answer: invapi has forgotten the key.
+	if final != nil && final.Final == "failed" {
+		return fmt.Errorf("the installer reported %q.%s", final.Error, owed)
+	}
+	var st *invapi.CallbackStatus
+	var err error
+	if final != nil {
+		st = &invapi.CallbackStatus{Done: true}
+	} else {
+		// Ask invapi first: a key it no longer knows means the install ended while nobody
+		// followed it (the last check of the process that died may have been the final one).
+		st, err = w.o.Checker.CheckCallback(ctx, key)
+	}
 	var ie *invapi.Error
 	calledBack := false
 	if errors.As(err, &ie) && (ie.Kind == invapi.KindAPI || ie.Kind == invapi.KindNotFound) {

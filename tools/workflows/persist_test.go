@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -437,6 +438,83 @@ func finalAnswerLost(t *testing.T, path string, withCallback bool) {
 		if strings.Contains(string(s.Intent)+string(s.Result), "/cb/install/") {
 			t.Fatal("the callback URL (a secret) was stored with the job")
 		}
+	}
+	stop()
+	e.wf.Shutdown(t.Context())
+}
+
+// dyingFinish is the first process's store: the process dies as it goes to record the
+// job's end (the store is closed; nothing more is written).
+type dyingFinish struct {
+	state.Store
+	dead chan struct{}
+}
+
+func (d *dyingFinish) FinishWorkflow(ctx context.Context, l state.Lease, st string, result []byte) error {
+	_ = d.Store.Close()
+	close(d.dead)
+	return errors.New("the process died")
+}
+
+// The final answer of eq_callback/check is recorded with the job before it is acted on:
+// a process that dies after that (here: while recording the job's end) leaves it to the
+// next process, which ends the job done without asking invapi (which has forgotten the
+// key) and without a callback to go by.
+func TestTakenOverJobEndsFromRecordedFinalAnswer(t *testing.T) {
+	recordedFinalAnswer(t, filepath.Join(t.TempDir(), state.FileName))
+}
+
+func TestTakenOverJobEndsFromRecordedFinalAnswerPostgres(t *testing.T) {
+	recordedFinalAnswer(t, statetest.PostgresURL(t))
+}
+
+func recordedFinalAnswer(t *testing.T, path string) {
+	first, err := state.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := &dyingFinish{Store: first, dead: make(chan struct{})}
+	var opts workflows.Options
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		opts = *o
+		o.Store, o.Owner, o.LeaseTTL = ds, "dies", 300*time.Millisecond
+	})
+	args := reinstallArgs()
+	args["wait_seconds"] = 0
+	info := jobInfo(t, toolstest.CallWith(t, e.st.MCP, workflows.ReinstallTool, args))
+	select {
+	case <-ds.dead:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the job never ended: %+v", e.wf.Jobs(0))
+	}
+	checks := e.sent("eq_callback", "check")
+	opts.Store, opts.Owner, opts.LeaseTTL = openStore(t, path), "server", 300*time.Millisecond
+	b, err := workflows.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go b.TakeOver(tctx)
+	var end workflows.JobInfo
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if jobs := b.Jobs(0); len(jobs) == 1 && jobs[0].State != workflows.Running {
+			end = jobs[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job of the dead process was not taken over and ended: %+v", b.Jobs(0))
+		}
+	}
+	wf, err := opts.Store.Workflow(t.Context(), info.ID)
+	if err != nil || end.ID != info.ID || end.State != workflows.Done || wf.State != state.WorkflowDone {
+		t.Fatalf("taken-over job ended %+v; stored %+v %v", end, wf.State, err)
+	}
+	if n := e.sent("eq_callback", "check"); n != checks {
+		t.Errorf("the process taking over asked invapi %d times; the recorded answer was final", n-checks)
+	}
+	if n := e.sent("eq", "order_instance"); n != 1 {
+		t.Fatalf("order_instance sent %d times, want 1", n)
 	}
 	stop()
 	e.wf.Shutdown(t.Context())

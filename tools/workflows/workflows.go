@@ -553,6 +553,9 @@ func (w *Workflows) watchInstall(ctx context.Context, j *job, key string) (*inva
 			}
 		default:
 			errorsInRow = 0
+			if st.Done || st.Failed {
+				w.recordFinal(ctx, j, key, st) // durable before it is acted on or reported
+			}
 			if st.Stage > 0 || st.Done {
 				stage, msg := st.Stage, strings.TrimSpace(st.Scope)
 				if st.Done {
