@@ -519,3 +519,42 @@ func recordedFinalAnswer(t *testing.T, path string) {
 	stop()
 	e.wf.Shutdown(t.Context())
 }
+
+// A recorded final "failed" ends the job taken over failed with the installer's words,
+// without asking invapi (which has forgotten the key).
+func TestTakenOverJobWithRecordedFailure(t *testing.T) {
+	ctx := t.Context()
+	st := openStore(t, filepath.Join(t.TempDir(), state.FileName))
+	l, err := st.CreateWorkflow(ctx, state.Workflow{ID: "job-00000000000000dd", Kind: workflows.ReinstallTool, State: state.WorkflowRunning,
+		Input: []byte(`{"server_id":40102}`), Created: time.Now()}, "dead", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct{ name, intent, result string }{
+		{"eq_order_instance", `{"action":"eq/order_instance"}`, `{"ok":true,"key":"00000000000000000000000000000000"}`},
+		{"eq_callback_check:final", `{"action":"eq_callback/check"}`, `{"ok":true,"key":"00000000000000000000000000000000","final":"failed","error":"error partitioning failed"}`},
+	} {
+		if _, err := st.StepIntent(ctx, l, s.name, []byte(s.intent)); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.StepDone(ctx, l, s.name, []byte(s.result)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		o.Store, o.Owner, o.Operator = st, "cli", true
+	})
+	res := toolstest.CallWith(t, e.st.MCP, workflows.WatchTool, map[string]any{"job_id": "job-00000000000000dd", "wait_seconds": 10})
+	if text := toolstest.Text(res); !res.IsError || !strings.Contains(text, "partitioning failed") || strings.Contains(text, "no longer knows") {
+		t.Fatalf("watch of a job whose install failed: %s", text)
+	}
+	if n := e.sent("eq_callback", "check"); n != 0 {
+		t.Errorf("asked invapi %d times; the recorded answer was final", n)
+	}
+	if wf, err := st.Workflow(ctx, "job-00000000000000dd"); err != nil || wf.State != state.WorkflowFailed {
+		t.Fatalf("stored %+v %v", wf.State, err)
+	}
+}
