@@ -13,6 +13,12 @@ package workflows
 // invapi (eq_callback/check with the job's key) and, when that cannot settle it, ends
 // the job saying what to check, rather than repeat a non-idempotent request.
 //
+// invapi answers an install's final state once and then forgets the key. That answer is
+// recorded (finalStep) before it is acted on; a process that died before recording it
+// leaves a forgotten key, and the next process looks for the install's completion
+// callback (the webhook job recorded with the step that carried its URL): arrived means
+// done; absent means unknown, and the job ends saying what to check.
+//
 // Who may see a job taken over: its owning MCP session lived in the dead process, so no
 // MCP session owns it any more. Only the operator at the terminal (Options.Operator:
 // the CLI on the same data dir, who can read the store anyway) may watch or stop

@@ -148,7 +148,8 @@ func New(o Options) (*Workflows, error) {
 func (w *Workflows) LeaseTTL() time.Duration { return w.o.LeaseTTL }
 
 // Wake makes the jobs on a server check their progress now (an install callback for it
-// arrived). The callback alone never completes a job: invapi confirms it.
+// arrived). The callback alone never completes a running job: invapi confirms it. (Only a
+// job taken over whose key invapi has already forgotten ends done on it: persist.go.)
 func (w *Workflows) Wake(serverID int64) {
 	if j := w.jobs.running(serverID); j != nil {
 		select {
