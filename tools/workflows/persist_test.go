@@ -384,7 +384,9 @@ func finalAnswerLost(t *testing.T, path string, withCallback bool) {
 	}, func(o *workflows.Options) {
 		opts = *o
 		dc.Checker = o.Checker
-		o.Store, o.Owner, o.LeaseTTL, o.Checker = deadStore, "dies", 300*time.Millisecond, dc
+		// A lease long enough that a loaded machine does not let it lapse before the
+		// process dies (its steps need a live lease); the next process waits it out.
+		o.Store, o.Owner, o.LeaseTTL, o.Checker = deadStore, "dies", time.Second, dc
 	})
 	rcv = e.st.Full.Receiver
 	args := reinstallArgs()
@@ -399,7 +401,7 @@ func finalAnswerLost(t *testing.T, path string, withCallback bool) {
 		withCallback && sv.Callbacks[0].Status != http.StatusOK {
 		t.Fatalf("the install's callbacks: %+v", sv.Callbacks)
 	}
-	opts.Store, opts.Owner, opts.LeaseTTL = openStore(t, path), "server", 300*time.Millisecond
+	opts.Store, opts.Owner, opts.LeaseTTL = openStore(t, path), "server", time.Second
 	b, err := workflows.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -477,7 +479,7 @@ func recordedFinalAnswer(t *testing.T, path string) {
 	var opts workflows.Options
 	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
 		opts = *o
-		o.Store, o.Owner, o.LeaseTTL = ds, "dies", 300*time.Millisecond
+		o.Store, o.Owner, o.LeaseTTL = ds, "dies", time.Second
 	})
 	args := reinstallArgs()
 	args["wait_seconds"] = 0
@@ -488,7 +490,7 @@ func recordedFinalAnswer(t *testing.T, path string) {
 		t.Fatalf("the job never ended: %+v", e.wf.Jobs(0))
 	}
 	checks := e.sent("eq_callback", "check")
-	opts.Store, opts.Owner, opts.LeaseTTL = openStore(t, path), "server", 300*time.Millisecond
+	opts.Store, opts.Owner, opts.LeaseTTL = openStore(t, path), "server", time.Second
 	b, err := workflows.New(opts)
 	if err != nil {
 		t.Fatal(err)
