@@ -30,7 +30,7 @@ func (w *Workflows) handleReinstall(ctx context.Context, req mcp.CallToolRequest
 	p.run = func(ctx context.Context, j *job) error {
 		order := pick(args, "id", "os_id", "own_os", "soft_id", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size")
 		order["location_name"] = facts.Location // mandatory on reinstall (FAQ)
-		if u := w.callbackURL(ctx, id, ReinstallTool, facts.IPs); u != "" {
+		if u := w.callbackURL(ctx, j, id, ReinstallTool, facts.IPs); u != "" {
 			order["post_install_callback"] = u
 		}
 		resp, err := w.step(ctx, j, "eq_order_instance", order)
@@ -126,7 +126,7 @@ func (w *Workflows) handleReinstallPXE(ctx context.Context, req mcp.CallToolRequ
 		}
 		pxe := pick(args, "id", "os_id", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size", "uefi", "jenkins_task")
 		pxe["reinstall_key"] = key
-		if u := w.callbackURL(ctx, id, ReinstallPXETool, facts.IPs); u != "" {
+		if u := w.callbackURL(ctx, j, id, ReinstallPXETool, facts.IPs); u != "" {
 			pxe["post_install_callback"] = u
 		}
 		pxeSet = true // from here on the clean-up is owed, even if create_pxe half-failed
@@ -222,7 +222,7 @@ func (w *Workflows) planOrder(actx context.Context, args map[string]any, loc str
 		order := pick(args, "location_name", "os_id", "own_os", "soft_id", "traffic_plan", "deploy_period", "root_pass", "hostname", "ssh_key", "post_install_script", "root_size")
 		order["preset"] = strconv.FormatInt(presetID, 10)
 		order["deploy_notify"] = "true"
-		if u := w.callbackURL(ctx, 0, OrderTool, nil); u != "" {
+		if u := w.callbackURL(ctx, j, 0, OrderTool, nil); u != "" {
 			order["post_install_callback"] = u
 		}
 		resp, err := w.step(ctx, j, "eq_order_instance", order)

@@ -66,6 +66,9 @@ type job struct {
 	lease   *jobLease // the job's lease in the shared store; nil without one
 	adopted bool      // taken over from a process that stopped: no MCP session owns it
 	lost    bool      // another process took the job over: this one only stopped following
+	// callbackJob is the webhook job behind the install's post_install_callback, recorded
+	// with the step that carries it (persist.go: evidence for a process taking over).
+	callbackJob string
 }
 
 // owner is the MCP session that started the job: the only one that may see or stop it.

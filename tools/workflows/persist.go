@@ -13,6 +13,12 @@ package workflows
 // invapi (eq_callback/check with the job's key) and, when that cannot settle it, ends
 // the job saying what to check, rather than repeat a non-idempotent request.
 //
+// invapi answers an install's final state once and then forgets the key. That answer is
+// recorded (finalStep) before it is acted on; a process that died before recording it
+// leaves a forgotten key, and the next process looks for the install's completion
+// callback (the webhook job recorded with the step that carried its URL): arrived means
+// done; absent means unknown, and the job ends saying what to check.
+//
 // Who may see a job taken over: its owning MCP session lived in the dead process, so no
 // MCP session owns it any more. Only the operator at the terminal (Options.Operator:
 // the CLI on the same data dir, who can read the store anyway) may watch or stop
@@ -38,6 +44,7 @@ import (
 	"github.com/hostkey/hostkey-mcp/policy"
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/state"
+	"github.com/hostkey/hostkey-mcp/webhook/store"
 )
 
 // jobLease is a job's current lease in the store.
@@ -65,13 +72,22 @@ type jobInput struct {
 
 type stepIntent struct {
 	Action string `json:"action"`
+	// Callback is the webhook job awaiting the install's post_install_callback (its id,
+	// not the URL): a process taking the job over reads whether the install called back.
+	Callback string `json:"callback,omitempty"`
 }
 
 type stepResult struct {
 	OK    bool   `json:"ok"`
 	Key   string `json:"key,omitempty"` // the install key a later process follows
 	Error string `json:"error,omitempty"`
+	Final string `json:"final,omitempty"` // finalStep: "done" or "failed" (Error: the installer's words)
 }
+
+// finalStep records the final answer of eq_callback/check before it is acted on: invapi
+// gives it once and then forgets the key, so a process taking the job over must not have
+// to ask again. A read, never repeated as a request.
+const finalStep = "eq_callback_check:final"
 
 func defaultOwner() string {
 	host, _ := os.Hostname()
@@ -109,7 +125,10 @@ func (w *Workflows) intent(ctx context.Context, j *job, name, action string) err
 	if j.lease == nil {
 		return nil
 	}
-	b, _ := json.Marshal(stepIntent{Action: action})
+	j.mu.Lock()
+	cb := j.callbackJob
+	j.mu.Unlock()
+	b, _ := json.Marshal(stepIntent{Action: action, Callback: cb})
 	_, err := w.o.Store.StepIntent(context.WithoutCancel(ctx), j.lease.get(), name, b)
 	if errors.Is(err, state.ErrFenced) {
 		return fmt.Errorf("not sent: %w", err)
@@ -129,6 +148,23 @@ func (w *Workflows) stepDone(ctx context.Context, j *job, name string, r stepRes
 	if err := w.o.Store.StepDone(context.WithoutCancel(ctx), j.lease.get(), name, b); err != nil {
 		w.log.Warn("could not record a step's result; a process taking the job over will ask invapi", zap.String("job", j.info.ID), zap.String("step", name), zap.Error(err))
 	}
+}
+
+// recordFinal records the install's final answer (best effort: when it cannot, a process
+// taking the job over falls back on the install's callback).
+func (w *Workflows) recordFinal(ctx context.Context, j *job, key string, st *invapi.CallbackStatus) {
+	if j.lease == nil {
+		return
+	}
+	if err := w.intent(ctx, j, finalStep, "eq_callback/check"); err != nil {
+		w.log.Warn("could not record the install's final state", zap.String("job", j.info.ID), zap.Error(err))
+		return
+	}
+	r := stepResult{OK: true, Key: key, Final: "done"}
+	if !st.Done {
+		r.Final, r.Error = "failed", strings.TrimSpace(st.Result+" "+st.Scope)
+	}
+	w.stepDone(ctx, j, finalStep, r)
 }
 
 // keepLease renews the job's lease until it ends. A lost lease (another process took
@@ -238,6 +274,9 @@ func (w *Workflows) adopt(l state.Lease) (*job, error) {
 		done: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
 	for _, s := range wf.Steps {
+		if s.Name == finalStep {
+			continue // a read recorded for resume, not a request
+		}
 		var si stepIntent
 		var sr stepResult
 		_ = json.Unmarshal(s.Intent, &si)
@@ -279,7 +318,8 @@ func (w *Workflows) runAdopted(ctx context.Context, j *job, wf state.Workflow) {
 
 // resume decides from the recorded steps what a taken-over job can still follow.
 func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error {
-	var key string
+	var key, callback string
+	var final *stepResult
 	var unknown []string
 	sent := map[string]bool{}
 	for _, s := range wf.Steps {
@@ -288,6 +328,15 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 		_ = json.Unmarshal(s.Intent, &si)
 		_ = json.Unmarshal(s.Result, &sr)
 		name := strings.SplitN(s.Name, ":", 2)[0]
+		if si.Callback != "" {
+			callback = si.Callback
+		}
+		if s.Name == finalStep {
+			if s.Done && sr.Final != "" {
+				final = &sr
+			}
+			continue
+		}
 		if !s.Done {
 			unknown = append(unknown, si.Action)
 			sent[s.Name] = true // maybe
@@ -315,12 +364,28 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 		}
 		return fmt.Errorf("the process running this job stopped before the install began; nothing further is sent: check %s and start the job again if still wanted.%s", check, owed)
 	}
-	// Ask invapi first: a key it no longer knows means the install ended while nobody
-	// followed it (the last check of the process that died may have been the final one).
-	st, err := w.o.Checker.CheckCallback(ctx, key)
+	// The previous owner recorded invapi's final answer: invapi has forgotten the key.
+	if final != nil && final.Final == "failed" {
+		return fmt.Errorf("the installer reported %q.%s", final.Error, owed)
+	}
+	var st *invapi.CallbackStatus
+	var err error
+	if final != nil {
+		st = &invapi.CallbackStatus{Done: true}
+	} else {
+		// Ask invapi first: a key it no longer knows means the install ended while nobody
+		// followed it (the last check of the process that died may have been the final one).
+		st, err = w.o.Checker.CheckCallback(ctx, key)
+	}
 	var ie *invapi.Error
+	calledBack := false
 	if errors.As(err, &ie) && (ie.Kind == invapi.KindAPI || ie.Kind == invapi.KindNotFound) {
-		return fmt.Errorf("invapi no longer knows the install key (%s): the install probably ended while no process followed it; check %s.%s", ie.Message, check, owed)
+		// The previous owner may have got the final answer and died before recording it.
+		// The install's own callback (a secret URL only that install was given) settles it.
+		if !w.installCalledBack(ctx, j, callback) {
+			return fmt.Errorf("invapi no longer knows the install key (%s): the install probably ended while no process followed it; check %s.%s", ie.Message, check, owed)
+		}
+		st, err, calledBack = &invapi.CallbackStatus{Done: true}, nil, true
 	}
 	if len(unknown) > 0 {
 		// An intent without a result: settle it by the install's progress.
@@ -337,7 +402,11 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 	// that first question already got it, the job ends here rather than asking again.
 	switch {
 	case err == nil && st.Done:
-		j.update(func(i *JobInfo) { i.Stage, i.Message = 5, "install complete" })
+		msg := "install complete"
+		if calledBack {
+			msg = "install complete (invapi had forgotten its key; the freshly installed server had called back)"
+		}
+		j.update(func(i *JobInfo) { i.Stage, i.Message = 5, msg })
 	case err == nil && st.Failed:
 		return fmt.Errorf("the installer reported %q.%s", strings.TrimSpace(st.Result+" "+st.Scope), owed)
 	default:
@@ -357,6 +426,26 @@ func (w *Workflows) resume(ctx context.Context, j *job, wf state.Workflow) error
 		})
 	}
 	return nil
+}
+
+// installCalledBack reports whether the install's post_install_callback arrived: invapi
+// calls it only after a successful deployment, so it means done.
+func (w *Workflows) installCalledBack(ctx context.Context, j *job, id string) bool {
+	cj, ok := w.o.Callbacks.(callbackJobs)
+	if id == "" || !ok {
+		return false
+	}
+	cb, err := cj.Job(ctx, id)
+	if err != nil {
+		w.log.Warn("workflow job: could not read its install callback", zap.String("job", j.info.ID), zap.String("callback_job", id), zap.Error(err))
+		return false
+	}
+	if cb.State != store.JobDone {
+		return false
+	}
+	w.log.Info("workflow job taken over: invapi forgot the install key, and the install had called back: done",
+		zap.String("job", j.info.ID), zap.String("callback_job", id), zap.String("event", cb.EventID))
+	return true
 }
 
 // claimForWatch takes over a job that no process follows, for the operator's

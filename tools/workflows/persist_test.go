@@ -2,6 +2,9 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,8 +15,10 @@ import (
 	"github.com/hostkey/hostkey-mcp/invapi"
 	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/state/statetest"
+	"github.com/hostkey/hostkey-mcp/tools/stack"
 	"github.com/hostkey/hostkey-mcp/tools/toolstest"
 	"github.com/hostkey/hostkey-mcp/tools/workflows"
+	"github.com/hostkey/hostkey-mcp/webhook"
 )
 
 func openStore(t *testing.T, path string) state.Store {
@@ -319,5 +324,239 @@ func TestJobEndIsStoredBeforeItIsVisible(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the job did not end: %+v", e.wf.Jobs(0))
 		}
+	}
+}
+
+// dyingChecker is the first process's invapi: when the install's final answer ("done")
+// arrives, the process dies before it can record or report it (its store is closed, and
+// nothing more happens in it). invapi answered the final state once and forgot the key.
+type dyingChecker struct {
+	workflows.Checker
+	die  func()
+	dead chan struct{}
+}
+
+func (d *dyingChecker) CheckCallback(ctx context.Context, key string) (*invapi.CallbackStatus, error) {
+	st, err := d.Checker.CheckCallback(ctx, key)
+	if err == nil && st.Done {
+		d.die()
+		close(d.dead)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return st, err
+}
+
+// A process died right after invapi told it the install was done (the multi-replica test
+// saw it after kill -9): the next process finds the key forgotten. With the install's
+// callback in the shared event log it ends the job done, once, sending nothing; without
+// one it cannot tell, and says so (issues #15/#16).
+func TestTakenOverJobAfterFinalAnswerLost(t *testing.T) {
+	for _, cb := range []bool{true, false} {
+		t.Run(map[bool]string{true: "callback", false: "no-callback"}[cb], func(t *testing.T) {
+			finalAnswerLost(t, filepath.Join(t.TempDir(), state.FileName), cb)
+		})
+	}
+}
+
+func TestTakenOverJobAfterFinalAnswerLostPostgres(t *testing.T) {
+	for _, cb := range []bool{true, false} {
+		t.Run(map[bool]string{true: "callback", false: "no-callback"}[cb], func(t *testing.T) {
+			finalAnswerLost(t, statetest.PostgresURL(t), cb)
+		})
+	}
+}
+
+func finalAnswerLost(t *testing.T, path string, withCallback bool) {
+	var rcv *webhook.Receiver
+	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rcv.Handler().ServeHTTP(w, r) }))
+	defer hooks.Close()
+	deadStore, err := state.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts workflows.Options
+	dc := &dyingChecker{die: func() { _ = deadStore.Close() }, dead: make(chan struct{})}
+	e := newEnvStack(t, mcp.ElicitationResponseActionAccept, func(o *stack.Options) {
+		if withCallback {
+			o.Receiver = webhook.Config{PublicURL: hooks.URL}
+		}
+	}, func(o *workflows.Options) {
+		opts = *o
+		dc.Checker = o.Checker
+		// A lease long enough that a loaded machine does not let it lapse before the
+		// process dies (its steps need a live lease); the next process waits it out.
+		o.Store, o.Owner, o.LeaseTTL, o.Checker = deadStore, "dies", time.Second, dc
+	})
+	rcv = e.st.Full.Receiver
+	args := reinstallArgs()
+	args["wait_seconds"] = 0
+	info := jobInfo(t, toolstest.CallWith(t, e.st.MCP, workflows.ReinstallTool, args))
+	select {
+	case <-dc.dead:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the install never finished: %+v", e.wf.Jobs(0))
+	}
+	if sv, _ := e.st.Sim.Server(40102); len(sv.Callbacks) != map[bool]int{true: 1, false: 0}[withCallback] ||
+		withCallback && sv.Callbacks[0].Status != http.StatusOK {
+		t.Fatalf("the install's callbacks: %+v", sv.Callbacks)
+	}
+	opts.Store, opts.Owner, opts.LeaseTTL = openStore(t, path), "server", time.Second
+	b, err := workflows.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go b.TakeOver(tctx)
+	var end workflows.JobInfo
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if jobs := b.Jobs(0); len(jobs) == 1 && jobs[0].State != workflows.Running {
+			end = jobs[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job of the dead process was not taken over and ended: %+v", b.Jobs(0))
+		}
+	}
+	wf, err := opts.Store.Workflow(t.Context(), info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withCallback {
+		if end.ID != info.ID || end.State != workflows.Done || wf.State != state.WorkflowDone {
+			t.Fatalf("taken-over job ended %+v; stored %s", end, wf.State)
+		}
+	} else if end.State != workflows.Failed || !strings.Contains(end.Message, "no longer knows the install key") || wf.State != state.WorkflowFailed {
+		t.Fatalf("without a callback the job ended %+v; stored %s", end, wf.State)
+	}
+	if n := e.sent("eq", "order_instance"); n != 1 {
+		t.Fatalf("order_instance sent %d times, want 1", n)
+	}
+	if n := e.sent("eq", "abort_reinstall"); n != 0 {
+		t.Fatalf("abort_reinstall sent %d times", n)
+	}
+	for _, s := range wf.Steps {
+		if strings.Contains(string(s.Intent)+string(s.Result), "/cb/install/") {
+			t.Fatal("the callback URL (a secret) was stored with the job")
+		}
+	}
+	stop()
+	e.wf.Shutdown(t.Context())
+}
+
+// dyingFinish is the first process's store: the process dies as it goes to record the
+// job's end (the store is closed; nothing more is written).
+type dyingFinish struct {
+	state.Store
+	dead chan struct{}
+}
+
+func (d *dyingFinish) FinishWorkflow(ctx context.Context, l state.Lease, st string, result []byte) error {
+	_ = d.Store.Close()
+	close(d.dead)
+	return errors.New("the process died")
+}
+
+// The final answer of eq_callback/check is recorded with the job before it is acted on:
+// a process that dies after that (here: while recording the job's end) leaves it to the
+// next process, which ends the job done without asking invapi (which has forgotten the
+// key) and without a callback to go by.
+func TestTakenOverJobEndsFromRecordedFinalAnswer(t *testing.T) {
+	recordedFinalAnswer(t, filepath.Join(t.TempDir(), state.FileName))
+}
+
+func TestTakenOverJobEndsFromRecordedFinalAnswerPostgres(t *testing.T) {
+	recordedFinalAnswer(t, statetest.PostgresURL(t))
+}
+
+func recordedFinalAnswer(t *testing.T, path string) {
+	first, err := state.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := &dyingFinish{Store: first, dead: make(chan struct{})}
+	var opts workflows.Options
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		opts = *o
+		o.Store, o.Owner, o.LeaseTTL = ds, "dies", time.Second
+	})
+	args := reinstallArgs()
+	args["wait_seconds"] = 0
+	info := jobInfo(t, toolstest.CallWith(t, e.st.MCP, workflows.ReinstallTool, args))
+	select {
+	case <-ds.dead:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the job never ended: %+v", e.wf.Jobs(0))
+	}
+	checks := e.sent("eq_callback", "check")
+	opts.Store, opts.Owner, opts.LeaseTTL = openStore(t, path), "server", time.Second
+	b, err := workflows.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go b.TakeOver(tctx)
+	var end workflows.JobInfo
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if jobs := b.Jobs(0); len(jobs) == 1 && jobs[0].State != workflows.Running {
+			end = jobs[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job of the dead process was not taken over and ended: %+v", b.Jobs(0))
+		}
+	}
+	wf, err := opts.Store.Workflow(t.Context(), info.ID)
+	if err != nil || end.ID != info.ID || end.State != workflows.Done || wf.State != state.WorkflowDone {
+		t.Fatalf("taken-over job ended %+v; stored %+v %v", end, wf.State, err)
+	}
+	if n := e.sent("eq_callback", "check"); n != checks {
+		t.Errorf("the process taking over asked invapi %d times; the recorded answer was final", n-checks)
+	}
+	if n := e.sent("eq", "order_instance"); n != 1 {
+		t.Fatalf("order_instance sent %d times, want 1", n)
+	}
+	stop()
+	e.wf.Shutdown(t.Context())
+}
+
+// A recorded final "failed" ends the job taken over failed with the installer's words,
+// without asking invapi (which has forgotten the key).
+func TestTakenOverJobWithRecordedFailure(t *testing.T) {
+	ctx := t.Context()
+	st := openStore(t, filepath.Join(t.TempDir(), state.FileName))
+	l, err := st.CreateWorkflow(ctx, state.Workflow{ID: "job-00000000000000dd", Kind: workflows.ReinstallTool, State: state.WorkflowRunning,
+		Input: []byte(`{"server_id":40102}`), Created: time.Now()}, "dead", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct{ name, intent, result string }{
+		{"eq_order_instance", `{"action":"eq/order_instance"}`, `{"ok":true,"key":"00000000000000000000000000000000"}`},
+		{"eq_callback_check:final", `{"action":"eq_callback/check"}`, `{"ok":true,"key":"00000000000000000000000000000000","final":"failed","error":"error partitioning failed"}`},
+	} {
+		if _, err := st.StepIntent(ctx, l, s.name, []byte(s.intent)); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.StepDone(ctx, l, s.name, []byte(s.result)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
+		o.Store, o.Owner, o.Operator = st, "cli", true
+	})
+	res := toolstest.CallWith(t, e.st.MCP, workflows.WatchTool, map[string]any{"job_id": "job-00000000000000dd", "wait_seconds": 10})
+	if text := toolstest.Text(res); !res.IsError || !strings.Contains(text, "partitioning failed") || strings.Contains(text, "no longer knows") {
+		t.Fatalf("watch of a job whose install failed: %s", text)
+	}
+	if n := e.sent("eq_callback", "check"); n != 0 {
+		t.Errorf("asked invapi %d times; the recorded answer was final", n)
+	}
+	if wf, err := st.Workflow(ctx, "job-00000000000000dd"); err != nil || wf.State != state.WorkflowFailed {
+		t.Fatalf("stored %+v %v", wf.State, err)
 	}
 }

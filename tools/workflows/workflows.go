@@ -26,6 +26,7 @@ import (
 	"github.com/hostkey/hostkey-mcp/schemas"
 	"github.com/hostkey/hostkey-mcp/state"
 	"github.com/hostkey/hostkey-mcp/tools"
+	"github.com/hostkey/hostkey-mcp/webhook"
 )
 
 // Authorizer is the policy: one decision for a whole workflow, and an audit line for
@@ -44,6 +45,14 @@ type Checker interface {
 // Callbacks creates post_install_callback URLs (the webhook receiver); optional.
 type Callbacks interface {
 	NewInstallJob(ctx context.Context, serverID int64, action, session string, serverIPs []string) (string, error)
+}
+
+// callbackJobs is what the webhook receiver offers beyond Callbacks: the id of the job
+// behind a callback URL, and that job's state. A process taking a job over reads it to
+// tell an install that finished (its fresh server called back) from one that was lost.
+type callbackJobs interface {
+	NewJob(ctx context.Context, serverID int64, action, session string, serverIPs []string) (webhook.Job, string, error)
+	Job(ctx context.Context, id string) (webhook.Job, error)
 }
 
 // EventSink records job progress durably (the webhook event store); optional.
@@ -139,7 +148,8 @@ func New(o Options) (*Workflows, error) {
 func (w *Workflows) LeaseTTL() time.Duration { return w.o.LeaseTTL }
 
 // Wake makes the jobs on a server check their progress now (an install callback for it
-// arrived). The callback alone never completes a job: invapi confirms it.
+// arrived). The callback alone never completes a running job: invapi confirms it. (Only a
+// job taken over whose key invapi has already forgotten ends done on it: persist.go.)
 func (w *Workflows) Wake(serverID int64) {
 	if j := w.jobs.running(serverID); j != nil {
 		select {
@@ -544,6 +554,9 @@ func (w *Workflows) watchInstall(ctx context.Context, j *job, key string) (*inva
 			}
 		default:
 			errorsInRow = 0
+			if st.Done || st.Failed {
+				w.recordFinal(ctx, j, key, st) // durable before it is acted on or reported
+			}
 			if st.Stage > 0 || st.Done {
 				stage, msg := st.Stage, strings.TrimSpace(st.Scope)
 				if st.Done {
@@ -593,15 +606,27 @@ func (w *Workflows) sleep(ctx context.Context, j *job, d time.Duration) error {
 }
 
 // callbackURL asks the webhook receiver for a post_install_callback URL, when configured.
-func (w *Workflows) callbackURL(ctx context.Context, serverID int64, tool string, ips []string) string {
+// The receiver's job id is kept with the job (never the URL: its secret is a credential).
+func (w *Workflows) callbackURL(ctx context.Context, j *job, serverID int64, tool string, ips []string) string {
 	if w.o.Callbacks == nil {
 		return ""
 	}
-	u, err := w.o.Callbacks.NewInstallJob(ctx, serverID, tool, tools.SessionID(ctx), ips)
+	var u, id string
+	var err error
+	if cj, ok := w.o.Callbacks.(callbackJobs); ok {
+		var cb webhook.Job
+		cb, u, err = cj.NewJob(ctx, serverID, tool, tools.SessionID(ctx), ips)
+		id = cb.ID
+	} else {
+		u, err = w.o.Callbacks.NewInstallJob(ctx, serverID, tool, tools.SessionID(ctx), ips)
+	}
 	if err != nil {
 		w.log.Warn("no install callback; progress is polled", zap.Error(err))
 		return ""
 	}
+	j.mu.Lock()
+	j.callbackJob = id
+	j.mu.Unlock()
 	return u
 }
 
