@@ -474,7 +474,7 @@ func finalResult(info JobInfo) *mcp.CallToolResult {
 		res.IsError = true
 		return res
 	default:
-		res := mcp.NewToolResultStructured(info, fmt.Sprintf("%s on server %d failed: %s. Steps: %s.", info.Tool, info.ServerID, info.Error, stepList(info.Steps)))
+		res := mcp.NewToolResultStructured(info, fmt.Sprintf("%s on server %d failed: %s. Steps: %s.", info.Tool, info.ServerID, strings.TrimRight(info.Error, "."), stepList(info.Steps)))
 		res.IsError = true
 		return res
 	}
