@@ -161,7 +161,9 @@ func TestJobTakenOverAfterLeaseExpiry(t *testing.T) {
 	}
 	_ = deadStore.Close() // the process is gone: no renewal, no writes, and (its gate
 	// never opens) no more requests
-	opts.Store, opts.Owner = openStore(t, path), "server"
+	// The dead process's lease is short so the test need not wait; the new owner's is
+	// longer, so a late renewal on a loaded machine cannot fence its own steps.
+	opts.Store, opts.Owner, opts.LeaseTTL = openStore(t, path), "server", 2*time.Second
 	opts.Sleep = func(ctx context.Context, d time.Duration) error {
 		e.st.Sim.Advance(d)
 		return ctx.Err()
