@@ -82,3 +82,28 @@ func app(t *testing.T, s *sqlStore, key string) Event {
 	}
 	return e
 }
+
+// TestWriterConnPragmas checks that every pragma of the writer's connection is applied
+// (it is several statements in one Exec).
+func TestWriterConnPragmas(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(ctx, filepath.Join(t.TempDir(), FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := st.(*sqlStore)
+	var cache, ckpt int64
+	err = s.write(ctx, func(w *wtx) error {
+		if err := w.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache); err != nil {
+			return err
+		}
+		return w.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&ckpt)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cache != -16384 || ckpt != 4000 {
+		t.Errorf("writer connection: cache_size %d, wal_autocheckpoint %d; want -16384, 4000", cache, ckpt)
+	}
+}
