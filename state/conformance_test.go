@@ -315,8 +315,19 @@ func TestInstallJobCompletedBySecret(t *testing.T) {
 		if n := appended.Load(); n != 2 {
 			t.Fatalf("%d completions appended, want 2 (one per job)", n)
 		}
-		if last := must(s.LastCursor(ctx)).ok(t); last != 3 {
-			t.Fatalf("last cursor %d, want 3", last)
+		// A job completed another way first (MarkInstallDone), then a callback with a new
+		// key: the event is new, but the job keeps its first completion.
+		if err := s.CreateInstallJob(ctx, state.InstallJob{ID: "job9", SecretHash: []byte("hash9"), ServerID: 19}); err != nil {
+			t.Fatal(err)
+		}
+		first := time.Unix(1000, 0).UTC()
+		must(s.MarkInstallDone(ctx, "job9", first, "ev_first")).ok(t)
+		e9, j9, dup, err := s.CompleteInstallJobBySecret(ctx, []byte("hash9"), build)
+		if err != nil || dup || e9.Cursor != 4 || j9.State != state.JobDone || j9.EventID != "ev_first" || !j9.DoneAt.Equal(first) {
+			t.Fatalf("callback for a job done before: %+v %+v %v %v, want the job's first completion (ev_first at %v)", e9, j9, dup, err, first)
+		}
+		if last := must(s.LastCursor(ctx)).ok(t); last != 4 {
+			t.Fatalf("last cursor %d, want 4", last)
 		}
 	})
 }

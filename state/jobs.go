@@ -138,10 +138,14 @@ func (s *sqlStore) CompleteInstallJobBySecret(ctx context.Context, hash []byte, 
 		}
 		// The first completion stays: another replica may have completed the job since
 		// the SELECT (PostgreSQL); the dedupe key then made this a duplicate.
-		var done int64
-		err = w.queryRow(`UPDATE install_jobs SET state = $1, done_ns = $2, event_id = $3 WHERE id = $4 AND state <> $1 RETURNING state, done_ns, event_id`,
-			JobDone, ns(out.Time), out.ID, j.ID).Scan(&j.State, &done, &j.EventID)
-		if errors.Is(err, sql.ErrNoRows) {
+		// The values set are known: no RETURNING row to build and scan.
+		done := ns(out.Time)
+		n, err := affected(w.exec(`UPDATE install_jobs SET state = $1, done_ns = $2, event_id = $3 WHERE id = $4 AND state <> $1`,
+			JobDone, done, out.ID, j.ID))
+		switch {
+		case err == nil && n == 1:
+			j.State, j.EventID = JobDone, out.ID
+		case err == nil:
 			err = w.queryRow(`SELECT state, done_ns, event_id FROM install_jobs WHERE id = $1`, j.ID).Scan(&j.State, &done, &j.EventID)
 		}
 		if err != nil {

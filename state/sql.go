@@ -117,6 +117,15 @@ type wtx struct {
 	// headLocked: this transaction holds the event_head row lock (PostgreSQL), taken
 	// once per batch; a rollback to a savepoint releases it.
 	headLocked bool
+	// head: the log head as this batch has advanced it, written once at commit (the
+	// engines without dialect.appendEvent); a rollback to a savepoint restores it.
+	head headCount
+}
+
+type headCount struct {
+	last  int64
+	read  bool // last was read in this transaction
+	dirty bool // last is ahead of the stored head
 }
 
 // now is the store's clock, read once per batch.
@@ -419,6 +428,7 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 			}
 			continue
 		}
+		head := w.head
 		if !single {
 			if _, err := tx.ExecContext(ctx, `SAVEPOINT w`); err != nil {
 				return abort("savepoint", err)
@@ -443,10 +453,14 @@ func (s *sqlStore) tryBatch(batch []*writeReq) (errs []error, fatal error) {
 				return abort("rollback to savepoint", err)
 			}
 			w.headLocked = false
+			w.head = head
 		}
 		if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT w`); err != nil {
 			return abort("release savepoint", err)
 		}
+	}
+	if err := w.flushHead(); err != nil {
+		return abort("write", err)
 	}
 	for t, on := range touched {
 		if !on {
