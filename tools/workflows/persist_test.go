@@ -404,23 +404,8 @@ func finalAnswerLost(t *testing.T, path string, withCallback bool) {
 		t.Fatalf("the install's callbacks: %+v", sv.Callbacks)
 	}
 	opts.Store, opts.Owner, opts.LeaseTTL = openStore(t, path), "server", time.Second
-	b, err := workflows.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tctx, stop := context.WithCancel(t.Context())
+	end, stop := takeOverUntilEnd(t, opts)
 	defer stop()
-	go b.TakeOver(tctx)
-	var end workflows.JobInfo
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if jobs := b.Jobs(0); len(jobs) == 1 && jobs[0].State != workflows.Running {
-			end = jobs[0]
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the job of the dead process was not taken over and ended: %+v", b.Jobs(0))
-		}
-	}
 	wf, err := opts.Store.Workflow(t.Context(), info.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -445,6 +430,27 @@ func finalAnswerLost(t *testing.T, path string, withCallback bool) {
 	}
 	stop()
 	e.wf.Shutdown(t.Context())
+}
+
+// takeOverUntilEnd runs a new process's Workflows with opts, lets it take over the job of
+// a dead one and returns the job once it has ended; stop ends the takeover loop.
+func takeOverUntilEnd(t *testing.T, opts workflows.Options) (workflows.JobInfo, context.CancelFunc) {
+	t.Helper()
+	b, err := workflows.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx, stop := context.WithCancel(t.Context())
+	go b.TakeOver(tctx)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if jobs := b.Jobs(0); len(jobs) == 1 && jobs[0].State != workflows.Running {
+			return jobs[0], stop
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("the job of the dead process was not taken over and ended: %+v", b.Jobs(0))
+		}
+	}
 }
 
 // dyingFinish is the first process's store: the process dies as it goes to record the
@@ -493,23 +499,8 @@ func recordedFinalAnswer(t *testing.T, path string) {
 	}
 	checks := e.sent("eq_callback", "check")
 	opts.Store, opts.Owner, opts.LeaseTTL = openStore(t, path), "server", time.Second
-	b, err := workflows.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tctx, stop := context.WithCancel(t.Context())
+	end, stop := takeOverUntilEnd(t, opts)
 	defer stop()
-	go b.TakeOver(tctx)
-	var end workflows.JobInfo
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if jobs := b.Jobs(0); len(jobs) == 1 && jobs[0].State != workflows.Running {
-			end = jobs[0]
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the job of the dead process was not taken over and ended: %+v", b.Jobs(0))
-		}
-	}
 	wf, err := opts.Store.Workflow(t.Context(), info.ID)
 	if err != nil || end.ID != info.ID || end.State != workflows.Done || wf.State != state.WorkflowDone {
 		t.Fatalf("taken-over job ended %+v; stored %+v %v", end, wf.State, err)
