@@ -4,7 +4,7 @@
 // durably, and hands it to a Notifier. It offers a small Go API to the MCP side
 // (tools/events): jobs and callback URLs (NewJob, Track, WaitJob), cursor reads (Since,
 // LastCursor) and the notifier hook. It may import invapi, schemas and its own store; it
-// never imports mcp-go (TestNoMCPImport).
+// never imports mcp-go (TestLayout).
 //
 // Flow of an install callback:
 //

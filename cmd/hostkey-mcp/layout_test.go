@@ -36,7 +36,8 @@ var assemblerUsers = map[string]bool{"cmd/hostkey-mcp": true, "tools/toolstest":
 
 // TestLayout walks the module's packages: each opens with a doc comment that says its
 // job and what it may import, and imports nothing against the direction
-// cmd → tools → policy/webhook → invapi → schemas (state a leaf beside schemas).
+// cmd → tools → policy/webhook → invapi → schemas (state a leaf beside schemas);
+// webhook depends on no MCP code, and invapi/httpx on nothing of the module.
 func TestLayout(t *testing.T) {
 	cmd := exec.Command("go", "list", "-json", module+"/...")
 	out, err := cmd.Output()
@@ -48,7 +49,7 @@ func TestLayout(t *testing.T) {
 	for {
 		var p struct {
 			ImportPath, Name, Doc, Dir string
-			Imports, GoFiles           []string
+			Imports, GoFiles, Deps     []string
 		}
 		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
 			break
@@ -71,6 +72,16 @@ func TestLayout(t *testing.T) {
 			t.Errorf("%s: no package doc comment (want %q… saying its one job)", rel, want)
 		} else if full := docOf(t, p.Dir, p.GoFiles); !strings.Contains(full, "import") {
 			t.Errorf("%s: the doc comment does not say what it may import", rel)
+		}
+		for _, d := range p.Deps {
+			// webhook is HTTP ingress only: what speaks MCP lives in tools/events.
+			if (top == "webhook") && strings.HasPrefix(d, "github.com/mark3labs/mcp-go") {
+				t.Errorf("%s depends on %s: keep MCP code out of webhook (tools/events)", rel, d)
+			}
+			// httpx is a leaf, so every layer may import it.
+			if rel == "invapi/httpx" && strings.HasPrefix(d, module+"/") {
+				t.Errorf("invapi/httpx depends on %s: it must import nothing of this module", d)
+			}
 		}
 		for _, imp := range p.Imports {
 			if !strings.HasPrefix(imp, module+"/") {

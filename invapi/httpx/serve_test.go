@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 )
@@ -61,22 +59,5 @@ func TestStartStops(t *testing.T) {
 	stop()
 	if failed != nil {
 		t.Fatalf("a requested stop was reported as a failure: %v", failed)
-	}
-}
-
-// TestLeaf: every package may import httpx because it imports nothing of this module.
-func TestLeaf(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool on PATH")
-	}
-	out, err := exec.Command(goBin, "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	for _, p := range strings.Fields(string(out)) {
-		if strings.HasPrefix(p, "github.com/hostkey/hostkey-mcp/") && p != "github.com/hostkey/hostkey-mcp/invapi/httpx" {
-			t.Errorf("httpx imports %s; it must stay a leaf", p)
-		}
 	}
 }
