@@ -237,18 +237,7 @@ func TestStdioClientGetsNoticesWithoutSetLevel(t *testing.T) {
 // port that was never logged, while the README said /api/approvals/{id}.
 func TestApprovalListenerIsLoggedAndDocumented(t *testing.T) {
 	var logs toolstest.SyncBuffer
-	cfg, _, err := parseConfig("t", []string{"--sandbox", "--confirm", "token", "--data-dir", t.TempDir()}, env("HOSTKEY_APPROVER_TOKEN", "bot-secret-1"), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(t.Context(), cfg, &logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if err := a.buildServer(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	builtApp(t, []string{"--sandbox", "--confirm", "token", "--data-dir", t.TempDir()}, env("HOSTKEY_APPROVER_TOKEN", "bot-secret-1"), &logs)
 	m := regexp.MustCompile(`"bot_api": "(http://127\.0\.0\.1:\d+(/[a-z/]+))\{id\}"`).FindStringSubmatch(logs.String())
 	if m == nil {
 		t.Fatalf("the approval listener's bot URL is not logged:\n%s", logs.String())
@@ -516,18 +505,7 @@ func TestREADMECoversTheFirstHour(t *testing.T) {
 // Issue 17: an MCP task was polled as a bare "working": tasks/get now carries the job's
 // stage as statusMessage (through the served app and a stdio-pipe client).
 func TestTaskStatusMessageShowsTheStage(t *testing.T) {
-	cfg, _, err := parseConfig("t", []string{"--sandbox", "--sandbox-install-duration", "3s", "--toolsets", "servers,workflows", "--confirm", "off", "--data-dir", t.TempDir()}, env(), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(t.Context(), cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if err := a.buildServer(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a := builtApp(t, []string{"--sandbox", "--sandbox-install-duration", "3s", "--toolsets", "servers,workflows", "--confirm", "off", "--data-dir", t.TempDir()}, env(), nil)
 	c := toolstest.ConnectStdio(t, a.srv, nil, mcp.ProtocolVersion20251125)
 	resp, err := c.GetTransport().SendRequest(t.Context(), transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId(int64(77)), Method: "tools/call",

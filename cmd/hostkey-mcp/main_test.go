@@ -171,18 +171,7 @@ func TestStdoutIsOnlyProtocol(t *testing.T) {
 // httpApp serves a sandbox app's HTTP handler (what --http serves) on a test server.
 func httpApp(t *testing.T, args ...string) *httptest.Server {
 	t.Helper()
-	cfg, _, err := parseConfig("test", append([]string{"--sandbox"}, args...), os.Getenv, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(t.Context(), cfg, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
-	if err := a.buildServer(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a := builtApp(t, append([]string{"--sandbox"}, args...), os.Getenv, nil)
 	hs := httptest.NewServer(a.httpHandler())
 	t.Cleanup(hs.Close)
 	return hs

@@ -72,18 +72,7 @@ func TestJobLeaseFlag(t *testing.T) {
 		t.Fatalf("a lease under 2s: %v", err)
 	}
 	// It reaches the workflow jobs.
-	c, _, err = parseConfig("hostkey-mcp", []string{"--sandbox", "--job-lease", "3s", "--data-dir", t.TempDir(), "--toolsets", "workflows"}, env(), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(t.Context(), c, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if err := a.buildServer(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a := builtApp(t, []string{"--sandbox", "--job-lease", "3s", "--data-dir", t.TempDir(), "--toolsets", "workflows"}, env(), nil)
 	if got := a.workflows.LeaseTTL(); got != 3*time.Second {
 		t.Fatalf("workflow lease %s, want 3s", got)
 	}
@@ -174,19 +163,8 @@ func TestStoreUnreachableFailsClosedAndRecovers(t *testing.T) {
 	}
 	proxy := newCutProxy(t, base.Host)
 	base.Host = proxy.ln.Addr().String()
-	cfg, _, err := parseConfig("test", []string{"--sandbox", "--http", "127.0.0.1:0", "--public-url", "http://127.0.0.1:1",
-		"--rate-destructive", "10:10", "--rate-server", "10:10"}, env("HOSTKEY_STORE", base.String()), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(t.Context(), cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
-	if err := a.buildServer(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a := builtApp(t, []string{"--sandbox", "--http", "127.0.0.1:0", "--public-url", "http://127.0.0.1:1",
+		"--rate-destructive", "10:10", "--rate-server", "10:10"}, env("HOSTKEY_STORE", base.String()), nil)
 	if a.state.Engine() != "postgres" {
 		t.Fatalf("engine %s", a.state.Engine())
 	}
@@ -280,19 +258,8 @@ func toolText(res *mcp.CallToolResult) string {
 func replicaApp(t *testing.T, storeURL string, args ...string) (*app, string, string) {
 	t.Helper()
 	hook := freeAddr(t)
-	cfg, _, err := parseConfig("test", append([]string{"--sandbox", "--http", "127.0.0.1:0", "--webhook-listen", hook,
-		"--public-url", "http://" + hook, "--log-level", "error"}, args...), env("HOSTKEY_STORE", storeURL), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(t.Context(), cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
-	if err := a.buildServer(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a := builtApp(t, append([]string{"--sandbox", "--http", "127.0.0.1:0", "--webhook-listen", hook,
+		"--public-url", "http://" + hook, "--log-level", "error"}, args...), env("HOSTKEY_STORE", storeURL), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if err := a.serveWebhooks(ctx); err != nil {
