@@ -197,15 +197,7 @@ func TestStoreUnreachableFailsClosedAndRecovers(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	c, err := client.NewStreamableHttpClient(hs.URL + "/mcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	initialize(t, c)
+	c := modernClient(t, hs.URL)
 
 	proxy.set(true)
 	code, body := get("/healthz")
