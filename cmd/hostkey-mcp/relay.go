@@ -40,6 +40,9 @@ type answerRelay struct {
 type relayedAnswer struct {
 	Version string          `json:"version"`
 	Body    json.RawMessage `json:"body"`
+	// Deadline is fixed when the answer is first relayed: an answer that bounces between
+	// replicas (its form already answered or expired) is dropped then, not kept alive.
+	Deadline time.Time `json:"deadline"`
 }
 
 // relayTTL bounds how long an answer waits in the store for the replica that asked.
@@ -85,9 +88,10 @@ func (r *answerRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// 404: no stream of the session here; 400 "No pending …": a stream, but the form was
 	// sent by another replica.
 	if rec.Code == http.StatusNotFound || (rec.Code == http.StatusBadRequest && strings.Contains(rec.Body.String(), "No pending")) {
-		data, _ := json.Marshal(relayedAnswer{Version: req.Header.Get(mcp.HeaderProtocolVersion), Body: body})
+		deadline := time.Now().Add(relayTTL)
+		data, _ := json.Marshal(relayedAnswer{Version: req.Header.Get(mcp.HeaderProtocolVersion), Body: body, Deadline: deadline})
 		ctx, cancel := context.WithTimeout(req.Context(), 5*time.Second)
-		err := r.st.PutHandle(ctx, answerKey(sid), data, time.Now().Add(relayTTL))
+		err := r.st.PutHandle(ctx, answerKey(sid), data, deadline)
 		cancel()
 		if err == nil {
 			r.log.Debug("a form answer for a request waiting on another replica was relayed through the store")
@@ -145,8 +149,8 @@ func (r *answerRelay) deliver(ctx context.Context, sid string) {
 		return // none (the usual case), or the store is away: the next round
 	}
 	var a relayedAnswer
-	if json.Unmarshal(raw, &a) != nil {
-		return
+	if json.Unmarshal(raw, &a) != nil || !time.Now().Before(a.Deadline) {
+		return // unreadable, or its time is up: dropped
 	}
 	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/mcp", bytes.NewReader(a.Body))
 	req.Header.Set("Content-Type", "application/json")
@@ -160,7 +164,7 @@ func (r *answerRelay) deliver(ctx context.Context, sid string) {
 		// Not waiting here after all (the session has requests on several replicas):
 		// back to the store for the one that is.
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_ = r.st.PutHandle(pctx, answerKey(sid), raw, time.Now().Add(relayTTL))
+		_ = r.st.PutHandle(pctx, answerKey(sid), raw, a.Deadline)
 		cancel()
 	}
 }
