@@ -833,16 +833,23 @@ func replicaCallbacks(t *testing.T, rs *replicaSet, st state.Store) {
 	if n := simSent(rs.sim, "eq", "order_instance"); n != 1 {
 		t.Fatalf("the reinstall reached invapi %d times, want 1", n)
 	}
-	done := 0
-	p, err := ws.Since(ctx, 0, 10000, store.Filter{Kinds: []string{"workflow"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range p.Events {
-		if ev.JobID == jobID && ev.Data["state"] == "done" {
-			done++
+	// The job's end is stored before it shows in its process; its event follows.
+	doneEvents := func() int {
+		p, err := ws.Since(ctx, 0, 10000, store.Filter{Kinds: []string{"workflow"}})
+		if err != nil {
+			t.Fatal(err)
 		}
+		n := 0
+		for _, ev := range p.Events {
+			if ev.JobID == jobID && ev.Data["state"] == "done" {
+				n++
+			}
+		}
+		return n
 	}
+	waitFor(t, 10*time.Second, "the job's done event", func() bool { return doneEvents() > 0 })
+	time.Sleep(500 * time.Millisecond) // a second "done" would be there by now
+	done := doneEvents()
 	if done != 1 {
 		t.Fatalf("%d workflow events say the job is done, want 1", done)
 	}
