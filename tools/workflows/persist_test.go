@@ -204,22 +204,9 @@ func TestJobTakenOverAfterLeaseExpiry(t *testing.T) {
 // A job taken over whose install key invapi no longer knows (the install ended while no
 // process followed it) ends at once saying so, instead of polling a dead key.
 func TestTakenOverJobWithForgottenKey(t *testing.T) {
-	ctx := t.Context()
 	st := openStore(t, filepath.Join(t.TempDir(), state.FileName))
-	l, err := st.CreateWorkflow(ctx, state.Workflow{ID: "job-00000000000000bb", Kind: workflows.ReinstallTool, State: state.WorkflowRunning,
-		Input: []byte(`{"server_id":40102}`), Created: time.Now()}, "dead", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.StepIntent(ctx, l, "eq_order_instance", []byte(`{"action":"eq/order_instance"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.StepDone(ctx, l, "eq_order_instance", []byte(`{"ok":true,"key":"00000000000000000000000000000000"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.ReleaseLease(ctx, l); err != nil {
-		t.Fatal(err)
-	}
+	deadJob(t, st, "job-00000000000000bb",
+		[3]string{"eq_order_instance", `{"action":"eq/order_instance"}`, `{"ok":true,"key":"00000000000000000000000000000000"}`})
 	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
 		o.Store, o.Owner, o.Operator = st, "cli", true
 	})
@@ -250,26 +237,37 @@ func TestTakenOverJobWhoseInstallAlreadyFinished(t *testing.T) {
 		t.Fatalf("no install key in %s", resp.Body)
 	}
 	e.st.Sim.Advance(time.Hour)
-	l, err := st.CreateWorkflow(ctx, state.Workflow{ID: "job-00000000000000cc", Kind: workflows.ReinstallTool, State: state.WorkflowRunning,
-		Input: []byte(`{"server_id":40102}`), Created: time.Now()}, "dead", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.StepIntent(ctx, l, "eq_order_instance", []byte(`{"action":"eq/order_instance"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.StepDone(ctx, l, "eq_order_instance", []byte(`{"ok":true,"key":"`+key+`"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.ReleaseLease(ctx, l); err != nil {
-		t.Fatal(err)
-	}
+	deadJob(t, st, "job-00000000000000cc",
+		[3]string{"eq_order_instance", `{"action":"eq/order_instance"}`, `{"ok":true,"key":"` + key + `"}`})
 	res := toolstest.CallWith(t, e.st.MCP, workflows.WatchTool, map[string]any{"job_id": "job-00000000000000cc", "wait_seconds": 10})
 	if text := toolstest.Text(res); res.IsError || !strings.Contains(text, "done") {
 		t.Fatalf("watch of a job whose install had finished: %s", text)
 	}
 	if n := e.sent("eq_callback", "check"); n != 1 {
 		t.Errorf("asked invapi %d times; the first answer was final", n)
+	}
+}
+
+// deadJob records a reinstall job of server 40102 as a process that died would leave
+// it: running, its steps (name, intent, result) done, its lease released.
+func deadJob(t *testing.T, st state.Store, id string, steps ...[3]string) {
+	t.Helper()
+	ctx := t.Context()
+	l, err := st.CreateWorkflow(ctx, state.Workflow{ID: id, Kind: workflows.ReinstallTool, State: state.WorkflowRunning,
+		Input: []byte(`{"server_id":40102}`), Created: time.Now()}, "dead", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range steps {
+		if _, err := st.StepIntent(ctx, l, s[0], []byte(s[1])); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.StepDone(ctx, l, s[0], []byte(s[2])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -520,25 +518,9 @@ func recordedFinalAnswer(t *testing.T, path string) {
 func TestTakenOverJobWithRecordedFailure(t *testing.T) {
 	ctx := t.Context()
 	st := openStore(t, filepath.Join(t.TempDir(), state.FileName))
-	l, err := st.CreateWorkflow(ctx, state.Workflow{ID: "job-00000000000000dd", Kind: workflows.ReinstallTool, State: state.WorkflowRunning,
-		Input: []byte(`{"server_id":40102}`), Created: time.Now()}, "dead", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []struct{ name, intent, result string }{
-		{"eq_order_instance", `{"action":"eq/order_instance"}`, `{"ok":true,"key":"00000000000000000000000000000000"}`},
-		{"eq_callback_check:final", `{"action":"eq_callback/check"}`, `{"ok":true,"key":"00000000000000000000000000000000","final":"failed","error":"error partitioning failed"}`},
-	} {
-		if _, err := st.StepIntent(ctx, l, s.name, []byte(s.intent)); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.StepDone(ctx, l, s.name, []byte(s.result)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := st.ReleaseLease(ctx, l); err != nil {
-		t.Fatal(err)
-	}
+	deadJob(t, st, "job-00000000000000dd",
+		[3]string{"eq_order_instance", `{"action":"eq/order_instance"}`, `{"ok":true,"key":"00000000000000000000000000000000"}`},
+		[3]string{"eq_callback_check:final", `{"action":"eq_callback/check"}`, `{"ok":true,"key":"00000000000000000000000000000000","final":"failed","error":"error partitioning failed"}`})
 	e := newEnv(t, mcp.ElicitationResponseActionAccept, func(o *workflows.Options) {
 		o.Store, o.Owner, o.Operator = st, "cli", true
 	})
